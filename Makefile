@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# CPU build from local disk on this machine and in CI; pyproject keeps a range.
+TORCH_PIN ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_PIN)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sn-phantom out=data/phantom subjects=30 seed=0 preview=true
+	$(BIN)/python -m sn_platform.data.summary data/phantom
+
+lint: $(STAMP)
+	$(BIN)/ruff check sn_platform tests benchmarks
+	$(BIN)/ruff format --check sn_platform tests benchmarks
+	$(BIN)/mypy sn_platform
+
+test: lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) outputs multirun
