@@ -8,8 +8,9 @@ from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+OmegaConf.register_new_resolver("len", len, replace=True)
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 

@@ -1,0 +1,86 @@
+"""Every option of every config group composes and instantiates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchio as tio
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from sn_platform.cli import CONFIG_DIR
+from sn_platform.data.phantom import PhantomConfig, SiteProtocol
+from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.models.vnet import VNet
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def _compose(*overrides: str, name: str = "config"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+def test_groups_have_the_expected_options():
+    assert _options("model") == ["vnet_milletari", "vnet_paper", "vnet_small"]
+    assert _options("loss") == ["dice", "dice_bce", "dice_milletari", "focal_tversky", "tversky"]
+    assert _options("augment") == ["none", "paper", "strong"]
+    assert _options("data") == ["bids", "phantom"]
+
+
+@pytest.mark.parametrize("model", _options("model"))
+def test_models_instantiate_for_the_configured_patch(model):
+    cfg = _compose(f"model={model}", "data.patch_size=[32,32,3]")
+    network = instantiate(cfg.model)
+    assert isinstance(network, VNet)
+    assert network(torch.zeros(1, 3, 32, 32, 3)).shape == (1, 1, 32, 32, 3)
+
+
+@pytest.mark.parametrize("loss", _options("loss"))
+@pytest.mark.parametrize("optim", _options("optim"))
+def test_losses_and_optimisers_instantiate(loss, optim):
+    cfg = _compose(f"loss={loss}", f"optim={optim}")
+    parameter = torch.nn.Parameter(torch.zeros(1, 1, 2, 2, 2))
+    value = instantiate(cfg.loss)(parameter, torch.ones(1, 1, 2, 2, 2))
+    value.backward()
+    optimiser = instantiate(cfg.optim)([parameter])
+    optimiser.step()
+    assert parameter.abs().sum() > 0
+
+
+@pytest.mark.parametrize("augment", _options("augment"))
+def test_augmentations_run_on_a_subject(augment):
+    cfg = _compose(f"augment={augment}")
+    transform = instantiate(cfg.augment)
+    subject = tio.Subject(
+        echo1=tio.ScalarImage(tensor=torch.rand(1, 24, 24, 8) * 100),
+        label=tio.LabelMap(tensor=(torch.rand(1, 24, 24, 8) > 0.5).to(torch.uint8)),
+    )
+    torch.manual_seed(0)
+    assert transform(subject)["echo1"].shape == (1, 24, 24, 8)
+
+
+@pytest.mark.parametrize("data", _options("data"))
+def test_data_options_build_the_preprocessing_spec(data):
+    cfg = _compose(f"data={data}", "data.root=/data/bids", "data.patch_size=[48,48,3]")
+    spec = instantiate(cfg.data.preprocessing, _convert_="all")
+    assert spec == PreprocessingSpec(min_shape=(48, 48, 3))
+    assert cfg.data.splits.file == "/data/bids/splits_final.json"
+
+
+def test_bids_root_must_be_given():
+    assert _compose("data=bids").data.root is None
+    assert _compose("data=phantom").data.root == "data/phantom"
+
+
+def test_phantom_config_sites_and_generator():
+    cfg = _compose("subjects=7", "seed=3", name="phantom")
+    sites = {name: instantiate(node, _convert_="all") for name, node in cfg.site_catalog.items()}
+    assert all(isinstance(site, SiteProtocol) for site in sites.values())
+    assert sites["A"].shape == (128, 128, 32) and sites["B"].orientation == "LAS"
+    generator = instantiate(cfg.generator, _convert_="all")
+    assert isinstance(generator, PhantomConfig) and (generator.subjects, generator.seed) == (7, 3)
