@@ -21,22 +21,29 @@ def phantom(cfg: DictConfig) -> None:
 
     unknown = sorted(set(cfg.sites) - set(cfg.site_catalog))
     if unknown:
-        raise SystemExit(f"sn-phantom: unknown sites {unknown}; choose from {sorted(cfg.site_catalog)}")
+        raise SystemExit(
+            f"sn-phantom: unknown sites {unknown}; choose from {sorted(cfg.site_catalog)}"
+        )
     sites = tuple(instantiate(cfg.site_catalog[name], _convert_="all") for name in cfg.sites)
     config = replace(instantiate(cfg.generator, _convert_="all"), sites=sites)
     start = time.perf_counter()
-    plans = generate_cohort(Path(cfg.out), config, preview=bool(cfg.preview), n_jobs=int(cfg.n_jobs))
+    plans = generate_cohort(
+        Path(cfg.out), config, preview=bool(cfg.preview), n_jobs=int(cfg.n_jobs)
+    )
     groups = {g: sum(p.group == g for p in plans) for g in ("HC", "PD")}
     print(
         f"sn-phantom: {len(plans)} subjects ({groups['HC']} HC, {groups['PD']} PD) "
-        f"from sites {list(cfg.sites)} written to {Path(cfg.out).resolve()} in {time.perf_counter() - start:.1f} s"
+        f"from sites {list(cfg.sites)} written to {Path(cfg.out).resolve()} "
+        f"in {time.perf_counter() - start:.1f} s"
     )
     if cfg.preview:
         print(f"sn-phantom: montages in {Path(cfg.out).resolve() / 'derivatives' / 'preview'}")
 
 
 def _not_built(command: str, issue: int) -> None:
-    raise SystemExit(f"{command}: not built yet (tracked in issue #{issue}); sn-phantom works today")
+    raise SystemExit(
+        f"{command}: not built yet (tracked in issue #{issue}); sn-phantom works today"
+    )
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

@@ -16,7 +16,9 @@ from numpy.typing import NDArray
 
 def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes))
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes)
+    )
     os.close(handle)
     return Path(temporary)
 

@@ -33,14 +33,24 @@ def nm_volume_ratio(echo1: NDArray, roi: NDArray, reference: NDArray | None = No
     """
     roi = np.asarray(roi).astype(bool)
     values = np.asarray(echo1, dtype=np.float64)[roi]
-    statistics_from = values if reference is None else np.asarray(echo1, dtype=np.float64)[np.asarray(reference).astype(bool)]
+    statistics_from = (
+        values
+        if reference is None
+        else np.asarray(echo1, dtype=np.float64)[np.asarray(reference).astype(bool)]
+    )
     if values.size == 0 or statistics_from.size < 2:
-        warnings.warn("NM volume ratio of an empty ROI or reference is undefined: NaN", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "NM volume ratio of an empty ROI or reference is undefined: NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return float("nan")
     mean, sd = statistics_from.mean(), statistics_from.std(ddof=1)
     above_one_sd = np.count_nonzero(values > mean + sd)
     if above_one_sd == 0:
-        warnings.warn("no ROI voxel above mean + 1 SD: NM volume ratio is NaN", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "no ROI voxel above mean + 1 SD: NM volume ratio is NaN", RuntimeWarning, stacklevel=2
+        )
         return float("nan")
     return float(np.count_nonzero(values > mean + 3 * sd) / above_one_sd)
 
@@ -50,7 +60,11 @@ def chi_mean_ppm(chi: NDArray, roi: NDArray, threshold_ppm: float = CHI_THRESHOL
     values = np.asarray(chi, dtype=np.float64)[np.asarray(roi).astype(bool)]
     values = values[values > threshold_ppm]
     if values.size == 0:
-        warnings.warn(f"no ROI voxel above {threshold_ppm} ppm: mean susceptibility is NaN", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"no ROI voxel above {threshold_ppm} ppm: mean susceptibility is NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return float("nan")
     return float(values.mean())
 
@@ -94,7 +108,9 @@ def icc(ratings: NDArray) -> tuple[float, float]:
     ms_columns = ss_columns / (k - 1)
     ms_error = ss_error / ((n - 1) * (k - 1))
     icc_3_1 = (ms_rows - ms_error) / (ms_rows + (k - 1) * ms_error)
-    icc_2_1 = (ms_rows - ms_error) / (ms_rows + (k - 1) * ms_error + k * (ms_columns - ms_error) / n)
+    icc_2_1 = (ms_rows - ms_error) / (
+        ms_rows + (k - 1) * ms_error + k * (ms_columns - ms_error) / n
+    )
     return float(icc_3_1), float(icc_2_1)
 
 
@@ -106,7 +122,9 @@ def agreement(method_a: NDArray, method_b: NDArray, confidence: float = 0.95) ->
     a = np.asarray(method_a, dtype=np.float64)
     b = np.asarray(method_b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"two measurement sets must have the same length, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"two measurement sets must have the same length, got {a.shape} and {b.shape}"
+        )
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
     n = int(a.size)
@@ -124,4 +142,6 @@ def agreement(method_a: NDArray, method_b: NDArray, confidence: float = 0.95) ->
         half_width = stats.norm.ppf(0.5 + confidence / 2) / math.sqrt(n - 3)
         low, high = math.tanh(z - half_width), math.tanh(z + half_width)
     icc_3_1, icc_2_1 = icc(np.column_stack([a, b]))
-    return Agreement(n, r, low, high, rho, icc_3_1, icc_2_1, bias, sd, bias - 1.96 * sd, bias + 1.96 * sd)
+    return Agreement(
+        n, r, low, high, rho, icc_3_1, icc_2_1, bias, sd, bias - 1.96 * sd, bias + 1.96 * sd
+    )

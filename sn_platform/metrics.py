@@ -63,7 +63,9 @@ def surface(mask: NDArray) -> Mask:
     return mask & ~ndimage.binary_erosion(mask)
 
 
-def directed_surface_distances_mm(source: NDArray, target: NDArray, spacing_mm: Spacing) -> NDArray[np.float64]:
+def directed_surface_distances_mm(
+    source: NDArray, target: NDArray, spacing_mm: Spacing
+) -> NDArray[np.float64]:
     """Distance (mm) from each surface voxel of ``source`` to the surface of ``target``."""
     target_surface = surface(target)
     distance_to_target = ndimage.distance_transform_edt(~target_surface, sampling=tuple(spacing_mm))
@@ -82,7 +84,9 @@ def hausdorff_95_mm(prediction: NDArray, reference: NDArray, spacing_mm: Spacing
     return float(max(np.percentile(forward, 95), np.percentile(backward, 95)))
 
 
-def average_symmetric_surface_distance_mm(prediction: NDArray, reference: NDArray, spacing_mm: Spacing) -> float:
+def average_symmetric_surface_distance_mm(
+    prediction: NDArray, reference: NDArray, spacing_mm: Spacing
+) -> float:
     """Mean of all surface-to-surface distances in both directions (mm); NaN if one is empty."""
     if not np.any(prediction) or not np.any(reference):
         return float("nan")
@@ -121,7 +125,11 @@ def per_slice_dice(prediction: NDArray, reference: NDArray, axis: int = 2) -> ND
 
 
 def slices_in_agreement(
-    prediction: NDArray, reference: NDArray, slices: Sequence[int] | None = None, threshold: float = 0.5, axis: int = 2
+    prediction: NDArray,
+    reference: NDArray,
+    slices: Sequence[int] | None = None,
+    threshold: float = 0.5,
+    axis: int = 2,
 ) -> int:
     """The method's check: how many of the selected slices have a slice Dice >= ``threshold``.
 

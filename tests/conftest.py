@@ -16,7 +16,9 @@ def phantom_config() -> PhantomConfig:
 
 
 @pytest.fixture(scope="session")
-def phantom_cohort(tmp_path_factory: pytest.TempPathFactory, phantom_config: PhantomConfig) -> tuple[Path, list[SubjectPlan]]:
+def phantom_cohort(
+    tmp_path_factory: pytest.TempPathFactory, phantom_config: PhantomConfig
+) -> tuple[Path, list[SubjectPlan]]:
     """Four subjects (2 HC, 2 PD) of the default site written as BIDS."""
     root = tmp_path_factory.mktemp("phantom")
     plans = generate_cohort(root, phantom_config, n_jobs=2)

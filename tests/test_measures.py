@@ -82,7 +82,9 @@ def test_agreement_against_scipy_and_pingouin():
         pytest.approx(interval.low, rel=1e-6),
         pytest.approx(interval.high, rel=1e-6),
     )
-    assert result.spearman_rho == pytest.approx(stats.spearmanr(automatic, manual).statistic, rel=1e-6)
+    assert result.spearman_rho == pytest.approx(
+        stats.spearmanr(automatic, manual).statistic, rel=1e-6
+    )
     table = pd.DataFrame(
         {
             "subject": np.tile(np.arange(25), 2),
@@ -90,7 +92,9 @@ def test_agreement_against_scipy_and_pingouin():
             "value": np.concatenate([automatic, manual]),
         }
     )
-    icc_table = pingouin.intraclass_corr(table, targets="subject", raters="rater", ratings="value").set_index("Type")
+    icc_table = pingouin.intraclass_corr(
+        table, targets="subject", raters="rater", ratings="value"
+    ).set_index("Type")
     assert result.icc_3_1 == pytest.approx(icc_table.loc["ICC(C,1)", "ICC"], rel=1e-6)
     assert result.icc_2_1 == pytest.approx(icc_table.loc["ICC(A,1)", "ICC"], rel=1e-6)
     assert icc(np.column_stack([automatic, manual])) == (result.icc_3_1, result.icc_2_1)

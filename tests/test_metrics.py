@@ -43,7 +43,9 @@ def test_offset_cubes_have_analytic_overlap():
 
 def test_concentric_spheres_are_their_radius_difference_apart():
     inner, outer = _sphere((40, 40, 40), (20, 20, 20), 8), _sphere((40, 40, 40), (20, 20, 20), 12)
-    assert average_symmetric_surface_distance_mm(inner, outer, (1, 1, 1)) == pytest.approx(4.0, abs=0.5)
+    assert average_symmetric_surface_distance_mm(inner, outer, (1, 1, 1)) == pytest.approx(
+        4.0, abs=0.5
+    )
     assert hausdorff_95_mm(inner, outer, (2, 2, 2)) == pytest.approx(8.0, abs=1.0)
     assert dice(inner, outer) == pytest.approx(2 * 8**3 / (8**3 + 12**3), rel=0.05)
 

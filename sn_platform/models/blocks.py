@@ -66,7 +66,11 @@ class ResidualStage(nn.Module):
         if dropout > 0:
             layers.append(nn.Dropout3d(dropout))
         self.convs = nn.Sequential(*layers)
-        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv3d(in_channels, out_channels, 1)
+        self.skip = (
+            nn.Identity()
+            if in_channels == out_channels
+            else nn.Conv3d(in_channels, out_channels, 1)
+        )
         self.activation = make_activation(activation, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

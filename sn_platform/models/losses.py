@@ -16,7 +16,9 @@ from torch import nn
 REDUCTIONS = ("batch", "sample")
 
 
-def probabilities_and_target(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def probabilities_and_target(
+    logits: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities and a float target of the same shape (B, C, X, Y, Z)."""
     if logits.ndim != 5:
         raise ValueError(f"logits must be (B, C, X, Y, Z), got shape {tuple(logits.shape)}")
@@ -57,7 +59,9 @@ class TverskyLoss(nn.Module):
     ):
         super().__init__()
         if alpha < 0 or beta < 0 or alpha + beta <= 0:
-            raise ValueError(f"alpha and beta must be >= 0 with a positive sum, got {alpha}, {beta}")
+            raise ValueError(
+                f"alpha and beta must be >= 0 with a positive sum, got {alpha}, {beta}"
+            )
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
         if smooth < 0:
@@ -65,7 +69,9 @@ class TverskyLoss(nn.Module):
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         if squared and alpha != beta:
-            raise ValueError("squared denominators are defined for the Dice case alpha == beta only")
+            raise ValueError(
+                "squared denominators are defined for the Dice case alpha == beta only"
+            )
         self.alpha, self.beta, self.gamma, self.smooth = alpha, beta, gamma, smooth
         self.reduction = reduction
         self.include_background = include_background
@@ -91,7 +97,13 @@ class TverskyLoss(nn.Module):
 class DiceLoss(TverskyLoss):
     """Soft Dice loss; ``squared=True`` for Milletari's V-Net Dice."""
 
-    def __init__(self, smooth: float = 1.0, reduction: str = "batch", include_background: bool = False, squared: bool = False):
+    def __init__(
+        self,
+        smooth: float = 1.0,
+        reduction: str = "batch",
+        include_background: bool = False,
+        squared: bool = False,
+    ):
         super().__init__(0.5, 0.5, 1.0, smooth, reduction, include_background, squared)
 
 

@@ -13,6 +13,7 @@ Parameter counts (3 input channels, 1 output, patch (64, 64, 3)):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,9 @@ from torch import nn
 from sn_platform.models.blocks import ResidualStage, make_activation, make_norm
 
 
-def anisotropic_strides(patch_size: Sequence[int], depth: int, min_size: int = 4) -> list[tuple[int, int, int]]:
+def anisotropic_strides(
+    patch_size: Sequence[int], depth: int, min_size: int = 4
+) -> list[tuple[int, int, int]]:
     """Stride per down-sampling step: 2 along an axis while it stays >= ``min_size``, else 1.
 
     Parameters
@@ -82,42 +85,50 @@ class VNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if len(patch_size) != 3 or min(patch_size) < 1:
             raise ValueError(f"patch_size must be three positive sizes, got {list(patch_size)}")
-        convs = [convs_per_stage] * depth if isinstance(convs_per_stage, int) else list(convs_per_stage)
+        convs = (
+            [convs_per_stage] * depth if isinstance(convs_per_stage, int) else list(convs_per_stage)
+        )
         if len(convs) < depth or min(convs[:depth]) < 1:
-            raise ValueError(f"convs_per_stage needs {depth} positive counts, got {convs_per_stage}")
+            raise ValueError(
+                f"convs_per_stage needs {depth} positive counts, got {convs_per_stage}"
+            )
         make_norm(norm, 1)  # validates the name early
         make_activation(activation, 1)
 
         self.strides = anisotropic_strides(patch_size, depth, min_size)
         channels = [base_filters * 2**level for level in range(depth)]
-        stage = dict(kernel_size=kernel_size, norm=norm, activation=activation)
-        self.input_stage = ResidualStage(in_channels, channels[0], convs[0], **stage)
+        stage = partial(ResidualStage, kernel_size=kernel_size, norm=norm, activation=activation)
+        self.input_stage = stage(in_channels, channels[0], convs[0])
         self.down = nn.ModuleList()
         self.encoder = nn.ModuleList()
         for level in range(1, depth):
             stride = self.strides[level - 1]
             self.down.append(
                 nn.Sequential(
-                    nn.Conv3d(channels[level - 1], channels[level], kernel_size=stride, stride=stride),
+                    nn.Conv3d(
+                        channels[level - 1], channels[level], kernel_size=stride, stride=stride
+                    ),
                     make_norm(norm, channels[level]),
                     make_activation(activation, channels[level]),
                 )
             )
             drop = dropout if level >= depth - 2 else 0.0
-            self.encoder.append(ResidualStage(channels[level], channels[level], convs[level], dropout=drop, **stage))
+            self.encoder.append(stage(channels[level], channels[level], convs[level], dropout=drop))
         self.up = nn.ModuleList()
         self.decoder = nn.ModuleList()
         for level in range(depth - 1, 0, -1):
             stride = self.strides[level - 1]
             self.up.append(
                 nn.Sequential(
-                    nn.ConvTranspose3d(channels[level], channels[level - 1], kernel_size=stride, stride=stride),
+                    nn.ConvTranspose3d(
+                        channels[level], channels[level - 1], kernel_size=stride, stride=stride
+                    ),
                     make_norm(norm, channels[level - 1]),
                     make_activation(activation, channels[level - 1]),
                 )
             )
             self.decoder.append(
-                ResidualStage(2 * channels[level - 1], channels[level - 1], convs[level - 1], **stage)
+                stage(2 * channels[level - 1], channels[level - 1], convs[level - 1])
             )
         self.head = nn.Conv3d(channels[0], out_channels, kernel_size=1)
 

@@ -46,12 +46,16 @@ def test_soft_dice_and_tversky_by_hand():
     probabilities = torch.tensor([0.8, 0.4, 0.2, 0.0])
     logits = torch.logit(probabilities.clamp(1e-6, 1 - 1e-6)).view(1, 1, 4, 1, 1)
     tp, fp, fn = 1.2, 0.2, 0.8
-    assert DiceLoss(smooth=0)(logits, target).item() == pytest.approx(1 - 2 * tp / (2 * tp + fp + fn), abs=1e-5)
+    assert DiceLoss(smooth=0)(logits, target).item() == pytest.approx(
+        1 - 2 * tp / (2 * tp + fp + fn), abs=1e-5
+    )
     assert TverskyLoss(0.3, 0.7, smooth=0)(logits, target).item() == pytest.approx(
         1 - tp / (tp + 0.3 * fp + 0.7 * fn), abs=1e-5
     )
     squared = 1 - 2 * tp / (0.64 + 0.16 + 0.04 + 2.0)
-    assert DiceLoss(smooth=0, squared=True)(logits, target).item() == pytest.approx(squared, abs=1e-5)
+    assert DiceLoss(smooth=0, squared=True)(logits, target).item() == pytest.approx(
+        squared, abs=1e-5
+    )
 
 
 def test_batch_and_sample_reductions_differ_as_defined():
@@ -62,8 +66,12 @@ def test_batch_and_sample_reductions_differ_as_defined():
     logits = (probabilities * 2 - 1) * BIG
     per_sample = 1 - (1.0 + 2 / 3) / 2
     pooled = 1 - 2 * 2 / (2 * 2 + 0 + 1)
-    assert DiceLoss(smooth=0, reduction="sample")(logits, target).item() == pytest.approx(per_sample, abs=1e-5)
-    assert DiceLoss(smooth=0, reduction="batch")(logits, target).item() == pytest.approx(pooled, abs=1e-5)
+    assert DiceLoss(smooth=0, reduction="sample")(logits, target).item() == pytest.approx(
+        per_sample, abs=1e-5
+    )
+    assert DiceLoss(smooth=0, reduction="batch")(logits, target).item() == pytest.approx(
+        pooled, abs=1e-5
+    )
 
 
 def test_multiclass_with_index_target_equals_one_hot():

@@ -12,9 +12,15 @@ from sn_platform.models.vnet import VNet, anisotropic_strides
 PRESETS = {
     "vnet_small": dict(depth=3, base_filters=8, kernel_size=3, convs_per_stage=[1, 2, 2]),
     "vnet_paper": dict(depth=4, base_filters=16, kernel_size=3, convs_per_stage=[1, 2, 3, 3]),
-    "vnet_milletari": dict(depth=5, base_filters=16, kernel_size=5, convs_per_stage=[1, 2, 3, 3, 3], norm="none"),
+    "vnet_milletari": dict(
+        depth=5, base_filters=16, kernel_size=5, convs_per_stage=[1, 2, 3, 3, 3], norm="none"
+    ),
 }
-PARAMETERS_AT_DEFAULT_PATCH = {"vnet_small": 100_649, "vnet_paper": 2_356_625, "vnet_milletari": 43_603_601}
+PARAMETERS_AT_DEFAULT_PATCH = {
+    "vnet_small": 100_649,
+    "vnet_paper": 2_356_625,
+    "vnet_milletari": 43_603_601,
+}
 
 
 @pytest.mark.parametrize(
@@ -52,8 +58,20 @@ def test_parameter_counts_at_the_default_patch(preset):
 
 
 def test_multiclass_output_and_argument_checks():
-    assert VNet(out_channels=3, depth=3, base_filters=4)(torch.randn(1, 3, 16, 16, 3)).shape == (1, 3, 16, 16, 3)
-    for bad in (dict(depth=6), dict(kernel_size=4), dict(norm="layer"), dict(activation="gelu"), dict(dropout=1.0)):
+    assert VNet(out_channels=3, depth=3, base_filters=4)(torch.randn(1, 3, 16, 16, 3)).shape == (
+        1,
+        3,
+        16,
+        16,
+        3,
+    )
+    for bad in (
+        dict(depth=6),
+        dict(kernel_size=4),
+        dict(norm="layer"),
+        dict(activation="gelu"),
+        dict(dropout=1.0),
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             VNet(**bad)
 
@@ -63,7 +81,9 @@ def test_vnet_small_overfits_one_volume():
     label = torch.zeros(1, 1, 32, 32, 8)
     label[..., 10:18, 8:14, 2:6] = 1  # an SN-like bar
     label[..., 18:22, 12:20, 3:6] = 1
-    x = torch.randn(1, 3, 32, 32, 8) * 0.3 + label * torch.tensor([1.0, 0.4, -0.3]).view(1, 3, 1, 1, 1)
+    x = torch.randn(1, 3, 32, 32, 8) * 0.3 + label * torch.tensor([1.0, 0.4, -0.3]).view(
+        1, 3, 1, 1, 1
+    )
     model = VNet(in_channels=3, patch_size=(32, 32, 8), **PRESETS["vnet_small"])
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = DiceLoss()
