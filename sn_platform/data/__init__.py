@@ -1,0 +1,1 @@
+"""Data: the phantom generator, BIDS discovery and validation, TorchIO loaders, splits."""

@@ -1,0 +1,225 @@
+"""BIDS layout of the platform: file naming, subject discovery and input validation.
+
+Layout (METHOD.md)::
+
+    sub-<id>/anat/sub-<id>_echo-<n>_part-mag_MEGRE.nii.gz
+    sub-<id>/anat/sub-<id>_Chimap.nii.gz
+    derivatives/<source>/sub-<id>/anat/sub-<id>_label-<name>_mask.nii.gz
+
+Every problem a user's data can have raises ``DataValidationError`` whose message starts
+with the offending file and says what is wrong, on one line.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+
+
+class DataValidationError(ValueError):
+    """A dataset file is missing or malformed; the message names the file and the problem."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def subject_dir(root: Path, participant_id: str) -> Path:
+    """``root/sub-<id>/anat``."""
+    return Path(root) / f"sub-{participant_id}" / "anat"
+
+
+def echo_path(root: Path, participant_id: str, echo: int) -> Path:
+    """Magnitude image of echo ``echo`` (1-based)."""
+    return subject_dir(root, participant_id) / f"sub-{participant_id}_echo-{echo}_part-mag_MEGRE.nii.gz"
+
+
+def chimap_path(root: Path, participant_id: str) -> Path:
+    """QSM susceptibility map (ppm)."""
+    return subject_dir(root, participant_id) / f"sub-{participant_id}_Chimap.nii.gz"
+
+
+def label_path(root: Path, source: str, participant_id: str, label: str, suffix: str = "mask") -> Path:
+    """Label image under ``derivatives/<source>`` (``suffix`` mask or probseg)."""
+    return (
+        subject_dir(Path(root) / "derivatives" / source, participant_id)
+        / f"sub-{participant_id}_label-{label}_{suffix}.nii.gz"
+    )
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    """Files of one subject; ``labels`` maps a label name (SN, RN) to its mask file."""
+
+    participant_id: str
+    echoes: tuple[Path, ...]
+    chimap: Path | None = None
+    labels: dict[str, Path] = field(default_factory=dict)
+    group: str | None = None
+    site: str | None = None
+
+
+def read_participants(root: Path) -> dict[str, dict[str, str]]:
+    """Rows of ``participants.tsv`` keyed by id without the ``sub-`` prefix ({} if absent)."""
+    path = Path(root) / "participants.tsv"
+    if not path.exists():
+        return {}
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    if rows and "participant_id" not in rows[0]:
+        raise DataValidationError(path, "no participant_id column")
+    return {row["participant_id"].removeprefix("sub-"): row for row in rows}
+
+
+def discover_subjects(
+    root: Path | str,
+    n_echoes: int = 3,
+    label_source: str | None = "manual",
+    labels: Sequence[str] = ("SN",),
+    optional_labels: Sequence[str] = ("RN",),
+    subjects: Iterable[str] | None = None,
+) -> list[SubjectRecord]:
+    """Find the subjects of a BIDS dataset and the files the platform reads.
+
+    Parameters
+    ----------
+    root : dataset root (holds ``sub-*`` folders)
+    n_echoes : echoes used as channels (the first ``n_echoes``)
+    label_source : derivatives folder of the labels (``manual``), or None for no labels
+    labels : labels every subject must have
+    optional_labels : labels used when present (the RN picks the slab)
+    subjects : ids to keep (without ``sub-``); all when None
+
+    Raises
+    ------
+    DataValidationError
+        naming the missing file, when an echo or a required label is missing.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataValidationError(root, "dataset folder does not exist")
+    found = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
+    wanted = found if subjects is None else [str(s).removeprefix("sub-") for s in subjects]
+    unknown = sorted(set(wanted) - set(found))
+    if unknown:
+        raise DataValidationError(root, f"no folder for subjects {', '.join(unknown)}")
+    if not wanted:
+        raise DataValidationError(root, "no sub-* folders found")
+    participants = read_participants(root)
+    records = []
+    for participant_id in wanted:
+        echoes = tuple(echo_path(root, participant_id, n) for n in range(1, n_echoes + 1))
+        for number, path in enumerate(echoes, start=1):
+            if not path.exists():
+                raise DataValidationError(path, f"missing echo {number} of the {n_echoes} used")
+        label_files = {}
+        if label_source is not None:
+            for name in (*labels, *optional_labels):
+                path = label_path(root, label_source, participant_id, name)
+                if path.exists():
+                    label_files[name] = path
+                elif name in labels:
+                    raise DataValidationError(path, f"missing {name} label")
+        chimap = chimap_path(root, participant_id)
+        row = participants.get(participant_id, {})
+        records.append(
+            SubjectRecord(
+                participant_id=participant_id,
+                echoes=echoes,
+                chimap=chimap if chimap.exists() else None,
+                labels=label_files,
+                group=row.get("group"),
+                site=row.get("site"),
+            )
+        )
+    return records
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Grid of a subject: spatial shape (voxels) and (4, 4) voxel-to-world affine (mm)."""
+
+    shape: tuple[int, int, int]
+    affine: NDArray[np.float64]
+
+    @property
+    def voxel_mm(self) -> tuple[float, float, float]:
+        """Voxel size (mm) along the stored axes."""
+        x, y, z = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        return (float(x), float(y), float(z))
+
+
+def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], Geometry]:
+    """Read a 3D NIfTI volume and check it; ``kind`` "label" also checks it is binary.
+
+    Raises
+    ------
+    DataValidationError
+        unreadable or truncated file, not 3D, non-numeric data, NaN/Inf, non-binary label.
+    """
+    try:
+        image = nib.load(path)
+    except Exception as error:  # nibabel raises many types for a bad file
+        raise DataValidationError(path, f"unreadable file ({_one_line(error)})") from error
+    if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
+        raise DataValidationError(path, f"not a NIfTI image ({type(image).__name__})")
+    dtype = image.get_data_dtype()
+    if dtype.names is not None or not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise DataValidationError(path, f"unsupported data type {dtype}")
+    if np.issubdtype(dtype, np.complexfloating):
+        raise DataValidationError(path, f"complex data type {dtype}; magnitude images are expected")
+    if len(image.shape) != 3:
+        raise DataValidationError(path, f"{len(image.shape)}D image of shape {image.shape}; a 3D volume is expected")
+    try:
+        data = np.asarray(image.dataobj, dtype=np.float64)
+    except Exception as error:
+        raise DataValidationError(path, f"unreadable or truncated data ({_one_line(error)})") from error
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise DataValidationError(path, f"{int((~finite).sum())} NaN/Inf voxels")
+    if kind == "label":
+        values = np.unique(data)
+        if not np.isin(values, (0.0, 1.0)).all():
+            shown = ", ".join(f"{v:g}" for v in values[:6])
+            raise DataValidationError(path, f"label is not binary (values {shown})")
+    shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
+    return data, Geometry(shape=shape, affine=np.asarray(image.affine, dtype=np.float64))
+
+
+def check_same_grid(path: Path, geometry: Geometry, reference: Geometry, tolerance_mm: float) -> None:
+    """Raise unless ``geometry`` matches ``reference`` in shape and affine (within mm)."""
+    if geometry.shape != reference.shape:
+        raise DataValidationError(path, f"shape {geometry.shape} differs from echo 1's {reference.shape}")
+    deviation = float(np.abs(geometry.affine - reference.affine).max())
+    if deviation > tolerance_mm:
+        raise DataValidationError(
+            path, f"affine differs from echo 1's by {deviation:.4g} mm (tolerance {tolerance_mm} mm)"
+        )
+
+
+def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geometry:
+    """Check every file of a subject: readable, 3D, finite, binary labels, one grid.
+
+    Returns the subject's geometry (that of echo 1).
+    """
+    _, reference = load_volume(record.echoes[0])
+    others = [(p, "image") for p in record.echoes[1:]]
+    if record.chimap is not None:
+        others.append((record.chimap, "image"))
+    others.extend((p, "label") for p in record.labels.values())
+    for path, kind in others:
+        _, geometry = load_volume(path, kind)
+        check_same_grid(path, geometry, reference, tolerance_mm)
+    return reference
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:200]

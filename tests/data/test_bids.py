@@ -1,0 +1,137 @@
+"""Discovery and validation reject malformed inputs with a message naming the file."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from sn_platform.data.bids import (
+    DataValidationError,
+    chimap_path,
+    discover_subjects,
+    echo_path,
+    label_path,
+    validate_subject,
+)
+
+SHAPE = (8, 7, 4)
+AFFINE = np.diag([0.5, 0.5, 1.0, 1.0])
+
+
+def _save(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return path
+
+
+def _tiny_dataset(root: Path, subjects: tuple[str, ...] = ("01", "02")) -> Path:
+    rng = np.random.default_rng(0)
+    for sub in subjects:
+        for n in (1, 2, 3):
+            _save(echo_path(root, sub, n), rng.uniform(100, 200, SHAPE).astype(np.int16))
+        _save(chimap_path(root, sub), rng.normal(0, 0.01, SHAPE).astype(np.float32))
+        label = np.zeros(SHAPE, np.uint8)
+        label[2:5, 2:5, 1:3] = 1
+        _save(label_path(root, "manual", sub, "SN"), label)
+    (root / "participants.tsv").write_text("participant_id\tgroup\nsub-01\tHC\nsub-02\tPD\n")
+    return root
+
+
+def test_discovery_finds_files_and_groups(tmp_path):
+    records = discover_subjects(_tiny_dataset(tmp_path))
+    assert [r.participant_id for r in records] == ["01", "02"]
+    assert [r.group for r in records] == ["HC", "PD"]
+    assert records[0].echoes[2].name == "sub-01_echo-3_part-mag_MEGRE.nii.gz"
+    assert set(records[0].labels) == {"SN"} and records[0].chimap is not None
+    geometry = validate_subject(records[0])
+    assert geometry.shape == SHAPE and geometry.voxel_mm == (0.5, 0.5, 1.0)
+
+
+def _expect_error(root: Path, culprit: Path, problem: str) -> None:
+    with pytest.raises(DataValidationError) as info:
+        for record in discover_subjects(root):
+            validate_subject(record)
+    message = str(info.value)
+    assert message.startswith(str(culprit)), message
+    assert problem in message, message
+    assert "\n" not in message
+
+
+def test_missing_echo(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    echo_path(root, "02", 2).unlink()
+    _expect_error(root, echo_path(root, "02", 2), "missing echo 2")
+
+
+def test_missing_label(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    label_path(root, "manual", "01", "SN").unlink()
+    _expect_error(root, label_path(root, "manual", "01", "SN"), "missing SN label")
+
+
+def test_mismatched_affine(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    shifted = AFFINE.copy()
+    shifted[0, 3] = 0.7
+    _save(echo_path(root, "01", 3), np.ones(SHAPE, np.int16), shifted)
+    _expect_error(root, echo_path(root, "01", 3), "affine differs from echo 1's by 0.7 mm")
+
+
+def test_mismatched_shape(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    _save(chimap_path(root, "01"), np.zeros((8, 7, 5), np.float32))
+    _expect_error(root, chimap_path(root, "01"), "shape (8, 7, 5) differs")
+
+
+def test_nan_volume(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    data = np.ones(SHAPE, np.float32)
+    data[1, 1, 1] = np.nan
+    data[2, 2, 2] = np.inf
+    _save(echo_path(root, "02", 1), data)
+    _expect_error(root, echo_path(root, "02", 1), "2 NaN/Inf voxels")
+
+
+def test_4d_file(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    _save(echo_path(root, "01", 2), np.ones((*SHAPE, 2), np.int16))
+    _expect_error(root, echo_path(root, "01", 2), "4D image of shape (8, 7, 4, 2); a 3D volume is expected")
+
+
+def test_non_binary_label(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    label = np.zeros(SHAPE, np.uint8)
+    label[0, 0, 0] = 2
+    _save(label_path(root, "manual", "02", "SN"), label)
+    _expect_error(root, label_path(root, "manual", "02", "SN"), "label is not binary (values 0, 2)")
+
+
+def test_unreadable_file(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    echo_path(root, "01", 1).write_bytes(b"this is not a NIfTI file")
+    _expect_error(root, echo_path(root, "01", 1), "unreadable")
+
+
+def test_truncated_file(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    path = echo_path(root, "02", 3)
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[: len(raw) - 100]))
+    _expect_error(root, path, "unreadable or truncated data")
+
+
+def test_complex_data_type(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    _save(echo_path(root, "01", 2), np.ones(SHAPE, np.complex64))
+    _expect_error(root, echo_path(root, "01", 2), "complex data type")
+
+
+def test_subject_selection_and_unknown_subject(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    assert [r.participant_id for r in discover_subjects(root, subjects=["sub-02"])] == ["02"]
+    with pytest.raises(DataValidationError, match="no folder for subjects 07"):
+        discover_subjects(root, subjects=["07"])
