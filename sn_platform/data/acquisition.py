@@ -75,9 +75,7 @@ def slice_profile_blur(
     return ndimage.gaussian_filter(signals, (0.0, 0.4, 0.4, through_plane), mode="nearest")
 
 
-def rician_magnitude(
-    signals: FloatArray, noise_sd: float, rng: np.random.Generator
-) -> FloatArray:
+def rician_magnitude(signals: FloatArray, noise_sd: float, rng: np.random.Generator) -> FloatArray:
     """Magnitude of the signal plus complex Gaussian noise (Rician statistics)."""
     real = signals + rng.normal(0.0, noise_sd, signals.shape)
     imaginary = rng.normal(0.0, noise_sd, signals.shape)
@@ -98,7 +96,9 @@ def qsm_streaks(
     )
     normal = np.cross(direction, [0.0, 0.0, 1.0])
     normal /= np.linalg.norm(normal)
-    grids = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, voxel_mm, strict=True)], indexing="ij")
+    grids = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, voxel_mm, strict=True)], indexing="ij"
+    )
     projection = sum(g * n for g, n in zip(grids, normal, strict=True))
     bins = np.arange(np.floor(projection.min()), np.ceil(projection.max()) + 2.0, 0.5)
     profile = ndimage.gaussian_filter1d(rng.standard_normal(bins.size), 1.0)

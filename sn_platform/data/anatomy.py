@@ -126,9 +126,7 @@ def snpc_membership(
     return healthy * _soft_step(loss_threshold - lateral_caudal, 0.05)
 
 
-def nigrosome_distance(
-    arc: ArcCoordinates, u_z: FloatArray, anatomy: SideAnatomy
-) -> FloatArray:
+def nigrosome_distance(arc: ArcCoordinates, u_z: FloatArray, anatomy: SideAnatomy) -> FloatArray:
     """Signed distance (mm) to nigrosome-1: a bent ellipsoid, dorsolateral, caudal third."""
     thickness, length, height = anatomy.nigrosome_size
     radius_n1 = anatomy.sn_radius - 0.22 * anatomy.sn_thickness
@@ -139,7 +137,9 @@ def nigrosome_distance(
     # The comma bends towards the dorsal side with height.
     dr = arc.radius_mm - radius_n1 + 0.15 * dz**2
     ds = (arc.angle - angle_n1) * radius_n1
-    level = np.sqrt((dr / (0.5 * thickness)) ** 2 + (ds / (0.5 * length)) ** 2 + (dz / (0.5 * height)) ** 2)
+    level = np.sqrt(
+        (dr / (0.5 * thickness)) ** 2 + (ds / (0.5 * length)) ** 2 + (dz / (0.5 * height)) ** 2
+    )
     return (level - 1.0) * 0.5 * thickness
 
 
@@ -186,7 +186,9 @@ def ambient_cistern_distance(u: FloatArray) -> FloatArray:
     return (np.linalg.norm(offset, axis=1) - 1.0) * 15.0
 
 
-def vessel_distance(u: FloatArray, radius_mm: float, angle_offset: float, side: float) -> FloatArray:
+def vessel_distance(
+    u: FloatArray, radius_mm: float, angle_offset: float, side: float
+) -> FloatArray:
     """Signed distance (mm) to a vein winding around the peduncle (basal vein of Rosenthal)."""
     x = side * u[:, 0]
     y = u[:, 1] - ARC_CENTRE_MM[1]

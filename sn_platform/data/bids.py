@@ -38,7 +38,10 @@ def subject_dir(root: Path, participant_id: str) -> Path:
 
 def echo_path(root: Path, participant_id: str, echo: int) -> Path:
     """Magnitude image of echo ``echo`` (1-based)."""
-    return subject_dir(root, participant_id) / f"sub-{participant_id}_echo-{echo}_part-mag_MEGRE.nii.gz"
+    return (
+        subject_dir(root, participant_id)
+        / f"sub-{participant_id}_echo-{echo}_part-mag_MEGRE.nii.gz"
+    )
 
 
 def chimap_path(root: Path, participant_id: str) -> Path:
@@ -46,7 +49,9 @@ def chimap_path(root: Path, participant_id: str) -> Path:
     return subject_dir(root, participant_id) / f"sub-{participant_id}_Chimap.nii.gz"
 
 
-def label_path(root: Path, source: str, participant_id: str, label: str, suffix: str = "mask") -> Path:
+def label_path(
+    root: Path, source: str, participant_id: str, label: str, suffix: str = "mask"
+) -> Path:
     """Label image under ``derivatives/<source>`` (``suffix`` mask or probseg)."""
     return (
         subject_dir(Path(root) / "derivatives" / source, participant_id)
@@ -176,11 +181,15 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
     if np.issubdtype(dtype, np.complexfloating):
         raise DataValidationError(path, f"complex data type {dtype}; magnitude images are expected")
     if len(image.shape) != 3:
-        raise DataValidationError(path, f"{len(image.shape)}D image of shape {image.shape}; a 3D volume is expected")
+        raise DataValidationError(
+            path, f"{len(image.shape)}D image of shape {image.shape}; a 3D volume is expected"
+        )
     try:
         data = np.asarray(image.dataobj, dtype=np.float64)
     except Exception as error:
-        raise DataValidationError(path, f"unreadable or truncated data ({_one_line(error)})") from error
+        raise DataValidationError(
+            path, f"unreadable or truncated data ({_one_line(error)})"
+        ) from error
     finite = np.isfinite(data)
     if not finite.all():
         raise DataValidationError(path, f"{int((~finite).sum())} NaN/Inf voxels")
@@ -193,14 +202,19 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
     return data, Geometry(shape=shape, affine=np.asarray(image.affine, dtype=np.float64))
 
 
-def check_same_grid(path: Path, geometry: Geometry, reference: Geometry, tolerance_mm: float) -> None:
+def check_same_grid(
+    path: Path, geometry: Geometry, reference: Geometry, tolerance_mm: float
+) -> None:
     """Raise unless ``geometry`` matches ``reference`` in shape and affine (within mm)."""
     if geometry.shape != reference.shape:
-        raise DataValidationError(path, f"shape {geometry.shape} differs from echo 1's {reference.shape}")
+        raise DataValidationError(
+            path, f"shape {geometry.shape} differs from echo 1's {reference.shape}"
+        )
     deviation = float(np.abs(geometry.affine - reference.affine).max())
     if deviation > tolerance_mm:
         raise DataValidationError(
-            path, f"affine differs from echo 1's by {deviation:.4g} mm (tolerance {tolerance_mm} mm)"
+            path,
+            f"affine differs from echo 1's by {deviation:.4g} mm (tolerance {tolerance_mm} mm)",
         )
 
 

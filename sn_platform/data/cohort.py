@@ -8,7 +8,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sn_platform.data.bids import chimap_path, echo_path, label_path
-from sn_platform.data.phantom import PhantomConfig, SimulatedSubject, SubjectPlan, sample_subject_plan, simulate_subject
+from sn_platform.data.phantom import (
+    PhantomConfig,
+    SimulatedSubject,
+    SubjectPlan,
+    sample_subject_plan,
+    simulate_subject,
+)
 from sn_platform.io import write_nifti, write_text
 
 PARTICIPANT_COLUMNS = ("participant_id", "group", "age", "sex", "site")
@@ -18,7 +24,9 @@ def write_subject(root: Path, subject: SimulatedSubject) -> None:
     """Write one subject's echoes (+ JSON sidecars), QSM, truth and both raters' labels."""
     plan = subject.plan
     sub = plan.participant_id
-    for number, (echo, te_ms) in enumerate(zip(subject.echoes, plan.site.echo_times_ms, strict=True), 1):
+    for number, (echo, te_ms) in enumerate(
+        zip(subject.echoes, plan.site.echo_times_ms, strict=True), 1
+    ):
         path = echo_path(root, sub, number)
         write_nifti(path, echo, subject.affine)
         sidecar = {
@@ -29,7 +37,9 @@ def write_subject(root: Path, subject: SimulatedSubject) -> None:
             "SliceThickness": plan.site.slice_thickness_mm,
             "InstitutionName": f"phantom site {plan.site.name}",
         }
-        write_text(path.with_name(path.name.replace(".nii.gz", ".json")), json.dumps(sidecar, indent=2))
+        write_text(
+            path.with_name(path.name.replace(".nii.gz", ".json")), json.dumps(sidecar, indent=2)
+        )
     write_nifti(chimap_path(root, sub), subject.chi_ppm, subject.affine)
     for name, mask in subject.truth.items():
         write_nifti(label_path(root, "truth", sub, name), mask, subject.affine)
@@ -46,11 +56,15 @@ def _generate_one(args: tuple[Path, PhantomConfig, int, bool]) -> SubjectPlan:
     if preview:
         from sn_platform.data.preview import save_montage
 
-        save_montage(subject, root / "derivatives" / "preview" / f"sub-{plan.participant_id}_montage.png")
+        save_montage(
+            subject, root / "derivatives" / "preview" / f"sub-{plan.participant_id}_montage.png"
+        )
     return plan
 
 
-def generate_cohort(root: Path | str, config: PhantomConfig, preview: bool = False, n_jobs: int = 2) -> list[SubjectPlan]:
+def generate_cohort(
+    root: Path | str, config: PhantomConfig, preview: bool = False, n_jobs: int = 2
+) -> list[SubjectPlan]:
     """Generate ``config.subjects`` subjects into ``root`` (created) and return their plans.
 
     Subjects are computed in ``n_jobs`` processes; the output does not depend on it.
@@ -72,7 +86,10 @@ def _write_dataset_files(root: Path, config: PhantomConfig, plans: list[SubjectP
     rows += [f"sub-{p.participant_id}\t{p.group}\t{p.age}\t{p.sex}\t{p.site.name}" for p in plans]
     write_text(root / "participants.tsv", "\n".join(rows) + "\n")
     columns = {
-        "group": {"Description": "diagnostic group", "Levels": {"HC": "healthy control", "PD": "Parkinson's disease"}},
+        "group": {
+            "Description": "diagnostic group",
+            "Levels": {"HC": "healthy control", "PD": "Parkinson's disease"},
+        },
         "age": {"Description": "age", "Units": "year"},
         "sex": {"Description": "sex", "Levels": {"F": "female", "M": "male"}},
         "site": {"Description": "simulated scanner site (protocol)"},
@@ -96,4 +113,7 @@ def _write_dataset_files(root: Path, config: PhantomConfig, plans: list[SubjectP
             "DatasetType": "derivative",
             "GeneratedBy": [{"Name": "sn-phantom"}],
         }
-        write_text(root / "derivatives" / source / "dataset_description.json", json.dumps(derivative, indent=2))
+        write_text(
+            root / "derivatives" / source / "dataset_description.json",
+            json.dumps(derivative, indent=2),
+        )

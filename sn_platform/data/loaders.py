@@ -13,15 +13,22 @@ from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec, echo_key
 
 
-def make_subject(record: SubjectRecord, spec: PreprocessingSpec, label: str | None = "SN") -> tio.Subject:
+def make_subject(
+    record: SubjectRecord, spec: PreprocessingSpec, label: str | None = "SN"
+) -> tio.Subject:
     """A TorchIO subject: the spec's echoes as separate images, the label, and the slab reference.
 
     The reference label (RN) is included when the record has it, so the slab can be cut.
     """
     missing = [e for e in spec.echoes if e > len(record.echoes)]
     if missing:
-        raise ValueError(f"sub-{record.participant_id}: echoes {missing} requested but {len(record.echoes)} discovered")
-    images: dict[str, object] = {echo_key(e): tio.ScalarImage(record.echoes[e - 1]) for e in spec.echoes}
+        raise ValueError(
+            f"sub-{record.participant_id}: echoes {missing} requested "
+            f"but {len(record.echoes)} discovered"
+        )
+    images: dict[str, object] = {
+        echo_key(e): tio.ScalarImage(record.echoes[e - 1]) for e in spec.echoes
+    }
     if label is not None and label in record.labels:
         images[LABEL_KEY] = tio.LabelMap(record.labels[label])
     if spec.slab_slices is not None and spec.slab_reference in record.labels:

@@ -15,7 +15,6 @@ from numpy.typing import NDArray
 
 from sn_platform.data import anatomy as anat
 from sn_platform.data.acquisition import (
-    echo_signals,
     polynomial_bias_field,
     qsm_streaks,
     rician_magnitude,
@@ -64,7 +63,9 @@ class SiteProtocol:
     @property
     def echo_times_ms(self) -> FloatArray:
         """Echo times (ms), shape (n_echoes,)."""
-        return self.first_echo_ms + self.echo_spacing_ms * np.arange(self.n_echoes, dtype=np.float64)
+        return self.first_echo_ms + self.echo_spacing_ms * np.arange(
+            self.n_echoes, dtype=np.float64
+        )
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,9 @@ def sample_subject_plan(config: PhantomConfig, index: int) -> SubjectPlan:
             sn_angle_medial=np.deg2rad(rng.uniform(70.0, 78.0)),
             sn_height=height,
             sn_centre_z=0.0,
-            snpc_volume_mm3=float(np.clip(snpc_mean * (1.0 + 0.5 * sign * asymmetry) + rng.normal(0, 8), 35, 170)),
+            snpc_volume_mm3=float(
+                np.clip(snpc_mean * (1.0 + 0.5 * sign * asymmetry) + rng.normal(0, 8), 35, 170)
+            ),
             pd_lateral_caudal_loss=rng.uniform(0.12, 0.26) if pd else 0.0,
             nigrosome_present=side_name in nigrosome_sides,
             nigrosome_size=(rng.uniform(1.0, 2.0), rng.uniform(3.0, 5.0), rng.uniform(3.0, 6.0)),
@@ -218,7 +221,9 @@ def sample_subject_plan(config: PhantomConfig, index: int) -> SubjectPlan:
         * rng.choice([-1.0, 1.0]),
     )
     jitter_low, jitter_high = config.rater_jitter_sd_mm
-    rater_jitter = tuple(rng.uniform(jitter_low, jitter_high) + (0.1 if pd else 0.0) for _ in range(2))
+    rater_jitter = tuple(
+        rng.uniform(jitter_low, jitter_high) + (0.1 if pd else 0.0) for _ in range(2)
+    )
     return SubjectPlan(
         participant_id=f"{index + 1:03d}",
         group=group,
@@ -287,7 +292,9 @@ def anatomical_coordinates(plan: SubjectPlan) -> FloatArray:
 class _SignalCompositor:
     """Paints tissues front to back with partial-volume weights into echo signals and chi."""
 
-    def __init__(self, n_points: int, echo_times_ms: FloatArray, first_echo_ms: float, crus_r2star: float):
+    def __init__(
+        self, n_points: int, echo_times_ms: FloatArray, first_echo_ms: float, crus_r2star: float
+    ):
         self.echo_times_s = echo_times_ms[:, None] * 1e-3
         self.first_echo_s = first_echo_ms * 1e-3
         self.crus_r2star = crus_r2star
@@ -307,7 +314,9 @@ class _SignalCompositor:
 
         ``nigral`` marks SN tissue, whose partial-volume weight is tracked for calibration.
         """
-        m0_eff = echo1_contrast * np.exp(self.first_echo_s * (np.asarray(r2star) - self.crus_r2star))
+        m0_eff = echo1_contrast * np.exp(
+            self.first_echo_s * (np.asarray(r2star) - self.crus_r2star)
+        )
         tissue_signal = m0_eff * np.exp(-self.echo_times_s * r2star)
         self.signals += membership * (tissue_signal - self.signals)
         self.chi += membership * (chi - self.chi)
@@ -334,17 +343,26 @@ def simulate_subject(plan: SubjectPlan, config: PhantomConfig) -> SimulatedSubje
     rng = np.random.default_rng([config.seed, int(plan.participant_id), 7])
     texture = smooth_noise(shape, (2.0, 2.0, 1.0), 1.0, rng).ravel()
 
-    paint = _SignalCompositor(u.shape[0], site.echo_times_ms, site.first_echo_ms, tissue.crus_r2star)
+    paint = _SignalCompositor(
+        u.shape[0], site.echo_times_ms, site.first_echo_ms, tissue.crus_r2star
+    )
     paint.paint(np.ones(u.shape[0]), 1.08, 16.0, 0.02)
     paint.paint(anat.soft_inside(anat.ambient_cistern_distance(u)), 0.55, 3.0, 0.0)
     paint.paint(anat.soft_inside(anat.midbrain_distance(u)), 1.05, 18.0, 0.01)
 
-    arcs = {name: anat.arc_coordinates(u, sign, plan.sides[name]) for name, sign in anat.SIDES.items()}
+    arcs = {
+        name: anat.arc_coordinates(u, sign, plan.sides[name]) for name, sign in anat.SIDES.items()
+    }
     labels = {name: np.zeros(u.shape[0], dtype=bool) for name in TRUTH_LABELS}
     sn_soft = {}
     for name, arc in arcs.items():
         side = plan.sides[name]
-        paint.paint(anat.soft_inside(anat.peduncle_distance(arc, side)), 1.0, tissue.crus_r2star, tissue.crus_chi)
+        paint.paint(
+            anat.soft_inside(anat.peduncle_distance(arc, side)),
+            1.0,
+            tissue.crus_r2star,
+            tissue.crus_chi,
+        )
         labels["CC"] |= anat.crus_distance(arc, u[:, 2], side) < 0
         sn_soft[name] = anat.soft_inside(anat.substantia_nigra_distance(arc, side))
         labels["SN"] |= sn_soft[name] >= 0.5
@@ -352,19 +370,41 @@ def simulate_subject(plan: SubjectPlan, config: PhantomConfig) -> SimulatedSubje
     sn_chi = _sn_chi_map(u, arcs, labels["SN"], tissue)
     for name, arc in arcs.items():
         side = plan.sides[name]
-        sn_inside = (sn_soft[name] >= 0.5)
+        sn_inside = sn_soft[name] >= 0.5
         heterogeneity = 1.0 + 0.04 * texture
-        paint.paint(sn_soft[name], tissue.snpr_contrast * heterogeneity, tissue.sn_r2star, sn_chi, nigral=True)
+        paint.paint(
+            sn_soft[name],
+            tissue.snpr_contrast * heterogeneity,
+            tissue.sn_r2star,
+            sn_chi,
+            nigral=True,
+        )
         snpc = anat.snpc_membership(arc, sn_inside, sn_soft[name], side, voxel_volume, texture)
-        paint.paint(snpc, _nm_contrast_before_blur(tissue.snpc_contrast) * heterogeneity, tissue.sn_r2star, sn_chi, nigral=True)
+        paint.paint(
+            snpc,
+            _nm_contrast_before_blur(tissue.snpc_contrast) * heterogeneity,
+            tissue.sn_r2star,
+            sn_chi,
+            nigral=True,
+        )
         labels["SNpc"] |= snpc >= 0.5
         if side.nigrosome_present:
             n1 = anat.soft_inside(anat.nigrosome_distance(arc, u[:, 2], side)) * sn_soft[name]
-            local_contrast = np.where(snpc >= 0.5, _nm_contrast_before_blur(tissue.snpc_contrast), tissue.snpr_contrast)
-            paint.paint(n1, local_contrast, tissue.nigrosome_r2star, sn_chi + tissue.nigrosome_chi_offset, nigral=True)
+            local_contrast = np.where(
+                snpc >= 0.5, _nm_contrast_before_blur(tissue.snpc_contrast), tissue.snpr_contrast
+            )
+            paint.paint(
+                n1,
+                local_contrast,
+                tissue.nigrosome_r2star,
+                sn_chi + tissue.nigrosome_chi_offset,
+                nigral=True,
+            )
             labels["N1"] |= n1 >= 0.5
         rn_distance = anat.ellipsoid_distance(u, side.red_nucleus_centre, side.red_nucleus_radii)
-        paint.paint(anat.soft_inside(rn_distance), tissue.rn_contrast, tissue.rn_r2star, tissue.rn_chi)
+        paint.paint(
+            anat.soft_inside(rn_distance), tissue.rn_contrast, tissue.rn_r2star, tissue.rn_chi
+        )
         labels["RN"] |= rn_distance < 0
 
     paint.calibrate_sn_chi(labels["SN"], tissue.sn_chi)
@@ -373,7 +413,9 @@ def simulate_subject(plan: SubjectPlan, config: PhantomConfig) -> SimulatedSubje
     vessel = np.zeros(u.shape[0])
     if plan.has_vessel:
         vessel = anat.soft_inside(
-            anat.vessel_distance(u, rng.uniform(0.5, 0.9), rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0]))
+            anat.vessel_distance(
+                u, rng.uniform(0.5, 0.9), rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0])
+            )
         )
         paint.paint(vessel, 0.9, 45.0, 0.25)
 
@@ -388,13 +430,17 @@ def simulate_subject(plan: SubjectPlan, config: PhantomConfig) -> SimulatedSubje
     echoes = np.clip(np.rint(magnitudes), 0, np.iinfo(np.int16).max).astype(np.int16)
 
     chi = paint.chi.reshape(shape)
-    chi = chi + smooth_noise(shape, (1.2, 1.2, 0.8), config.qsm_noise_sd_ppm * rng.uniform(0.8, 1.2), rng)
+    chi = chi + smooth_noise(
+        shape, (1.2, 1.2, 0.8), config.qsm_noise_sd_ppm * rng.uniform(0.8, 1.2), rng
+    )
     chi = chi + qsm_streaks(shape, site.voxel_mm, 0.4 * config.qsm_noise_sd_ppm, rng)
 
     truth = {name: mask.reshape(shape) for name, mask in labels.items()}
     truth["N1"] &= truth["SN"]
     manual, manual2 = _rater_tracings(truth["SN"], plan, config)
-    rn_jitter = 0.3 * boundary_jitter(shape, site.voxel_mm, np.random.default_rng([config.seed, int(plan.participant_id), 99]))
+    rn_jitter = 0.3 * boundary_jitter(
+        shape, site.voxel_mm, np.random.default_rng([config.seed, int(plan.participant_id), 99])
+    )
     manual_rn = rater_tracing(truth["RN"], site.voxel_mm, 0.0, rn_jitter)
 
     affine = ras_affine(site)
@@ -420,7 +466,9 @@ def _rater_tracings(
     raters alike); the rest is the rater's own. Each rater's jitter SD stays as sampled.
     """
     shape, voxel_mm = plan.site.shape, plan.site.voxel_mm
-    streams = [np.random.default_rng([config.seed, int(plan.participant_id), 100 + k]) for k in range(3)]
+    streams = [
+        np.random.default_rng([config.seed, int(plan.participant_id), 100 + k]) for k in range(3)
+    ]
     shared = boundary_jitter(shape, voxel_mm, streams[0])
     weight = config.rater_shared_fraction
     tracings = []

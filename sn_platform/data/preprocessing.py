@@ -84,7 +84,9 @@ class PreprocessingSpec:
         if not self.echoes or min(self.echoes) < 1:
             raise ValueError(f"echoes must be 1-based echo numbers, got {self.echoes}")
         if self.normalization not in ("zscore", "percentile"):
-            raise ValueError(f"normalization must be 'zscore' or 'percentile', got {self.normalization!r}")
+            raise ValueError(
+                f"normalization must be 'zscore' or 'percentile', got {self.normalization!r}"
+            )
         if len(self.min_shape) != 3 or min(self.min_shape) < 1:
             raise ValueError(f"min_shape must be three positive sizes, got {self.min_shape}")
 
@@ -110,7 +112,9 @@ class PreprocessingSpec:
         """Per-echo normalisation: each echo is its own image, so statistics are per channel."""
         if self.normalization == "zscore":
             return tio.ZNormalization(include=self.echo_keys)
-        return tio.RescaleIntensity(out_min_max=(0.0, 1.0), percentiles=(0.5, 99.5), include=self.echo_keys)
+        return tio.RescaleIntensity(
+            out_min_max=(0.0, 1.0), percentiles=(0.5, 99.5), include=self.echo_keys
+        )
 
     def transform(self, augmentation: tio.Transform | None = None) -> tio.Compose:
         """Full pipeline: spatial steps, optional augmentation, intensity normalisation."""
@@ -123,7 +127,9 @@ class PreprocessingSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON-serialisable)."""
         data = asdict(self)
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in data.items()
+        }
 
     def to_json(self) -> str:
         """JSON text of ``to_dict``."""

@@ -15,7 +15,13 @@ from numpy.typing import NDArray
 from sn_platform.data.phantom import SimulatedSubject
 from sn_platform.data.slab import slab_below
 
-OUTLINES = (("SN", "truth", "red"), ("manual", "rater 1", "lime"), ("SNpc", "truth", "yellow"), ("N1", "truth", "cyan"), ("RN", "truth", "magenta"))
+OUTLINES = (
+    ("SN", "truth", "red"),
+    ("manual", "rater 1", "lime"),
+    ("SNpc", "truth", "yellow"),
+    ("N1", "truth", "cyan"),
+    ("RN", "truth", "magenta"),
+)
 
 
 def _canonical(array: NDArray, affine: NDArray[np.float64]) -> NDArray:
@@ -60,11 +66,16 @@ def save_montage(subject: SimulatedSubject, path: Path, n_slices: int = 3) -> No
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:
-                axis.set_title(["echo 1 (NM)", "echo 2", "echo 3", "QSM (ppm)", "labels on echo 1"][column], fontsize=9)
+                axis.set_title(
+                    ["echo 1 (NM)", "echo 2", "echo 3", "QSM (ppm)", "labels on echo 1"][column],
+                    fontsize=9,
+                )
         for name, _, colour in OUTLINES:
             mask = masks[name][:, :, z]
             if mask.any():
-                axes[row, 4].contour(mask[::-1].T.astype(float), levels=[0.5], colors=colour, linewidths=0.7)
+                axes[row, 4].contour(
+                    mask[::-1].T.astype(float), levels=[0.5], colors=colour, linewidths=0.7
+                )
         axes[row, 0].set_ylabel(f"slice {z}", fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

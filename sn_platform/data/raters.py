@@ -18,7 +18,9 @@ from sn_platform.data.acquisition import smooth_noise
 _NO_THROUGH_PLANE_MM = 1e6
 
 
-def in_plane_distance_mm(mask: NDArray[np.bool_], voxel_mm: tuple[float, float, float]) -> NDArray[np.float64]:
+def in_plane_distance_mm(
+    mask: NDArray[np.bool_], voxel_mm: tuple[float, float, float]
+) -> NDArray[np.float64]:
     """In-plane distance (mm) from every voxel outside ``mask`` to it (0 inside).
 
     Slices without any mask voxel get a distance above any plausible margin.

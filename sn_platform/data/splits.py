@@ -27,7 +27,9 @@ class Splits:
     def fold(self, index: int) -> tuple[list[str], list[str]]:
         """Training and validation subject ids of fold ``index``."""
         if not 0 <= index < len(self.folds):
-            raise ValueError(f"fold {index} does not exist; the splits have {len(self.folds)} folds")
+            raise ValueError(
+                f"fold {index} does not exist; the splits have {len(self.folds)} folds"
+            )
         train, validation = self.folds[index]
         return list(train), list(validation)
 
@@ -73,7 +75,7 @@ def stratified_splits(
     for group in sorted(set(groups.values())):
         members = sorted(s for s, g in groups.items() if g == group)
         members = [members[i] for i in rng.permutation(len(members))]
-        n_test = int(round(test_fraction * len(members)))
+        n_test = round(test_fraction * len(members))
         test += members[:n_test]
         # Continue the round-robin across groups so fold sizes differ by at most one.
         for position, subject in enumerate(members[n_test:]):
@@ -83,7 +85,8 @@ def stratified_splits(
     if len(development) < k:
         raise ValueError(f"{len(development)} development subjects cannot fill {k} folds")
     folds = tuple(
-        (tuple(sorted(set(development) - set(members))), tuple(sorted(members))) for members in fold_members
+        (tuple(sorted(set(development) - set(members))), tuple(sorted(members)))
+        for members in fold_members
     )
     return Splits(test=tuple(sorted(test)), folds=folds, seed=seed)
 
@@ -104,8 +107,9 @@ def load_or_create_splits(
         saved = set(splits.test) | set(splits.development)
         if saved != set(groups) or len(splits.folds) != k:
             raise ValueError(
-                f"{path}: saved splits cover {len(saved)} subjects in {len(splits.folds)} folds, but the "
-                f"dataset has {len(groups)} subjects and {k} folds were asked; delete the file to re-split"
+                f"{path}: saved splits cover {len(saved)} subjects in {len(splits.folds)} folds, "
+                f"but the dataset has {len(groups)} subjects and {k} folds were asked; "
+                "delete the file to re-split"
             )
         return splits
     splits = stratified_splits(groups, k, seed, test_fraction)

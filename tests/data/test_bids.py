@@ -99,7 +99,9 @@ def test_nan_volume(tmp_path):
 def test_4d_file(tmp_path):
     root = _tiny_dataset(tmp_path)
     _save(echo_path(root, "01", 2), np.ones((*SHAPE, 2), np.int16))
-    _expect_error(root, echo_path(root, "01", 2), "4D image of shape (8, 7, 4, 2); a 3D volume is expected")
+    _expect_error(
+        root, echo_path(root, "01", 2), "4D image of shape (8, 7, 4, 2); a 3D volume is expected"
+    )
 
 
 def test_non_binary_label(tmp_path):

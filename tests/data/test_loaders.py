@@ -11,13 +11,21 @@ import torch
 import torchio as tio
 
 from sn_platform.data.bids import discover_subjects
-from sn_platform.data.loaders import make_subject, patch_loader, stack_echoes, subjects_dataset, training_queue
+from sn_platform.data.loaders import (
+    make_subject,
+    patch_loader,
+    stack_echoes,
+    subjects_dataset,
+    training_queue,
+)
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
 from sn_platform.data.slab import slab_below
 
 
 def test_spec_round_trips_through_json():
-    spec = PreprocessingSpec(echoes=(1, 2), spacing_mm=None, slab_slices=None, normalization="percentile")
+    spec = PreprocessingSpec(
+        echoes=(1, 2), spacing_mm=None, slab_slices=None, normalization="percentile"
+    )
     assert PreprocessingSpec.from_json(spec.to_json()) == spec
     with pytest.raises(ValueError, match="unknown preprocessing keys"):
         PreprocessingSpec.from_dict({**spec.to_dict(), "colour": "blue"})
@@ -47,7 +55,9 @@ def test_whole_subject_is_the_normalised_slab(phantom_cohort):
     manual = nib.load(records[0].labels["SN"]).get_fdata()
     rn = nib.load(records[0].labels["RN"]).get_fdata().astype(bool)
     slab = slab_below(rn, 3)
-    assert torch.equal(subject[LABEL_KEY].data[0], torch.from_numpy(manual[:, :, slab]).to(torch.uint8))
+    assert torch.equal(
+        subject[LABEL_KEY].data[0], torch.from_numpy(manual[:, :, slab]).to(torch.uint8)
+    )
 
 
 def test_whole_volume_without_red_nucleus_label(phantom_cohort):
@@ -62,7 +72,9 @@ def test_orientation_does_not_change_the_network_input(phantom_cohort, tmp_path)
     record = discover_subjects(root)[1]
     copy = tmp_path / "pir"
     shutil.copytree(root / "sub-002", copy / "sub-002")
-    shutil.copytree(root / "derivatives" / "manual" / "sub-002", copy / "derivatives" / "manual" / "sub-002")
+    shutil.copytree(
+        root / "derivatives" / "manual" / "sub-002", copy / "derivatives" / "manual" / "sub-002"
+    )
     for path in copy.rglob("*.nii.gz"):
         image = nib.load(path)
         transform = nib.orientations.ornt_transform(
@@ -83,7 +95,13 @@ def test_training_queue_gives_label_weighted_patches(phantom_cohort):
     torch.manual_seed(0)
     augmentation = tio.Compose([tio.RandomFlip(axes=("LR",))])
     dataset = subjects_dataset(discover_subjects(root), spec, augmentation)
-    queue = training_queue(dataset, (32, 32, 3), samples_per_volume=4, max_length=16, label_probabilities={0: 0.0, 1: 1.0})
+    queue = training_queue(
+        dataset,
+        (32, 32, 3),
+        samples_per_volume=4,
+        max_length=16,
+        label_probabilities={0: 0.0, 1: 1.0},
+    )
     batches = list(patch_loader(queue, batch_size=4))
     assert len(batches) == 4
     for batch in batches:

@@ -13,7 +13,12 @@ from scipy import ndimage
 
 from sn_platform.data.bids import echo_path, label_path
 from sn_platform.data.cohort import generate_cohort
-from sn_platform.data.phantom import PhantomConfig, SiteProtocol, sample_subject_plan, simulate_subject
+from sn_platform.data.phantom import (
+    PhantomConfig,
+    SiteProtocol,
+    sample_subject_plan,
+    simulate_subject,
+)
 from sn_platform.data.raters import in_plane_distance_mm
 from sn_platform.data.summary import fitted_r2star_per_s
 from sn_platform.metrics import dice
@@ -60,7 +65,9 @@ def test_echoes_decay_at_the_configured_r2star(phantom_cohort, structure):
     times = SiteProtocol().echo_times_ms
     for plan in plans:
         sub = plan.participant_id
-        core = _core(_truth(root, sub, structure)) & ~ndimage.binary_dilation(_truth(root, sub, "N1"), iterations=2)
+        core = _core(_truth(root, sub, structure)) & ~ndimage.binary_dilation(
+            _truth(root, sub, "N1"), iterations=2
+        )
         means = np.array([e[core].mean() for e in _echoes(root, sub)])
         assert np.all(np.diff(means) < 0)
         expected = plan.tissue.sn_r2star if structure == "SN" else plan.tissue.rn_r2star
@@ -76,7 +83,9 @@ def test_nm_contrast_and_susceptibility_match_the_plan(phantom_cohort):
         contrast = echo1[_truth(root, sub, "SNpc")].mean() / echo1[_truth(root, sub, "CC")].mean()
         assert contrast == pytest.approx(plan.tissue.snpc_contrast, abs=0.06)
         assert chi[_truth(root, sub, "SN")].mean() == pytest.approx(plan.tissue.sn_chi, abs=0.006)
-        assert chi[_core(_truth(root, sub, "CC"))].mean() == pytest.approx(plan.tissue.crus_chi, abs=0.01)
+        assert chi[_core(_truth(root, sub, "CC"))].mean() == pytest.approx(
+            plan.tissue.crus_chi, abs=0.01
+        )
 
 
 def test_group_parameters_follow_phantom_md():
@@ -92,13 +101,18 @@ def test_group_parameters_follow_phantom_md():
     assert mean("HC", "sn_chi") == pytest.approx(0.098, abs=0.003)
     assert mean("PD", "sn_chi") == pytest.approx(0.126, abs=0.004)
     assert mean("PD", "sn_r2star") > mean("HC", "sn_r2star") + 2.0
-    snpc = {g: np.mean([sum(s.snpc_volume_mm3 for s in p.sides.values()) / 2 for p in by_group[g]]) for g in by_group}
+    snpc = {
+        g: np.mean([sum(s.snpc_volume_mm3 for s in p.sides.values()) / 2 for p in by_group[g]])
+        for g in by_group
+    }
     assert snpc["HC"] == pytest.approx(96, abs=4) and snpc["PD"] == pytest.approx(79, abs=4)
     # Overlapping groups: the better single feature still misclassifies many subjects.
     hc = np.array([p.tissue.snpc_contrast for p in by_group["HC"]])
     pd = np.array([p.tissue.snpc_contrast for p in by_group["PD"]])
     assert 0.6 < (hc.mean() - pd.mean()) / np.sqrt(0.5 * (hc.var() + pd.var())) < 1.4
-    no_n1 = np.mean([not any(s.nigrosome_present for s in p.sides.values()) for p in by_group["PD"]])
+    no_n1 = np.mean(
+        [not any(s.nigrosome_present for s in p.sides.values()) for p in by_group["PD"]]
+    )
     assert no_n1 == pytest.approx(0.40, abs=0.08)
 
 
@@ -155,7 +169,9 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
         files = sorted((tmp_path / run).rglob("*.nii.gz"))
         digests.append([hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
     assert digests[0] == digests[1] and len(digests[0]) == 14
-    other = simulate_subject(sample_subject_plan(replace(config, seed=6), 0), replace(config, seed=6))
+    other = simulate_subject(
+        sample_subject_plan(replace(config, seed=6), 0), replace(config, seed=6)
+    )
     first = _load(echo_path(tmp_path / "a", "001", 1))
     assert not np.array_equal(first, other.echoes[0])
 
