@@ -29,7 +29,7 @@ SIDES = {"right": 1.0, "left": -1.0}
 
 def soft_inside(signed_distance_mm: FloatArray) -> FloatArray:
     """Partial-volume membership from a signed distance (mm, negative inside)."""
-    return 1.0 / (1.0 + np.exp(np.clip(signed_distance_mm / EDGE_MM, -60.0, 60.0)))
+    return _soft_step(-signed_distance_mm, EDGE_MM)
 
 
 @dataclass(frozen=True)
@@ -201,4 +201,5 @@ def vessel_distance(
 
 
 def _soft_step(value: FloatArray, width: float) -> FloatArray:
+    """Logistic step from 0 (value << 0) to 1 (value >> 0) over ``width``."""
     return 1.0 / (1.0 + np.exp(np.clip(-value / width, -60.0, 60.0)))
