@@ -20,6 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sn-phantom out=data/phantom subjects=30 seed=0 preview=true
 	$(BIN)/python -m sn_platform.data.summary data/phantom
+	$(BIN)/sn-train experiment=smoke trainer.max_epochs=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check sn_platform tests benchmarks

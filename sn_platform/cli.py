@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,10 +49,57 @@ def _not_built(command: str, issue: int) -> None:
     )
 
 
+GROUP_CHOICE = re.compile(r"^[+~]?(?P<group>[\w/]+)=(?P<option>[\w.-]+)$")
+
+
+def check_group_choices(command: str, arguments: Sequence[str]) -> None:
+    """Refuse ``group=option`` overrides naming an option that does not exist, on one line
+    (Hydra's own message spans several lines and a stack-trace hint)."""
+    for argument in arguments:
+        match = GROUP_CHOICE.match(argument)
+        if match is None:
+            continue
+        folder = Path(CONFIG_DIR) / match["group"]
+        if folder.is_dir() and not (folder / f"{match['option']}.yaml").exists():
+            options = sorted(p.stem for p in folder.glob("*.yaml"))
+            raise SystemExit(
+                f"{command}: unknown {match['group']} '{match['option']}'; "
+                f"choose from {', '.join(options)}"
+            )
+
+
+def _guarded(command: str, app: Callable[[], None]) -> Callable[[], None]:
+    """A console-script entry: check group choices, then run the Hydra app."""
+
+    def main() -> None:
+        check_group_choices(command, sys.argv[1:])
+        app()
+
+    main.__doc__ = app.__doc__
+    return main
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def train(cfg: DictConfig) -> None:
-    """``sn-train``: train one fold (issue #4)."""
-    _not_built("sn-train", 4)
+def _train_app(cfg: DictConfig) -> None:
+    """``sn-train``: train one fold (or all development subjects), evaluate, track."""
+    from sn_platform.data.bids import DataValidationError
+    from sn_platform.experiment import ConfigError, train_and_evaluate
+
+    try:
+        outcome = train_and_evaluate(cfg)
+    except (ConfigError, DataValidationError) as error:
+        raise SystemExit(f"sn-train: {error}") from None
+    shown = {k: round(v, 4) for k, v in outcome.metrics.items()}
+    print(f"sn-train: best epoch {outcome.progress.best_epoch}; {shown}")
+    if outcome.run_id is not None:
+        print(f"sn-train: MLflow run {outcome.run_id} in {cfg.tracking.uri}")
+        if outcome.model_uri is not None:
+            print(f"sn-train: model {outcome.model_uri} (also runs:/{outcome.run_id}/model)")
+        if str(cfg.tracking.uri).startswith("sqlite"):
+            print(f"sn-train: browse with  mlflow ui --backend-store-uri {cfg.tracking.uri}")
+
+
+train = _guarded("sn-train", _train_app)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

@@ -13,6 +13,7 @@ with the offending file and says what is wrong, on one line.
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,3 +238,15 @@ def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geome
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text[:200]
+
+
+def dataset_fingerprint(records: Sequence[SubjectRecord]) -> str:
+    """SHA-256 (first 16 hex digits) of the contents of every file the records use."""
+    digest = hashlib.sha256()
+    for record in sorted(records, key=lambda r: r.participant_id):
+        paths = [*record.echoes, *([record.chimap] if record.chimap else [])]
+        paths += [record.labels[name] for name in sorted(record.labels)]
+        for path in paths:
+            digest.update(path.name.encode())
+            digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]

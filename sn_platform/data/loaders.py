@@ -49,10 +49,19 @@ def subjects_dataset(
     spec: PreprocessingSpec,
     augmentation: tio.Transform | None = None,
     label: str | None = "SN",
+    cache: bool = True,
 ) -> tio.SubjectsDataset:
-    """Subjects with the full preprocessing (and augmentation, for training)."""
+    """Subjects with the full preprocessing (and augmentation, for training).
+
+    With ``cache`` the spatial steps (read, reorient, resample, slab, pad) run once, here,
+    and only augmentation and normalisation run at every access: an epoch re-reads nothing.
+    """
     subjects = [make_subject(r, spec, label) for r in records]
-    return tio.SubjectsDataset(subjects, transform=spec.transform(augmentation))
+    if not cache:
+        return tio.SubjectsDataset(subjects, transform=spec.transform(augmentation))
+    spatial = spec.spatial_transform()
+    prepared = [spatial(subject) for subject in subjects]
+    return tio.SubjectsDataset(prepared, transform=spec.transform(augmentation, spatial=False))
 
 
 def training_queue(

@@ -34,3 +34,8 @@ def reorient_from_ras(
         return np.ascontiguousarray(nib.orientations.apply_orientation(array, transform))
 
     return new_affine, reorient
+
+
+def canonical_array(array: NDArray, affine: NDArray[np.float64]) -> NDArray:
+    """``array`` (X, Y, Z) reordered to the closest canonical (RAS) voxel orientation."""
+    return np.asarray(nib.as_closest_canonical(nib.Nifti1Image(array, affine)).dataobj)

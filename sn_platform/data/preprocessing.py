@@ -116,9 +116,14 @@ class PreprocessingSpec:
             out_min_max=(0.0, 1.0), percentiles=(0.5, 99.5), include=self.echo_keys
         )
 
-    def transform(self, augmentation: tio.Transform | None = None) -> tio.Compose:
-        """Full pipeline: spatial steps, optional augmentation, intensity normalisation."""
-        steps: list[tio.Transform] = [self.spatial_transform()]
+    def transform(
+        self, augmentation: tio.Transform | None = None, spatial: bool = True
+    ) -> tio.Compose:
+        """Full pipeline: spatial steps, optional augmentation, intensity normalisation.
+
+        ``spatial=False`` leaves out the spatial steps, for subjects that already had them.
+        """
+        steps: list[tio.Transform] = [self.spatial_transform()] if spatial else []
         if augmentation is not None:
             steps.append(augmentation)
         steps.append(self.intensity_transform())

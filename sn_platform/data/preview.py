@@ -8,10 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import nibabel as nib
 import numpy as np
-from numpy.typing import NDArray
 
+from sn_platform.data.orientation import canonical_array
 from sn_platform.data.phantom import SimulatedSubject
 from sn_platform.data.slab import slab_below
 
@@ -24,10 +23,6 @@ OUTLINES = (
 )
 
 
-def _canonical(array: NDArray, affine: NDArray[np.float64]) -> NDArray:
-    return np.asarray(nib.as_closest_canonical(nib.Nifti1Image(array, affine)).dataobj)
-
-
 def save_montage(subject: SimulatedSubject, path: Path, n_slices: int = 3) -> None:
     """Save a montage: one row per slice of the slab below the RN, radiological view.
 
@@ -35,10 +30,10 @@ def save_montage(subject: SimulatedSubject, path: Path, n_slices: int = 3) -> No
     rater 1 (green), SNpc (yellow), nigrosome-1 (cyan) and RN (magenta) outlined.
     """
     affine = subject.affine
-    echoes = [_canonical(e, affine).astype(float) for e in subject.echoes[:3]]
-    chi = _canonical(subject.chi_ppm, affine)
-    masks = {name: _canonical(m, affine).astype(bool) for name, m in subject.truth.items()}
-    masks["manual"] = _canonical(subject.manual, affine).astype(bool)
+    echoes = [canonical_array(e, affine).astype(float) for e in subject.echoes[:3]]
+    chi = canonical_array(subject.chi_ppm, affine)
+    masks = {name: canonical_array(m, affine).astype(bool) for name, m in subject.truth.items()}
+    masks["manual"] = canonical_array(subject.manual, affine).astype(bool)
     slices = slab_below(masks["RN"], n_slices)
     if not slices:
         slices = list(np.linspace(0, chi.shape[2] - 1, n_slices + 2).astype(int)[1:-1])

@@ -1,0 +1,294 @@
+"""The one training loop: epochs of patches, whole-volume validation, checkpoints, resume.
+
+It knows nothing about Hydra, MLflow or Ray: it reports through ``report(metrics, epoch)``,
+so ``sn-train``, a Ray Tune trial and a test drive the same code.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchio as tio
+from torch import nn
+from tqdm.auto import tqdm
+
+from sn_platform.data.loaders import stack_echoes
+from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
+from sn_platform.runtime import autocast, restore_rng_state, rng_state
+
+SCHEDULES = ("cosine", "poly", "constant")
+LAST_CHECKPOINT = "last.pt"
+BEST_WEIGHTS = "best.pt"
+
+Report = Callable[[Mapping[str, float], int], None]
+Validate = Callable[[nn.Module], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """How long and how a model is trained.
+
+    Parameters
+    ----------
+    max_epochs : epochs to train (an epoch is one pass over the patch queue)
+    lr_schedule : ``cosine``, ``poly`` (nnU-Net's (1 - t)^0.9) or ``constant``
+    warmup_epochs : linear warm-up epochs before the schedule
+    grad_clip_norm : maximum gradient L2 norm, or None
+    monitor : metric that selects the best epoch and drives early stopping
+    mode : ``max`` or ``min`` for ``monitor``
+    patience : epochs without improvement before stopping (None: never stop early)
+    min_delta : smallest change that counts as an improvement
+    val_every : validate every this many epochs (and at the last one)
+    precision : ``none``, ``bf16`` or ``fp16`` (CUDA only)
+    compile : train through ``torch.compile`` (CUDA only; checkpoints hold the plain weights)
+    progress : show a progress bar per epoch
+    """
+
+    max_epochs: int = 30
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 0
+    grad_clip_norm: float | None = 12.0
+    monitor: str = "val/dsc"
+    mode: str = "max"
+    patience: int | None = None
+    min_delta: float = 0.0
+    val_every: int = 1
+    precision: str = "none"
+    compile: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be >= 1, got {self.val_every}")
+        if self.warmup_epochs < 0 or self.warmup_epochs >= self.max_epochs:
+            raise ValueError(f"warmup_epochs must be in [0, max_epochs), got {self.warmup_epochs}")
+
+
+@dataclass
+class Progress:
+    """What survives between epochs besides weights: kept in every checkpoint."""
+
+    epoch: int = 0
+    best_metric: float | None = None
+    best_epoch: int = 0
+    stale_epochs: int = 0
+    stopped_early: bool = False
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def learning_rate_factor(epoch: int, settings: TrainerSettings) -> float:
+    """Multiplier of the base learning rate at ``epoch`` (0-based)."""
+    if epoch < settings.warmup_epochs:
+        return (epoch + 1) / (settings.warmup_epochs + 1)
+    span = settings.max_epochs - settings.warmup_epochs
+    progress = (epoch - settings.warmup_epochs) / span
+    if settings.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if settings.lr_schedule == "poly":
+        return (1.0 - progress) ** 0.9
+    return 1.0
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, settings: TrainerSettings
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-epoch schedule of ``learning_rate_factor``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: learning_rate_factor(epoch, settings)
+    )
+
+
+def _improved(value: float, progress: Progress, settings: TrainerSettings) -> bool:
+    if not math.isfinite(value):
+        return False
+    if progress.best_metric is None:
+        return True
+    delta = value - progress.best_metric if settings.mode == "max" else progress.best_metric - value
+    return delta > settings.min_delta
+
+
+def _atomic_save(payload: Any, path: Path) -> None:
+    temporary = path.with_name(f".tmp-{path.name}")
+    torch.save(payload, temporary)
+    temporary.replace(path)
+
+
+def read_checkpoint(directory: Path) -> dict[str, Any] | None:
+    """The last checkpoint in ``directory``, or None when there is none."""
+    path = Path(directory) / LAST_CHECKPOINT
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_best_weights(model: nn.Module, directory: Path) -> None:
+    """Load the best epoch's weights saved by ``Trainer.fit``."""
+    model.load_state_dict(torch.load(Path(directory) / BEST_WEIGHTS, map_location="cpu"))
+
+
+class Trainer:
+    """Trains ``model`` with a loss on patch batches; validates whole volumes.
+
+    Parameters
+    ----------
+    model, loss, optimizer : the network (logits out), a loss on (logits, target), its optimiser
+    spec : preprocessing spec (which subject keys are the channels)
+    settings : ``TrainerSettings``
+    device : where to train
+    checkpoint_dir : holds ``last.pt`` (everything, every epoch) and ``best.pt`` (weights)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        spec: PreprocessingSpec,
+        settings: TrainerSettings,
+        device: torch.device,
+        checkpoint_dir: Path,
+    ):
+        self.model = model.to(device)
+        compiled = settings.compile and device.type == "cuda"
+        self.network: nn.Module = torch.compile(self.model) if compiled else self.model  # type: ignore[assignment]
+        self.loss = loss
+        self.optimizer = optimizer
+        self.spec = spec
+        self.settings = settings
+        self.device = device
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.scheduler = make_scheduler(optimizer, settings)
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=settings.precision == "fp16" and device.type == "cuda"
+        )
+        self.progress = Progress()
+
+    def resume(self, checkpoint: Mapping[str, Any]) -> None:
+        """Restore weights, optimiser, schedule, scaler, RNG and progress from a checkpoint."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        restore_rng_state(checkpoint["rng"])
+        self.progress = Progress(**checkpoint["progress"])
+
+    def _save(self, extra: Mapping[str, Any]) -> None:
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "progress": asdict(self.progress),
+            "extra": dict(extra),
+        }
+        _atomic_save(payload, self.checkpoint_dir / LAST_CHECKPOINT)
+
+    def train_epoch(self, batches: Iterable[Mapping[str, Any]], total: int | None) -> float:
+        """One pass over ``batches``; returns the mean loss."""
+        self.model.train()
+        losses: list[float] = []
+        bar = tqdm(
+            batches,
+            total=total,
+            desc=f"epoch {self.progress.epoch + 1}/{self.settings.max_epochs}",
+            unit="batch",
+            disable=not self.settings.progress,
+            leave=False,
+        )
+        for batch in bar:
+            inputs = stack_echoes(batch, self.spec).to(self.device)
+            target = batch[LABEL_KEY][tio.DATA].to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            with autocast(self.device, self.settings.precision):
+                loss = self.loss(self.network(inputs).float(), target)
+            self.scaler.scale(loss).backward()
+            if self.settings.grad_clip_norm is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if not losses:
+            raise ValueError("the training loader produced no batches")
+        return sum(losses) / len(losses)
+
+    def fit(
+        self,
+        make_batches: Callable[[], Iterable[Mapping[str, Any]]],
+        validate: Validate | None = None,
+        report: Report | None = None,
+        batches_per_epoch: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Progress:
+        """Train from ``progress.epoch`` to ``max_epochs`` (or early stop).
+
+        ``make_batches`` builds a fresh loader per epoch, so an epoch depends only on the
+        RNG state at its start and a resumed run repeats an uninterrupted one exactly.
+        After each epoch the checkpoint is written first, then ``report`` is called.
+        Without ``validate`` every epoch counts as the best (the last weights are kept).
+        """
+        settings = self.settings
+        while self.progress.epoch < settings.max_epochs and not self.progress.stopped_early:
+            start = time.perf_counter()
+            train_loss = self.train_epoch(make_batches(), batches_per_epoch)
+            metrics: dict[str, float] = {
+                "train/loss": train_loss,
+                "train/lr": self.optimizer.param_groups[0]["lr"],
+                "train/epoch_seconds": time.perf_counter() - start,
+            }
+            self.scheduler.step()
+            self.progress.epoch += 1
+            last = self.progress.epoch == settings.max_epochs
+            if validate is not None and (self.progress.epoch % settings.val_every == 0 or last):
+                start = time.perf_counter()
+                metrics |= dict(validate(self.model))
+                metrics["val/seconds"] = time.perf_counter() - start
+            self._track_best(metrics, validate is not None)
+            self.progress.last_metrics = metrics
+            self._save(extra or {})
+            if report is not None:
+                report(metrics, self.progress.epoch)
+        if not (self.checkpoint_dir / BEST_WEIGHTS).exists():
+            self._save_best()  # the monitor was never finite: keep the last weights
+        return self.progress
+
+    def _track_best(self, metrics: dict[str, float], validating: bool) -> None:
+        progress, settings = self.progress, self.settings
+        if not validating:
+            progress.best_epoch = progress.epoch
+            self._save_best()
+            return
+        if settings.monitor not in metrics:
+            return
+        value = float(metrics[settings.monitor])
+        if _improved(value, progress, settings):
+            progress.best_metric, progress.best_epoch, progress.stale_epochs = (
+                value,
+                progress.epoch,
+                0,
+            )
+            self._save_best()
+        else:
+            progress.stale_epochs += 1
+            if settings.patience is not None and progress.stale_epochs >= settings.patience:
+                progress.stopped_early = True
+        metrics["val/best_epoch"] = float(progress.best_epoch)
+
+    def _save_best(self) -> None:
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_save(self.model.state_dict(), self.checkpoint_dir / BEST_WEIGHTS)

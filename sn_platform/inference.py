@@ -1,0 +1,190 @@
+"""Predict one subject: grid sampling and aggregation in the network's space, then back
+onto the subject's original grid and orientation.
+
+Training validation, the logged MLflow model and batch inference all call this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torchio as tio
+from numpy.typing import NDArray
+from torch import nn
+
+from sn_platform.data.bids import SubjectRecord
+from sn_platform.data.loaders import make_subject, stack_echoes
+from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.runtime import autocast
+
+OVERLAP_MODES = ("average", "hann", "crop")
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a volume is tiled, aggregated and thresholded.
+
+    Parameters
+    ----------
+    patch_size : patch (voxels) seen by the network, (X, Y, Z)
+    patch_overlap : overlap (voxels) between neighbouring patches; even numbers
+    overlap_mode : TorchIO aggregation of overlapping patches (average, hann, crop)
+    batch_size : patches per forward pass
+    threshold : probability above which a voxel is SN
+    flip_tta : also predict the left-right mirrored volume and average the two
+    """
+
+    patch_size: tuple[int, int, int] = (64, 64, 3)
+    patch_overlap: tuple[int, int, int] = (16, 16, 0)
+    overlap_mode: str = "average"
+    batch_size: int = 4
+    threshold: float = 0.5
+    flip_tta: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "patch_size", tuple(int(n) for n in self.patch_size))
+        object.__setattr__(self, "patch_overlap", tuple(int(n) for n in self.patch_overlap))
+        if len(self.patch_size) != 3 or min(self.patch_size) < 1:
+            raise ValueError(f"patch_size must be three positive sizes, got {self.patch_size}")
+        overlap, patch = self.patch_overlap, self.patch_size
+        if len(overlap) != 3 or any(
+            o < 0 or o % 2 or o >= p for o, p in zip(overlap, patch, strict=True)
+        ):
+            raise ValueError(
+                f"patch_overlap must be three even sizes smaller than the patch {patch}, "
+                f"got {overlap}"
+            )
+        if self.overlap_mode not in OVERLAP_MODES:
+            raise ValueError(
+                f"overlap_mode must be one of {OVERLAP_MODES}, got {self.overlap_mode!r}"
+            )
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (JSON)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def foreground_probability(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 1, X, Y, Z) SN probability from logits: sigmoid of one channel, else softmax."""
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits)
+    return torch.softmax(logits, dim=1)[:, 1:2]
+
+
+@torch.inference_mode()
+def predict_array(
+    model: nn.Module,
+    volume: torch.Tensor,
+    settings: InferenceSettings,
+    device: torch.device,
+    precision: str = "none",
+) -> torch.Tensor:
+    """SN probability (1, X, Y, Z) of a preprocessed volume (C, X, Y, Z), tiled by TorchIO.
+
+    The volume must be at least the patch size along each axis (the spec pads it).
+    """
+    if any(n < p for n, p in zip(volume.shape[1:], settings.patch_size, strict=True)):
+        raise ValueError(
+            f"volume {tuple(volume.shape[1:])} is smaller than the patch {settings.patch_size}"
+        )
+    model.eval()
+    passes = [False, True] if settings.flip_tta else [False]
+    total = torch.zeros((1, *volume.shape[1:]), dtype=torch.float32)
+    for mirrored in passes:
+        data = torch.flip(volume, dims=(1,)) if mirrored else volume
+        subject = tio.Subject(image=tio.ScalarImage(tensor=data.float()))
+        sampler = tio.GridSampler(subject, settings.patch_size, settings.patch_overlap)
+        aggregator = tio.GridAggregator(sampler, overlap_mode=settings.overlap_mode)
+        for batch in tio.SubjectsLoader(sampler, batch_size=settings.batch_size):  # type: ignore[arg-type]
+            inputs = batch["image"][tio.DATA].to(device)
+            with autocast(device, precision):
+                logits = model(inputs)
+            aggregator.add_batch(foreground_probability(logits.float()).cpu(), batch[tio.LOCATION])
+        probability = aggregator.get_output_tensor().float()
+        total += torch.flip(probability, dims=(1,)) if mirrored else probability
+    return total / len(passes)
+
+
+@dataclass(frozen=True)
+class NativePrediction:
+    """A prediction on the subject's original grid.
+
+    ``probability`` (X, Y, Z) float32 in [0, 1]; ``field_of_view`` (X, Y, Z) bool, the
+    voxels the network saw (the slab); ``affine`` (4, 4) of the input echo, mm.
+    """
+
+    probability: NDArray[np.float32]
+    field_of_view: NDArray[np.bool_]
+    affine: NDArray[np.float64]
+
+    def mask(self, threshold: float) -> NDArray[np.bool_]:
+        """Binary SN mask: probability above ``threshold``."""
+        return self.probability > threshold
+
+
+def to_native_grid(
+    probability: torch.Tensor,
+    network_affine: NDArray[np.float64],
+    native_shape: Sequence[int],
+    native_affine: NDArray[np.float64],
+) -> NativePrediction:
+    """Resample a network-space probability (1, X, Y, Z) onto the native grid (world space).
+
+    Linear interpolation for the probability, nearest neighbour for the field of view;
+    native voxels outside the network's volume get probability 0.
+    """
+    subject = tio.Subject(
+        probability=tio.ScalarImage(tensor=probability.float(), affine=network_affine),
+        field_of_view=tio.LabelMap(
+            tensor=torch.ones_like(probability, dtype=torch.uint8), affine=network_affine
+        ),
+    )
+    target = (tuple(int(n) for n in native_shape), np.asarray(native_affine, dtype=np.float64))
+    resampled = tio.Resample(target)(subject)
+    values = resampled.get_image("probability").data[0].numpy().clip(0.0, 1.0).astype(np.float32)
+    field_of_view = resampled.get_image("field_of_view").data[0].numpy().astype(bool)
+    return NativePrediction(values * field_of_view, field_of_view, target[1])
+
+
+@dataclass
+class Segmenter:
+    """A trained network with the preprocessing and inference settings it was trained with."""
+
+    model: nn.Module
+    spec: PreprocessingSpec
+    settings: InferenceSettings
+    device: torch.device
+    precision: str = "none"
+
+    def preprocess(self, record: SubjectRecord) -> tio.Subject:
+        """The record's echoes (and slab reference, when present) in the network's space."""
+        return self.spec.transform()(make_subject(record, self.spec, label=None))
+
+    def predict_network_space(self, subject: tio.Subject) -> torch.Tensor:
+        """SN probability (1, X, Y, Z) of a preprocessed subject."""
+        return predict_array(
+            self.model, stack_echoes(subject, self.spec), self.settings, self.device, self.precision
+        )
+
+    def predict_preprocessed(
+        self, subject: tio.Subject, native_shape: Sequence[int], native_affine: NDArray
+    ) -> NativePrediction:
+        """Predict a preprocessed subject and map it onto the given native grid."""
+        probability = self.predict_network_space(subject)
+        network_affine = subject.get_image(self.spec.echo_keys[0]).affine
+        return to_native_grid(probability, network_affine, native_shape, native_affine)
+
+    def predict(self, record: SubjectRecord) -> NativePrediction:
+        """Predict a subject from its files onto the grid of its first echo."""
+        native = tio.ScalarImage(record.echoes[0])
+        return self.predict_preprocessed(
+            self.preprocess(record), native.spatial_shape, native.affine
+        )

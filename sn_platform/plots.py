@@ -1,0 +1,124 @@
+"""Figures of an evaluation: auto-vs-manual scatter, Bland-Altman, and contour overlays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from numpy.typing import NDArray
+
+from sn_platform.data.orientation import canonical_array
+from sn_platform.evaluate import MEASURES, ReferenceCase
+from sn_platform.measures import agreement
+
+TITLES = {"nm_volume_ratio": "NM volume ratio", "chi_mean_ppm": "mean susceptibility (ppm)"}
+
+
+def _save(figure: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _pairs(rows: Sequence[Mapping[str, Any]], measure: str) -> tuple[NDArray, NDArray]:
+    auto = np.array([r[measure] for r in rows], dtype=float)
+    manual = np.array([r.get(f"{measure}_manual", np.nan) for r in rows], dtype=float)
+    keep = np.isfinite(auto) & np.isfinite(manual)
+    return auto[keep], manual[keep]
+
+
+def save_agreement_scatter(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Automatic vs manual ROI for both measures, with the identity line and Pearson r."""
+    figure, axes = plt.subplots(1, len(MEASURES), figsize=(5 * len(MEASURES), 4.4))
+    for axis, measure in zip(axes, MEASURES, strict=True):
+        auto, manual = _pairs(rows, measure)
+        axis.scatter(manual, auto, s=18, color="tab:blue")
+        both = np.concatenate([auto, manual])
+        if both.size:
+            low, high = float(both.min()), float(both.max())
+            axis.plot([low, high], [low, high], "k--", linewidth=0.8, label="identity")
+        stats = agreement(auto, manual)
+        axis.set_title(f"{TITLES[measure]}: r = {stats.pearson_r:.3f} (n = {stats.n})")
+        axis.set_xlabel("manual ROI")
+        axis.set_ylabel("automatic ROI")
+        axis.legend(loc="upper left", fontsize=8)
+    _save(figure, path)
+
+
+def save_bland_altman(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Bland-Altman plots (automatic - manual) with bias and 95 % limits of agreement."""
+    figure, axes = plt.subplots(1, len(MEASURES), figsize=(5 * len(MEASURES), 4.4))
+    for axis, measure in zip(axes, MEASURES, strict=True):
+        auto, manual = _pairs(rows, measure)
+        axis.scatter((auto + manual) / 2, auto - manual, s=18, color="tab:orange")
+        stats = agreement(auto, manual)
+        for value, style in (
+            (stats.bland_altman_bias, "-"),
+            (stats.loa_low, "--"),
+            (stats.loa_high, "--"),
+        ):
+            if np.isfinite(value):
+                axis.axhline(value, color="k", linestyle=style, linewidth=0.8)
+        axis.set_title(
+            f"{TITLES[measure]}: bias {stats.bland_altman_bias:.3g}, "
+            f"LoA [{stats.loa_low:.3g}, {stats.loa_high:.3g}]",
+            fontsize=9,
+        )
+        axis.set_xlabel("mean of automatic and manual")
+        axis.set_ylabel("automatic - manual")
+    _save(figure, path)
+
+
+def _outline(axis: Any, mask: NDArray, colour: str) -> None:
+    if mask.any():
+        axis.contour(mask[::-1].T.astype(float), levels=[0.5], colors=colour, linewidths=0.8)
+
+
+def save_overlays(
+    rows: Sequence[Mapping[str, Any]],
+    cases: Mapping[str, ReferenceCase],
+    predictions: Mapping[str, NDArray[np.bool_]],
+    path: Path,
+) -> None:
+    """Echo 1 with the manual (green) and automatic (red) contours of the best, median and
+    worst subject by DSC, on the axial slice with the most manual ROI (radiological view).
+    """
+    ranked = sorted((r for r in rows if np.isfinite(r.get("dsc", np.nan))), key=lambda r: r["dsc"])
+    if not ranked:
+        return
+    picks = {"best": ranked[-1], "median": ranked[len(ranked) // 2], "worst": ranked[0]}
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), squeeze=False)
+    for axis, (title, row) in zip(axes[0], picks.items(), strict=True):
+        participant = str(row["participant_id"]).removeprefix("sub-")
+        case = cases[participant]
+        echo1 = canonical_array(case.echo1, case.affine)
+        predicted = canonical_array(predictions[participant].astype(np.uint8), case.affine) > 0
+        manual = (
+            canonical_array(
+                (case.manual if case.manual is not None else predicted).astype(np.uint8),
+                case.affine,
+            )
+            > 0
+        )
+        z = int(np.argmax((manual | predicted).sum(axis=(0, 1))))
+        axis.imshow(
+            echo1[::-1, :, z].T,
+            cmap="gray",
+            origin="lower",
+            vmax=float(np.percentile(echo1, 99.5)),
+        )
+        _outline(axis, manual[:, :, z], "lime")
+        _outline(axis, predicted[:, :, z], "red")
+        axis.set_title(f"{title}: sub-{participant}  DSC {row['dsc']:.3f}", fontsize=10)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle("echo 1: manual (green) and automatic (red) SN", fontsize=10)
+    _save(figure, path)
