@@ -11,9 +11,8 @@ from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-OmegaConf.register_new_resolver("len", len, replace=True)
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
@@ -102,10 +101,37 @@ def _train_app(cfg: DictConfig) -> None:
 train = _guarded("sn-train", _train_app)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def sweep(cfg: DictConfig) -> None:
-    """``sn-sweep``: cross-validated Ray Tune sweep (issue #5)."""
-    _not_built("sn-sweep", 5)
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sweep")
+def _sweep_app(cfg: DictConfig) -> None:
+    """``sn-sweep``: a cross-validated Ray Tune sweep ending in a registered champion."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from sn_platform.data.bids import DataValidationError
+    from sn_platform.distributed.sweep import SweepInterrupted, run_sweep
+    from sn_platform.evaluate import table_text
+    from sn_platform.experiment import ConfigError
+
+    try:
+        outcome = run_sweep(cfg, list(HydraConfig.get().overrides.task))
+    except (ConfigError, DataValidationError) as error:
+        raise SystemExit(f"sn-sweep: {error}") from None
+    except SweepInterrupted as error:
+        raise SystemExit(f"sn-sweep: {error}") from None
+    columns = ["rank", "config_id", *cfg.tune.space, "score", *cfg.tune.selection]
+    rows = [{c: entry.get(c, "n/a") for c in columns} for entry in outcome.leaderboard]
+    print(f"sn-sweep: leaderboard ({outcome.experiment_dir / 'leaderboard.tsv'})")
+    print(table_text(rows), end="")
+    shown = {k: round(v, 4) for k, v in outcome.refit_metrics.items()}
+    print(f"sn-sweep: refit of the best configuration: {shown}")
+    print(
+        f"sn-sweep: registered {cfg.tracking.model_name} version {outcome.model_version} "
+        f"as models:/{cfg.tracking.model_name}@{cfg.tune.alias}; parent run {outcome.parent_run_id}"
+    )
+    if str(cfg.tracking.uri).startswith("sqlite"):
+        print(f"sn-sweep: browse with  mlflow ui --backend-store-uri {cfg.tracking.uri}")
+
+
+sweep = _guarded("sn-sweep", _sweep_app)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

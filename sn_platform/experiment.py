@@ -209,6 +209,8 @@ def train_and_evaluate(
     report: Report | None = None,
     checkpoint_dir: Path | None = None,
     parent_run_id: str | None = None,
+    run_key: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainingOutcome:
     """Train one model as ``cfg`` says, evaluate its best weights, and track it.
 
@@ -218,6 +220,8 @@ def train_and_evaluate(
     report : called with ``(metrics, epoch)`` after every epoch (Ray Tune)
     checkpoint_dir : overrides ``trainer.checkpoint_dir``
     parent_run_id : MLflow run this run is nested under (a sweep)
+    run_key : identity of the run within its parent; a restarted run reuses its MLflow run
+    tags : extra MLflow tags
     """
     check_config(cfg)
     spec, settings = preprocessing_spec(cfg), inference_settings(cfg)
@@ -227,7 +231,9 @@ def train_and_evaluate(
     subjects = split_subjects(cfg, spec)
     directory = Path(checkpoint_dir or cfg.trainer.checkpoint_dir)
     checkpoint = _prepare_checkpoints(directory, bool(cfg.trainer.resume))
-    tracker = _start_tracking(cfg, spec, subjects, device, parent_run_id, checkpoint)
+    tracker = _start_tracking(
+        cfg, spec, subjects, device, checkpoint, parent_run_id, run_key, dict(tags or {})
+    )
     try:
         outcome = _run(
             cfg, spec, settings, device, precision, subjects, directory, checkpoint, report, tracker
@@ -246,8 +252,10 @@ def _start_tracking(
     spec: PreprocessingSpec,
     subjects: SubjectSplit,
     device: torch.device,
-    parent_run_id: str | None,
     checkpoint: Mapping[str, Any] | None,
+    parent_run_id: str | None,
+    run_key: str | None,
+    extra_tags: dict[str, str],
 ) -> tracking.RunLogger | None:
     """Open the run's MLflow run: the resumed one, or a new one with config and tags."""
     if not cfg.tracking.enabled:
@@ -257,20 +265,22 @@ def _start_tracking(
     if previous:
         return tracking.RunLogger.reopen(previous)
     records = [*subjects.train, *subjects.validation, *subjects.test]
-    run = tracking.RunLogger.start(
-        cfg.tracking.experiment,
-        cfg.run_name,
-        tags={
-            "sn.dataset_fingerprint": dataset_fingerprint(records),
-            "sn.dataset_root": str(Path(cfg.data.root).resolve()),
-            "sn.fold": "all" if cfg.trainer.fold is None else str(cfg.trainer.fold),
-            "sn.device": str(device),
-            "sn.subjects": f"{len(subjects.train)} train / {len(subjects.validation)} val / "
-            f"{len(subjects.test)} test",
-        },
-        artifact_location=cfg.tracking.artifact_location,
-        parent_run_id=parent_run_id,
-    )
+    tags = {
+        "sn.dataset_fingerprint": dataset_fingerprint(records),
+        "sn.dataset_root": str(Path(cfg.data.root).resolve()),
+        "sn.fold": "all" if cfg.trainer.fold is None else str(cfg.trainer.fold),
+        "sn.device": str(device),
+        "sn.subjects": f"{len(subjects.train)} train / {len(subjects.validation)} val / "
+        f"{len(subjects.test)} test",
+        **extra_tags,
+    }
+    where = (cfg.tracking.experiment, cfg.run_name, tags, cfg.tracking.artifact_location)
+    if run_key is not None:
+        run = tracking.RunLogger.start_or_reopen(run_key, *where, parent_run_id=parent_run_id)
+        if run.client.get_run(run.run_id).data.params:
+            return run  # restarted before its first checkpoint: params are logged already
+    else:
+        run = tracking.RunLogger.start(*where, parent_run_id=parent_run_id)
     run.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
     run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
     run.log_text(spec.to_json(), "config/preprocessing.json")

@@ -122,3 +122,28 @@ def save_overlays(
         axis.set_yticks([])
     figure.suptitle("echo 1: manual (green) and automatic (red) SN", fontsize=10)
     _save(figure, path)
+
+
+def save_selection_plot(
+    leaderboard: Sequence[Mapping[str, Any]], keys: Sequence[str], path: Path
+) -> None:
+    """The selection score of every configuration against each searched hyperparameter."""
+    keys = list(keys) or ["config_id"]
+    figure, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
+    scores = np.array([float(e["score"]) for e in leaderboard])
+    for axis, key in zip(axes[0], keys, strict=True):
+        values = [e.get(key) for e in leaderboard]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numeric:
+            axis.scatter(values, scores, color="tab:blue")
+            if key.endswith("lr") or key.endswith("weight_decay"):
+                axis.set_xscale("log")
+        else:
+            labels = sorted({str(v) for v in values})
+            axis.scatter([labels.index(str(v)) for v in values], scores, color="tab:blue")
+            axis.set_xticks(range(len(labels)), labels, rotation=20)
+        axis.set_xlabel(key)
+        axis.set_ylabel("selection score")
+    best = leaderboard[0] if leaderboard else {}
+    figure.suptitle(f"best: {best.get('config_id', 'n/a')}  score {best.get('score', np.nan):.4f}")
+    _save(figure, path)

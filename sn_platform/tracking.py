@@ -7,12 +7,16 @@ or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.s
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Mapping
+import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from sn_platform.runtime import select_device
 MAX_PARAM_LENGTH = 6000
 BATCH_SIZE = 100
 PARENT_TAG = "mlflow.parentRunId"
+RUN_KEY_TAG = "sn.run_key"
 
 
 def configure(uri: str) -> None:
@@ -116,6 +121,33 @@ class RunLogger:
             experiment_id(experiment, artifact_location), tags=all_tags, run_name=run_name
         )
         return cls(run.info.run_id)
+
+    @classmethod
+    def start_or_reopen(
+        cls,
+        key: str,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str] | None = None,
+        artifact_location: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> RunLogger:
+        """The run tagged ``sn.run_key = key`` (under ``parent_run_id``), or a new one.
+
+        A restarted sweep trial or refit continues its own run instead of adding one.
+        """
+        query = f"tags.`{RUN_KEY_TAG}` = '{key}'"
+        if parent_run_id is not None:
+            query += f" and tags.`{PARENT_TAG}` = '{parent_run_id}'"
+        found = mlflow.MlflowClient().search_runs(
+            [experiment_id(experiment, artifact_location)], query, max_results=1
+        )
+        if found:
+            return cls.reopen(found[0].info.run_id)
+        return cls.start(
+            experiment, run_name, {**(tags or {}), RUN_KEY_TAG: key}, artifact_location,
+            parent_run_id,
+        )  # fmt: skip
 
     @classmethod
     def reopen(cls, run_id: str) -> RunLogger:
@@ -263,3 +295,46 @@ def load_segmenter(model_uri: str) -> Segmenter:
     if not isinstance(python_model, SegmenterModel):
         raise ValueError(f"{model_uri}: not an sn-platform segmentation model")
     return python_model.segmenter
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def local_server(backend_uri: str, artifact_root: str, timeout_s: float = 120.0) -> Iterator[str]:
+    """Run ``mlflow server`` on 127.0.0.1 over ``backend_uri`` while the block runs.
+
+    SQLite takes one writer at a time; concurrent sweep trials log through this one
+    server process instead of opening the database themselves. Yields the server URL.
+    """
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", backend_uri, "--default-artifact-root",
+        Path(artifact_root).resolve().as_uri(), "--workers", "1",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                error = (process.stderr.read() if process.stderr else b"").decode()[-500:]
+                raise RuntimeError(f"mlflow server exited ({process.returncode}): {error}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"mlflow server at {url} not up in {timeout_s} s") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
