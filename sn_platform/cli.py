@@ -11,7 +11,7 @@ from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -40,12 +40,6 @@ def phantom(cfg: DictConfig) -> None:
     )
     if cfg.preview:
         print(f"sn-phantom: montages in {Path(cfg.out).resolve() / 'derivatives' / 'preview'}")
-
-
-def _not_built(command: str, issue: int) -> None:
-    raise SystemExit(
-        f"{command}: not built yet (tracked in issue #{issue}); sn-phantom works today"
-    )
 
 
 GROUP_CHOICE = re.compile(r"^[+~]?(?P<group>[\w/]+)=(?P<option>[\w.-]+)$")
@@ -134,7 +128,72 @@ def _sweep_app(cfg: DictConfig) -> None:
 sweep = _guarded("sn-sweep", _sweep_app)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def infer(cfg: DictConfig) -> None:
-    """``sn-infer``: batch inference from the registered model (issue #6)."""
-    _not_built("sn-infer", 6)
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
+def _infer_app(cfg: DictConfig) -> None:
+    """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
+    from sn_platform.batch import (
+        InferenceOptions,
+        local_engine,
+        prepare,
+        select_subjects,
+        write_reports,
+    )
+    from sn_platform.data.bids import DataValidationError
+
+    missing = [key for key in ("input", "output") if OmegaConf.is_missing(cfg, key)]
+    if missing:
+        raise SystemExit(f"sn-infer: give {' and '.join(f'{k}=PATH' for k in missing)}")
+    from sn_platform import tracking
+
+    settings = cfg.infer
+    uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
+    options = InferenceOptions(
+        threshold=settings.threshold,
+        patch_overlap=None if settings.patch_overlap is None else tuple(settings.patch_overlap),
+        flip_tta=bool(settings.flip_tta),
+        keep_largest=bool(settings.keep_largest),
+        volume_range_mm3=tuple(settings.qc.volume_range_mm3),
+        min_confidence=float(settings.qc.min_confidence),
+        min_tta_dice=float(settings.qc.min_tta_dice),
+        overwrite=bool(cfg.overwrite),
+    )
+    root, output = Path(cfg.input), Path(cfg.output)
+    tracking_uri = tracking.absolute_uri(str(cfg.tracking.uri))
+    tracking.configure(tracking_uri)
+    try:
+        participant_ids = select_subjects(root, cfg.subjects)
+        segmenters = prepare([tracking.load_segmenter(uri) for uri in uris], options)
+    except DataValidationError as error:
+        raise SystemExit(f"sn-infer: {error}") from None
+    except Exception as error:  # MLflow raises many types for a bad URI
+        message = " ".join(str(error).split())[:300]
+        raise SystemExit(f"sn-infer: cannot load model {uris}: {message}") from None
+    if settings.engine == "ray":
+        from sn_platform.distributed.batch import ray_engine
+
+        engine = ray_engine(
+            uris, tracking_uri, options, root, output, cfg.label_source,
+            settings.ray.address, int(settings.ray.num_actors),
+            float(settings.ray.cpus_per_actor), float(settings.ray.gpus_per_actor),
+        )  # fmt: skip
+    elif settings.engine == "local":
+        engine = local_engine(
+            segmenters, root, output, options, cfg.label_source, bool(settings.progress)
+        )
+    else:
+        raise SystemExit(f"sn-infer: infer.engine must be local or ray, got {settings.engine!r}")
+    start = time.perf_counter()
+    rows, errors = write_reports(output, engine(participant_ids), uris, root)
+    flagged = sum(r["qc_flag"] != "ok" for r in rows)
+    print(
+        f"sn-infer: {len(rows)} of {len(participant_ids)} subjects segmented "
+        f"({flagged} flagged for review) in {time.perf_counter() - start:.1f} s"
+    )
+    for name in ("measures.tsv", "agreement.json", "index.html", "errors.tsv"):
+        if (output / name).exists():
+            print(f"sn-infer: {name:<16} {(output / name).resolve()}")
+    if errors:
+        raise SystemExit(f"sn-infer: {len(errors)} subjects failed; see {output / 'errors.tsv'}")
+
+
+infer = _guarded("sn-infer", _infer_app)

@@ -274,13 +274,12 @@ def _start_tracking(
         f"{len(subjects.test)} test",
         **extra_tags,
     }
-    where = (cfg.tracking.experiment, cfg.run_name, tags, cfg.tracking.artifact_location)
-    if run_key is not None:
-        run = tracking.RunLogger.start_or_reopen(run_key, *where, parent_run_id=parent_run_id)
-        if run.client.get_run(run.run_id).data.params:
-            return run  # restarted before its first checkpoint: params are logged already
-    else:
-        run = tracking.RunLogger.start(*where, parent_run_id=parent_run_id)
+    run = tracking.RunLogger.start(
+        cfg.tracking.experiment, cfg.run_name, tags, cfg.tracking.artifact_location,
+        parent_run_id, key=run_key,
+    )  # fmt: skip
+    if run.client.get_run(run.run_id).data.params:
+        return run  # a keyed run restarted before its first checkpoint: all logged already
     run.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
     run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
     run.log_text(spec.to_json(), "config/preprocessing.json")

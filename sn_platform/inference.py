@@ -7,7 +7,7 @@ Training validation, the logged MLflow model and batch inference all call this m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -80,25 +80,25 @@ def foreground_probability(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_array(
+def predict_passes(
     model: nn.Module,
     volume: torch.Tensor,
     settings: InferenceSettings,
     device: torch.device,
     precision: str = "none",
-) -> torch.Tensor:
-    """SN probability (1, X, Y, Z) of a preprocessed volume (C, X, Y, Z), tiled by TorchIO.
-
-    The volume must be at least the patch size along each axis (the spec pads it).
+) -> list[torch.Tensor]:
+    """SN probability (1, X, Y, Z) of each test-time pass over a preprocessed volume
+    (C, X, Y, Z), tiled by TorchIO: the volume, and its left-right mirror with ``flip_tta``
+    (flipped back). The volume must be at least the patch size along each axis.
     """
     if any(n < p for n, p in zip(volume.shape[1:], settings.patch_size, strict=True)):
         raise ValueError(
             f"volume {tuple(volume.shape[1:])} is smaller than the patch {settings.patch_size}"
         )
     model.eval()
-    passes = [False, True] if settings.flip_tta else [False]
-    total = torch.zeros((1, *volume.shape[1:]), dtype=torch.float32)
-    for mirrored in passes:
+    probabilities = []
+    for mirrored in [False, True] if settings.flip_tta else [False]:
+        # Axis 1 is left-right: the spec puts every volume in RAS.
         data = torch.flip(volume, dims=(1,)) if mirrored else volume
         subject = tio.Subject(image=tio.ScalarImage(tensor=data.float()))
         sampler = tio.GridSampler(subject, settings.patch_size, settings.patch_overlap)
@@ -109,8 +109,28 @@ def predict_array(
                 logits = model(inputs)
             aggregator.add_batch(foreground_probability(logits.float()).cpu(), batch[tio.LOCATION])
         probability = aggregator.get_output_tensor().float()
-        total += torch.flip(probability, dims=(1,)) if mirrored else probability
-    return total / len(passes)
+        probabilities.append(torch.flip(probability, dims=(1,)) if mirrored else probability)
+    return probabilities
+
+
+def predict_array(
+    model: nn.Module,
+    volume: torch.Tensor,
+    settings: InferenceSettings,
+    device: torch.device,
+    precision: str = "none",
+) -> torch.Tensor:
+    """SN probability (1, X, Y, Z): the mean of ``predict_passes``."""
+    return torch.stack(predict_passes(model, volume, settings, device, precision)).mean(dim=0)
+
+
+def pass_agreement(passes: list[torch.Tensor], threshold: float) -> float:
+    """Dice between the masks of the first two test-time passes (NaN with one pass)."""
+    if len(passes) < 2:
+        return float("nan")
+    first, second = (p > threshold for p in passes[:2])
+    total = int(first.sum() + second.sum())
+    return 1.0 if total == 0 else 2.0 * int((first & second).sum()) / total
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,7 @@ class NativePrediction:
     probability: NDArray[np.float32]
     field_of_view: NDArray[np.bool_]
     affine: NDArray[np.float64]
+    tta_dice: float = float("nan")
 
     def mask(self, threshold: float) -> NDArray[np.bool_]:
         """Binary SN mask: probability above ``threshold``."""
@@ -168,19 +189,19 @@ class Segmenter:
         """The record's echoes (and slab reference, when present) in the network's space."""
         return self.spec.transform()(make_subject(record, self.spec, label=None))
 
-    def predict_network_space(self, subject: tio.Subject) -> torch.Tensor:
-        """SN probability (1, X, Y, Z) of a preprocessed subject."""
-        return predict_array(
-            self.model, stack_echoes(subject, self.spec), self.settings, self.device, self.precision
-        )
-
     def predict_preprocessed(
         self, subject: tio.Subject, native_shape: Sequence[int], native_affine: NDArray
     ) -> NativePrediction:
-        """Predict a preprocessed subject and map it onto the given native grid."""
-        probability = self.predict_network_space(subject)
+        """Predict a preprocessed subject and map it onto the given native grid.
+
+        With ``flip_tta`` the result also carries the Dice between the two passes.
+        """
+        volume = stack_echoes(subject, self.spec)
+        passes = predict_passes(self.model, volume, self.settings, self.device, self.precision)
+        probability = torch.stack(passes).mean(dim=0)
         network_affine = subject.get_image(self.spec.echo_keys[0]).affine
-        return to_native_grid(probability, network_affine, native_shape, native_affine)
+        native = to_native_grid(probability, network_affine, native_shape, native_affine)
+        return replace(native, tta_dice=pass_agreement(passes, self.settings.threshold))
 
     def predict(self, record: SubjectRecord) -> NativePrediction:
         """Predict a subject from its files onto the grid of its first echo."""

@@ -23,12 +23,29 @@ def _atomic_target(path: Path) -> Path:
     return Path(temporary)
 
 
-def write_nifti(path: Path, array: NDArray, affine: NDArray[np.float64]) -> None:
-    """Write a NIfTI-1 volume (spatial units mm) atomically; the dtype of ``array`` is kept."""
-    image = nib.Nifti1Image(array, affine)
-    image.header.set_xyzt_units(xyz="mm")
-    image.header.set_qform(affine, code=1)
-    image.header.set_sform(affine, code=1)
+def write_nifti(
+    path: Path,
+    array: NDArray,
+    affine: NDArray[np.float64],
+    like: nib.Nifti1Header | None = None,
+) -> None:
+    """Write a NIfTI-1 volume (spatial units mm) atomically; the dtype of ``array`` is kept.
+
+    With ``like`` (an input's header), its geometry is copied: the qform and sform with
+    their codes, voxel sizes and units, so a mask overlays its input in every viewer.
+    """
+    if like is None:
+        image = nib.Nifti1Image(array, affine)
+        image.header.set_xyzt_units(xyz="mm")
+        image.header.set_qform(affine, code=1)
+        image.header.set_sform(affine, code=1)
+    else:
+        header = like.copy()
+        header.set_data_dtype(array.dtype)
+        header.set_slope_inter(1.0, 0.0)
+        image = nib.Nifti1Image(array, affine, header=header)
+        image.header.set_qform(like.get_qform(), code=int(like["qform_code"]) or 1)
+        image.header.set_sform(like.get_sform(), code=int(like["sform_code"]) or 1)
     temporary = _atomic_target(Path(path))
     try:
         nib.save(image, temporary)

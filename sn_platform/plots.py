@@ -82,6 +82,33 @@ def _outline(axis: Any, mask: NDArray, colour: str) -> None:
         axis.contour(mask[::-1].T.astype(float), levels=[0.5], colors=colour, linewidths=0.8)
 
 
+def _draw_axial(
+    axis: Any,
+    echo1: NDArray,
+    affine: NDArray[np.float64],
+    predicted: NDArray[np.bool_],
+    manual: NDArray[np.bool_] | None,
+    title: str,
+    rank: int = 0,
+) -> None:
+    """Echo 1 on the axial slice with the ``rank``-th most ROI voxels, manual (green) and
+    automatic (red) contours, radiological view (patient right on the image's left)."""
+    image = canonical_array(echo1, affine)
+    automatic = canonical_array(predicted.astype(np.uint8), affine) > 0
+    reference = None if manual is None else canonical_array(manual.astype(np.uint8), affine) > 0
+    union = automatic if reference is None else automatic | reference
+    z = int(np.argsort(-union.sum(axis=(0, 1)), kind="stable")[rank])
+    axis.imshow(
+        image[::-1, :, z].T, cmap="gray", origin="lower", vmax=float(np.percentile(image, 99.5))
+    )
+    if reference is not None:
+        _outline(axis, reference[:, :, z], "lime")
+    _outline(axis, automatic[:, :, z], "red")
+    axis.set_title(title, fontsize=9)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
 def save_overlays(
     rows: Sequence[Mapping[str, Any]],
     cases: Mapping[str, ReferenceCase],
@@ -89,7 +116,7 @@ def save_overlays(
     path: Path,
 ) -> None:
     """Echo 1 with the manual (green) and automatic (red) contours of the best, median and
-    worst subject by DSC, on the axial slice with the most manual ROI (radiological view).
+    worst subject by DSC, on the axial slice with the most ROI (radiological view).
     """
     ranked = sorted((r for r in rows if np.isfinite(r.get("dsc", np.nan))), key=lambda r: r["dsc"])
     if not ranked:
@@ -99,28 +126,26 @@ def save_overlays(
     for axis, (title, row) in zip(axes[0], picks.items(), strict=True):
         participant = str(row["participant_id"]).removeprefix("sub-")
         case = cases[participant]
-        echo1 = canonical_array(case.echo1, case.affine)
-        predicted = canonical_array(predictions[participant].astype(np.uint8), case.affine) > 0
-        manual = (
-            canonical_array(
-                (case.manual if case.manual is not None else predicted).astype(np.uint8),
-                case.affine,
-            )
-            > 0
-        )
-        z = int(np.argmax((manual | predicted).sum(axis=(0, 1))))
-        axis.imshow(
-            echo1[::-1, :, z].T,
-            cmap="gray",
-            origin="lower",
-            vmax=float(np.percentile(echo1, 99.5)),
-        )
-        _outline(axis, manual[:, :, z], "lime")
-        _outline(axis, predicted[:, :, z], "red")
-        axis.set_title(f"{title}: sub-{participant}  DSC {row['dsc']:.3f}", fontsize=10)
-        axis.set_xticks([])
-        axis.set_yticks([])
+        label = f"{title}: sub-{participant}  DSC {row['dsc']:.3f}"
+        _draw_axial(axis, case.echo1, case.affine, predictions[participant], case.manual, label)
     figure.suptitle("echo 1: manual (green) and automatic (red) SN", fontsize=10)
+    _save(figure, path)
+
+
+def save_subject_overlay(
+    echo1: NDArray,
+    affine: NDArray[np.float64],
+    predicted: NDArray[np.bool_],
+    manual: NDArray[np.bool_] | None,
+    title: str,
+    path: Path,
+    n_slices: int = 3,
+) -> None:
+    """QC figure of one subject: the ``n_slices`` axial slices with the most ROI."""
+    figure, axes = plt.subplots(1, n_slices, figsize=(3.6 * n_slices, 3.8), squeeze=False)
+    for rank, axis in enumerate(axes[0]):
+        _draw_axial(axis, echo1, affine, predicted, manual, f"slice {rank + 1}", rank)
+    figure.suptitle(title, fontsize=10)
     _save(figure, path)
 
 

@@ -49,6 +49,13 @@ def configure(uri: str) -> None:
     mlflow.set_registry_uri(uri)
 
 
+def absolute_uri(uri: str) -> str:
+    """``sqlite:///relative.db`` made absolute (workers run in other folders); others as given."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
+    return uri
+
+
 def experiment_id(name: str, artifact_location: str | None = None) -> str:
     """Id of experiment ``name``, created (with artifacts under ``artifact_location``) if new."""
     client = mlflow.MlflowClient()
@@ -112,42 +119,28 @@ class RunLogger:
         tags: Mapping[str, str] | None = None,
         artifact_location: str | None = None,
         parent_run_id: str | None = None,
+        key: str | None = None,
     ) -> RunLogger:
-        """Create a run (nested under ``parent_run_id`` when given)."""
+        """Create a run (nested under ``parent_run_id`` when given).
+
+        With ``key``, the run tagged ``sn.run_key = key`` under the same parent is reopened
+        if it exists: a restarted sweep trial or refit continues its run, never adds one.
+        """
+        experiment_key = experiment_id(experiment, artifact_location)
         all_tags = {"mlflow.source.git.commit": source_version(), **(tags or {})}
+        query = []
         if parent_run_id is not None:
             all_tags[PARENT_TAG] = parent_run_id
-        run = mlflow.MlflowClient().create_run(
-            experiment_id(experiment, artifact_location), tags=all_tags, run_name=run_name
-        )
+            query.append(f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
+        if key is not None:
+            all_tags[RUN_KEY_TAG] = key
+            query.append(f"tags.`{RUN_KEY_TAG}` = '{key}'")
+            client = mlflow.MlflowClient()
+            found = client.search_runs([experiment_key], " and ".join(query), max_results=1)
+            if found:
+                return cls.reopen(found[0].info.run_id)
+        run = mlflow.MlflowClient().create_run(experiment_key, tags=all_tags, run_name=run_name)
         return cls(run.info.run_id)
-
-    @classmethod
-    def start_or_reopen(
-        cls,
-        key: str,
-        experiment: str,
-        run_name: str,
-        tags: Mapping[str, str] | None = None,
-        artifact_location: str | None = None,
-        parent_run_id: str | None = None,
-    ) -> RunLogger:
-        """The run tagged ``sn.run_key = key`` (under ``parent_run_id``), or a new one.
-
-        A restarted sweep trial or refit continues its own run instead of adding one.
-        """
-        query = f"tags.`{RUN_KEY_TAG}` = '{key}'"
-        if parent_run_id is not None:
-            query += f" and tags.`{PARENT_TAG}` = '{parent_run_id}'"
-        found = mlflow.MlflowClient().search_runs(
-            [experiment_id(experiment, artifact_location)], query, max_results=1
-        )
-        if found:
-            return cls.reopen(found[0].info.run_id)
-        return cls.start(
-            experiment, run_name, {**(tags or {}), RUN_KEY_TAG: key}, artifact_location,
-            parent_run_id,
-        )  # fmt: skip
 
     @classmethod
     def reopen(cls, run_id: str) -> RunLogger:

@@ -42,3 +42,31 @@ def two_site_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("two_site")
     generate_cohort(root, config, n_jobs=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def registered_model(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A smoke-trained model registered as ``sn-vnet@champion``; returns the store's URI."""
+    from hydra import compose, initialize_config_dir
+
+    from sn_platform.cli import CONFIG_DIR
+    from sn_platform.experiment import train_and_evaluate
+
+    work = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{work}/mlflow.db"
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "experiment=smoke",
+                "trainer.max_epochs=6",
+                f"data.root={two_site_cohort}",
+                f"tracking.uri={uri}",
+                f"tracking.artifact_location={work}/mlruns",
+                f"trainer.checkpoint_dir={work}/checkpoints",
+                "tracking.register=true",
+                "tracking.alias=champion",
+            ],
+        )
+    train_and_evaluate(cfg)
+    return uri

@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ def training_overrides(overrides: Sequence[str]) -> list[str]:
     kept = []
     for item in overrides:
         key = item.lstrip("+~").split("=", 1)[0]
-        if key.split(".", 1)[0] not in SWEEP_ONLY_PREFIXES:
+        if re.split(r"[./]", key, maxsplit=1)[0] not in SWEEP_ONLY_PREFIXES:
             kept.append(item)
     return kept
 
@@ -90,13 +91,6 @@ def pinned_paths(cfg: DictConfig, tracking_uri: str) -> list[str]:
     if cfg.tracking.artifact_location is not None:
         pinned.append(f"tracking.artifact_location={_absolute(cfg.tracking.artifact_location)}")
     return pinned
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """``sqlite:///relative.db`` made absolute; other URIs unchanged."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{_absolute(uri.removeprefix('sqlite:///'))}"
-    return uri
 
 
 # --- the trial ------------------------------------------------------------------------------
@@ -368,7 +362,7 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
             "or start another with tune.name=NEW"
         )
     split_subjects(cfg, preprocessing_spec(cfg))  # validates the data, writes the splits once
-    uri = absolute_tracking_uri(str(cfg.tracking.uri))
+    uri = tracking.absolute_uri(str(cfg.tracking.uri))
     resources = {k: float(v) for k, v in tune_cfg.resources_per_trial.items()}
     threads = max(1, int(resources.get("cpu", 1)))
     with tracking_endpoint(uri, _absolute(cfg.tracking.artifact_location)) as endpoint:

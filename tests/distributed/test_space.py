@@ -76,5 +76,12 @@ def test_hydra_overrides(key, value, expected):
 
 
 def test_trials_get_only_the_training_overrides():
-    given = ["tune=demo", "tune.cv.folds=2", "ray.address=auto", "+tune.x=1", "optim.lr=0.01"]
+    given = [
+        "tune=demo",
+        "tune/space=none",
+        "tune.cv.folds=2",
+        "ray.address=auto",
+        "+tune.x=1",
+        "optim.lr=0.01",
+    ]
     assert training_overrides([*given, "data.root=/d"]) == ["optim.lr=0.01", "data.root=/d"]
