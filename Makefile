@@ -17,10 +17,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job: phantom -> cross-validated sweep -> champion registered -> batch inference
+# on subjects (and a site) the sweep never saw. A few minutes on 2 CPU cores.
+DEMO_SWEEP := demo-$(shell date +%Y%m%d-%H%M%S)
+DEMO_EPOCHS ?= 20
+
 demo: $(STAMP)
 	$(BIN)/sn-phantom out=data/phantom subjects=30 seed=0 preview=true
 	$(BIN)/python -m sn_platform.data.summary data/phantom
-	$(BIN)/sn-train experiment=smoke trainer.max_epochs=10
+	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) trainer.max_epochs=$(DEMO_EPOCHS) \
+		trainer.progress=false tune.verbose=0
+	$(BIN)/sn-phantom out=data/phantom-unseen subjects=8 seed=1000 'sites=[A,B,C]'
+	$(BIN)/sn-infer input=data/phantom-unseen output=outputs/sn-infer/phantom-unseen \
+		overwrite=true infer.progress=false
 
 lint: $(STAMP)
 	$(BIN)/ruff check sn_platform tests benchmarks
@@ -31,4 +40,4 @@ test: lint
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) outputs multirun
+	rm -rf $(VENV) outputs multirun ray_results checkpoints

@@ -416,7 +416,7 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
             leaderboard = rank(
                 aggregate(_fold_results(grid), len(folds)), dict(tune_cfg.selection), tune_cfg.mode
             )
-            outcome = _finish(cfg, parent, leaderboard, experiment_dir, base, resources, threads)
+            outcome = _finish(cfg, parent, leaderboard, experiment_dir, base, resources)
         except SweepInterrupted:
             parent.finish("KILLED")
             raise
@@ -447,7 +447,6 @@ def _finish(
     experiment_dir: Path,
     base: list[str],
     resources: Mapping[str, float],
-    threads: int,
 ) -> SweepOutcome:
     """Leaderboard artifacts, refit of the best configuration, registration as champion."""
     if not leaderboard or not math.isfinite(leaderboard[0]["score"]):
@@ -462,9 +461,13 @@ def _finish(
         parent.log_artifact(path, "leaderboard")
     best = leaderboard[0]
     chosen = [override(k, best[k]) for k in keys]
+    # The refit runs alone: on a local Ray it takes every core, on a cluster a trial's share.
+    cpus = resources.get("cpu", 1.0)
+    if cfg.ray.address is None:
+        cpus = max(cpus, float(ray.cluster_resources().get("CPU", cpus)))
     refit = ray.get(
-        ray.remote(num_cpus=resources.get("cpu", 1), num_gpus=resources.get("gpu", 0))(_refit)
-        .remote([*base, *chosen], str(experiment_dir / "refit"), parent.run_id, threads)
+        ray.remote(num_cpus=cpus, num_gpus=resources.get("gpu", 0))(_refit)
+        .remote([*base, *chosen], str(experiment_dir / "refit"), parent.run_id, int(cpus))
     )  # fmt: skip
     numeric = {k: float(v) for k, v in best.items() if isinstance(v, float) and math.isfinite(v)}
     parent.log_metrics({f"best/{k}": v for k, v in numeric.items()}, 0)

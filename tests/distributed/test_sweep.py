@@ -169,3 +169,20 @@ def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(two_site_coh
             assert mlflow.MlflowClient().get_run(child.info.run_id).info.end_time == (
                 child.info.end_time
             )
+
+
+def test_optuna_search_runs_every_fold_inside_each_trial(two_site_cohort, tmp_path):
+    overrides = sweep_overrides(
+        two_site_cohort, tmp_path, "ray.num_cpus=2", "tune.search_alg=optuna",
+        "tune.scheduler=none", "tune.num_samples=2", "tune/space=default",
+        "tune.selection={val/dsc:1.0}",
+    )  # fmt: skip
+    outcome = run_sweep(compose_sweep(overrides), overrides)
+    _, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
+    trials = [c for c in children if c.data.tags.get("sn.config_id")]
+    by_config: dict[str, set[str]] = {}
+    for trial in trials:
+        by_config.setdefault(trial.data.tags["sn.config_id"], set()).add(trial.data.tags["sn.fold"])
+    assert list(by_config.values()) == [{"0", "1"}, {"0", "1"}]
+    assert len(outcome.leaderboard) == 2 and all(e["complete"] for e in outcome.leaderboard)
+    assert {"optim.lr", "loss", "model.base_filters"} <= set(outcome.leaderboard[0])
