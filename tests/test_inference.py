@@ -81,3 +81,34 @@ def test_native_voxels_outside_the_network_volume_get_zero_and_no_field_of_view(
     assert covered.tolist() == [4, 5, 6]
     assert prediction.probability[..., [0, 3, 7, 9]].max() == 0.0
     assert prediction.mask(0.5).sum() == 8 * 8 * 3
+
+
+class ScaledLogit(nn.Module):
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x[:, :1]
+
+
+def test_ensemble_is_the_mean_of_its_members_on_the_native_grid(phantom_cohort):
+    from sn_platform.batch import predict_ensemble
+    from sn_platform.data.bids import discover_subjects
+    from sn_platform.data.preprocessing import PreprocessingSpec
+    from sn_platform.inference import Segmenter
+
+    root, _ = phantom_cohort
+    (record,) = discover_subjects(root, subjects=[discover_subjects(root)[0].participant_id])
+    settings = InferenceSettings(patch_size=(32, 32, 3), patch_overlap=(8, 8, 0), flip_tta=True)
+    spec = PreprocessingSpec(min_shape=(32, 32, 3))
+    members = [Segmenter(ScaledLogit(s), spec, settings, CPU) for s in (0.5, 2.0)]
+    ensemble = predict_ensemble(members, record)
+    single = [m.predict(record) for m in members]
+    np.testing.assert_allclose(
+        ensemble.probability, (single[0].probability + single[1].probability) / 2, atol=1e-6
+    )
+    assert ensemble.probability.shape == nib.load(record.echoes[0]).shape
+    assert 0.99 <= ensemble.tta_dice <= 1.0  # a voxel-wise model is flip-equivariant
+    covered = np.flatnonzero(ensemble.field_of_view.any(axis=(0, 1)))
+    assert 2 <= covered.size <= 4  # the slab below the RN, on the native grid
