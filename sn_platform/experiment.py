@@ -43,6 +43,7 @@ from sn_platform.engine import (
 )
 from sn_platform.evaluate import agreement_report, write_table
 from sn_platform.inference import InferenceSettings
+from sn_platform.models.ensemble import ProbabilityEnsemble
 from sn_platform.runtime import effective_precision, seed_everything, select_device
 from sn_platform.validation import Evaluation, Validator
 
@@ -362,18 +363,75 @@ def _run(
         checkpoint_dir=directory,
         run_id=run_id,
     )
+    model_config = cast(dict[str, Any], OmegaConf.to_container(cfg.model, resolve=True))
+    _evaluate_and_log(cfg, model, model_config, evaluators, outcome, tracker)
+    return outcome
+
+
+def _evaluate_and_log(
+    cfg: DictConfig,
+    model: torch.nn.Module,
+    model_config: dict[str, Any],
+    evaluators: Sequence[Validator],
+    outcome: TrainingOutcome,
+    tracker: tracking.RunLogger | None,
+) -> None:
+    """Evaluate the final weights, write and log the tables and plots, log the model."""
     for evaluator in evaluators:
         evaluation = evaluator.evaluate(model)
         outcome.evaluations[evaluator.prefix] = evaluation
         outcome.metrics |= {f"best/{k}": v for k, v in evaluation.metrics.items()}
-        files = _write_evaluation(evaluation, evaluator, directory / "evaluation")
+        files = _write_evaluation(evaluation, evaluator, outcome.checkpoint_dir / "evaluation")
         if tracker is not None:
             for path in files:
                 tracker.log_artifact(path, "evaluation")
     if tracker is not None:
-        tracker.log_metrics(outcome.metrics, progress.epoch)
+        tracker.log_metrics(outcome.metrics, outcome.progress.epoch)
         if cfg.tracking.log_model:
-            outcome.model_uri = _log_model(cfg, tracker, model, spec, settings, outcome.metrics)
+            spec, settings = evaluators[0].spec, evaluators[0].settings
+            outcome.model_uri = _log_model(
+                cfg, tracker, model, model_config, spec, settings, outcome.metrics
+            )
+
+
+def evaluate_ensemble(
+    cfg: DictConfig,
+    weight_files: Sequence[Path],
+    directory: Path,
+    parent_run_id: str | None = None,
+    run_key: str | None = None,
+) -> TrainingOutcome:
+    """The mean-probability ensemble of trained copies of ``cfg.model`` (say, the fold
+    models of a sweep's best configuration), evaluated on the test split, tracked and
+    logged as one model like a training run.
+    """
+    check_config(cfg)
+    spec, settings = preprocessing_spec(cfg), inference_settings(cfg)
+    device = select_device(cfg.trainer.device)
+    precision = effective_precision(device, cfg.trainer.precision)
+    subjects = split_subjects(cfg, spec)
+    if not subjects.test:
+        raise ConfigError("data.splits.test_fraction: an ensemble is evaluated on a test split")
+    member = cast(dict[str, Any], OmegaConf.to_container(cfg.model, resolve=True))
+    model = ProbabilityEnsemble(member, len(weight_files))
+    for network, path in zip(model.members, weight_files, strict=True):
+        network.load_state_dict(torch.load(path, map_location="cpu"))
+    model_config = {"_target_": f"{ProbabilityEnsemble.__module__}.ProbabilityEnsemble",
+                    "member": member, "count": len(weight_files)}  # fmt: skip
+    tracker = _start_tracking(cfg, spec, subjects, device, None, parent_run_id, run_key, {})
+    label = str(cfg.data.label)
+    truth = truth_label_paths(Path(cfg.data.root), subjects.test, label)
+    evaluator = Validator(subjects.test, spec, settings, device, label, truth, "test", precision)
+    outcome = TrainingOutcome({"ensemble/members": float(len(weight_files))}, Progress(), directory)
+    outcome.run_id = None if tracker is None else tracker.run_id
+    try:
+        _evaluate_and_log(cfg, model.to(device), model_config, [evaluator], outcome, tracker)
+    except BaseException:
+        if tracker is not None:
+            tracker.finish("FAILED")
+        raise
+    if tracker is not None:
+        tracker.finish()
     return outcome
 
 
@@ -381,12 +439,12 @@ def _log_model(
     cfg: DictConfig,
     tracker: tracking.RunLogger,
     model: torch.nn.Module,
+    model_config: dict[str, Any],
     spec: PreprocessingSpec,
     settings: InferenceSettings,
     metrics: Mapping[str, float],
 ) -> str:
-    """Log the best weights as a pyfunc model and register it when asked."""
-    model_config = cast(dict[str, Any], OmegaConf.to_container(cfg.model, resolve=True))
+    """Log the final weights as a pyfunc model and register it when asked."""
     model_uri = tracking.log_segmenter(
         tracker.run_id,
         model.cpu(),

@@ -8,7 +8,6 @@ or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.s
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import socket
 import subprocess
@@ -33,6 +32,7 @@ from torch import nn
 
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.inference import InferenceSettings, Segmenter, predict_array
+from sn_platform.models.ensemble import build_module
 from sn_platform.runtime import select_device
 
 MAX_PARAM_LENGTH = 6000
@@ -182,11 +182,6 @@ class RunLogger:
         self.client.set_terminated(self.run_id, status=status)
 
 
-def _build(target: str, kwargs: Mapping[str, Any]) -> nn.Module:
-    module_name, _, class_name = target.rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)(**kwargs)
-
-
 class SegmenterModel(PythonModel):
     """The pyfunc flavour: a V-Net with its preprocessing spec and inference settings.
 
@@ -199,8 +194,7 @@ class SegmenterModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         self.bundle = json.loads(Path(context.artifacts["bundle"]).read_text())
-        model_config = dict(self.bundle["model"])
-        model = _build(model_config.pop("_target_"), model_config)
+        model = build_module(self.bundle["model"])
         model.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu"))
         device = select_device("auto")
         self.segmenter = Segmenter(

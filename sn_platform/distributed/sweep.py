@@ -37,6 +37,7 @@ from sn_platform.evaluate import write_table
 from sn_platform.experiment import (
     ConfigError,
     check_config,
+    evaluate_ensemble,
     preprocessing_spec,
     split_subjects,
     train_and_evaluate,
@@ -49,6 +50,7 @@ SWEEP_ONLY_PREFIXES = ("tune", "ray", "hydra")
 FINISHED_FILE = "finished.json"
 SEARCH_ALGORITHMS = ("random", "optuna")
 SCHEDULERS = ("asha", "none")
+FINAL_MODELS = ("refit", "ensemble")
 
 
 class SweepInterrupted(RuntimeError):
@@ -208,6 +210,36 @@ def _refit(
     return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id}
 
 
+def _ensemble(
+    overrides: list[str], weight_files: list[str], directory: str, parent_run_id: str, threads: int
+) -> dict[str, Any]:
+    """The chosen configuration's fold models as one ensemble, evaluated on the test split."""
+    torch.set_num_threads(max(1, threads))
+    cfg = compose_training(
+        [*overrides, "tracking.log_model=true", "tracking.register=false", "run_name=ensemble"]
+    )
+    outcome = evaluate_ensemble(
+        cfg, [Path(f) for f in weight_files], Path(directory), parent_run_id, run_key="ensemble"
+    )
+    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id}
+
+
+def collect_fold_weights(grid: Any, config_id: str, destination: Path) -> list[str]:
+    """Copy the best weights of every fold of ``config_id`` out of the trial checkpoints."""
+    destination.mkdir(parents=True, exist_ok=True)
+    files = []
+    for result in grid:
+        metrics = result.metrics or {}
+        if not metrics.get("done") or metrics.get("config_id") != config_id:
+            continue
+        with result.checkpoint.as_directory() as saved:
+            for fold in sorted(json.loads(metrics["finished"]), key=int):
+                target = destination / f"fold-{fold}.pt"
+                shutil.copyfile(Path(saved) / f"fold-{fold}" / "best.pt", target)
+                files.append(str(target))
+    return sorted(files)
+
+
 # --- the driver -----------------------------------------------------------------------------
 
 
@@ -247,6 +279,8 @@ def _check_tune_settings(tune_cfg: DictConfig, cfg: DictConfig) -> None:
             "tune.scheduler: ASHA cannot compare Optuna trials that run several folds "
             "in turn; use tune.scheduler=none or tune.search_alg=random"
         )
+    if tune_cfg.final not in FINAL_MODELS:
+        raise ConfigError(f"tune.final: {tune_cfg.final!r} not in {FINAL_MODELS}")
     if tune_cfg.mode not in ("max", "min"):
         raise ConfigError(f"tune.mode: {tune_cfg.mode!r} not in ('max', 'min')")
     if not tune_cfg.selection:
@@ -416,7 +450,12 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
             leaderboard = rank(
                 aggregate(_fold_results(grid), len(folds)), dict(tune_cfg.selection), tune_cfg.mode
             )
-            outcome = _finish(cfg, parent, leaderboard, experiment_dir, base, resources)
+            members = None
+            if tune_cfg.final == "ensemble" and leaderboard:
+                members = collect_fold_weights(
+                    grid, leaderboard[0]["config_id"], experiment_dir / "ensemble" / "members"
+                )
+            outcome = _finish(cfg, parent, leaderboard, experiment_dir, base, resources, members)
         except SweepInterrupted:
             parent.finish("KILLED")
             raise
@@ -447,8 +486,10 @@ def _finish(
     experiment_dir: Path,
     base: list[str],
     resources: Mapping[str, float],
+    members: list[str] | None = None,
 ) -> SweepOutcome:
-    """Leaderboard artifacts, refit of the best configuration, registration as champion."""
+    """Leaderboard artifacts, the final model of the best configuration (a refit, or its
+    fold models as an ensemble when ``members`` are given), registration as champion."""
     if not leaderboard or not math.isfinite(leaderboard[0]["score"]):
         raise RuntimeError("no configuration finished all its folds: nothing to select")
     tune_cfg = cfg.tune
@@ -465,16 +506,23 @@ def _finish(
     cpus = resources.get("cpu", 1.0)
     if cfg.ray.address is None:
         cpus = max(cpus, float(ray.cluster_resources().get("CPU", cpus)))
-    refit = ray.get(
-        ray.remote(num_cpus=cpus, num_gpus=resources.get("gpu", 0))(_refit)
-        .remote([*base, *chosen], str(experiment_dir / "refit"), parent.run_id, int(cpus))
-    )  # fmt: skip
+    task = ray.remote(num_cpus=cpus, num_gpus=resources.get("gpu", 0))
+    if members is None:
+        final = task(_refit).remote(
+            [*base, *chosen], str(experiment_dir / "refit"), parent.run_id, int(cpus)
+        )
+    else:
+        final = task(_ensemble).remote(
+            [*base, *chosen], members, str(experiment_dir / "ensemble"), parent.run_id, int(cpus)
+        )
+    refit = ray.get(final)
     numeric = {k: float(v) for k, v in best.items() if isinstance(v, float) and math.isfinite(v)}
     parent.log_metrics({f"best/{k}": v for k, v in numeric.items()}, 0)
     parent.log_metrics(refit["metrics"], 0)
     tags = {
         "sweep_run_id": parent.run_id,
-        "refit_run_id": refit["run_id"],
+        "final_run_id": refit["run_id"],
+        "final_model": "refit" if members is None else f"ensemble of {len(members)} folds",
         "config_id": best["config_id"],
         **{f"param.{k}": best[k] for k in keys},
         **{f"cv.{k}": f"{v:.4g}" for k, v in numeric.items() if "/" in k or k == "score"},
@@ -483,7 +531,12 @@ def _finish(
     description = (
         f"Champion of sweep {tune_cfg.name}: {', '.join(chosen)}; selected by "
         f"{dict(tune_cfg.selection)} over {tune_cfg.cv.folds}-fold CV "
-        f"(score {best['score']:.4f}), refit on all development subjects."
+        f"(score {best['score']:.4f}), "
+        + (
+            "refit on all development subjects."
+            if members is None
+            else f"the ensemble of its {len(members)} fold models."
+        )
     )
     version = tracking.register(
         refit["model_uri"], cfg.tracking.model_name, tune_cfg.alias, tags, description

@@ -186,3 +186,23 @@ def test_optuna_search_runs_every_fold_inside_each_trial(two_site_cohort, tmp_pa
     assert list(by_config.values()) == [{"0", "1"}, {"0", "1"}]
     assert len(outcome.leaderboard) == 2 and all(e["complete"] for e in outcome.leaderboard)
     assert {"optim.lr", "loss", "model.base_filters"} <= set(outcome.leaderboard[0])
+
+
+def test_best_fold_ensemble_is_registered_and_averages_its_fold_models(two_site_cohort, tmp_path):
+    overrides = sweep_overrides(
+        two_site_cohort, tmp_path, "ray.num_cpus=2", "tune.final=ensemble",
+        "data.splits.file=${data.root}/splits_ensemble.json", "data.splits.test_fraction=0.25",
+    )  # fmt: skip
+    outcome = run_sweep(compose_sweep(overrides), overrides)
+    assert outcome.refit_metrics["ensemble/members"] == 2.0
+    assert "best/test/dsc" in outcome.refit_metrics
+    _, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
+    assert [c.data.tags[tracking.RUN_KEY_TAG] for c in children].count("ensemble") == 1
+    version = mlflow.MlflowClient().get_model_version_by_alias("sn-vnet", "champion")
+    assert version.tags["final_model"] == "ensemble of 2 folds"
+    segmenter = tracking.load_segmenter("models:/sn-vnet@champion")
+    assert len(segmenter.model.members) == 2
+    probabilities = mlflow.pyfunc.load_model("models:/sn-vnet@champion").predict(
+        np.zeros((1, 3, 32, 32, 3), dtype=np.float32)
+    )
+    assert probabilities.shape == (1, 1, 32, 32, 3)

@@ -1,0 +1,42 @@
+"""Several trained networks as one: the mean of their SN probabilities."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+EPSILON = 1e-6
+
+
+def build_module(config: Mapping[str, Any]) -> nn.Module:
+    """A network from plain data: ``{"_target_": "package.Class", **constructor_arguments}``."""
+    arguments = dict(config)
+    module_name, _, class_name = str(arguments.pop("_target_")).rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)(**arguments)
+
+
+class ProbabilityEnsemble(nn.Module):
+    """``count`` copies of the network ``member`` whose probabilities are averaged.
+
+    The output is a logit again (one channel: the logit of the mean sigmoid; several
+    channels: the log of the mean softmax), so losses, inference and the logged model
+    treat the ensemble like any single network. Input (B, C, X, Y, Z).
+    """
+
+    def __init__(self, member: Mapping[str, Any], count: int):
+        super().__init__()
+        if count < 1:
+            raise ValueError(f"an ensemble needs at least one member, got {count}")
+        self.members = nn.ModuleList(build_module(member) for _ in range(count))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = [member(x) for member in self.members]
+        if logits[0].shape[1] == 1:
+            mean = torch.stack([torch.sigmoid(v) for v in logits]).mean(dim=0)
+            return torch.logit(mean.clamp(EPSILON, 1 - EPSILON))
+        mean = torch.stack([torch.softmax(v, dim=1) for v in logits]).mean(dim=0)
+        return torch.log(mean.clamp_min(EPSILON))
