@@ -364,7 +364,7 @@ def _run(
         run_id=run_id,
     )
     model_config = cast(dict[str, Any], OmegaConf.to_container(cfg.model, resolve=True))
-    _evaluate_and_log(cfg, model, model_config, evaluators, outcome, tracker)
+    _evaluate_and_log(cfg, model, model_config, spec, settings, evaluators, outcome, tracker)
     return outcome
 
 
@@ -372,6 +372,8 @@ def _evaluate_and_log(
     cfg: DictConfig,
     model: torch.nn.Module,
     model_config: dict[str, Any],
+    spec: PreprocessingSpec,
+    settings: InferenceSettings,
     evaluators: Sequence[Validator],
     outcome: TrainingOutcome,
     tracker: tracking.RunLogger | None,
@@ -388,7 +390,6 @@ def _evaluate_and_log(
     if tracker is not None:
         tracker.log_metrics(outcome.metrics, outcome.progress.epoch)
         if cfg.tracking.log_model:
-            spec, settings = evaluators[0].spec, evaluators[0].settings
             outcome.model_uri = _log_model(
                 cfg, tracker, model, model_config, spec, settings, outcome.metrics
             )
@@ -425,7 +426,9 @@ def evaluate_ensemble(
     outcome = TrainingOutcome({"ensemble/members": float(len(weight_files))}, Progress(), directory)
     outcome.run_id = None if tracker is None else tracker.run_id
     try:
-        _evaluate_and_log(cfg, model.to(device), model_config, [evaluator], outcome, tracker)
+        _evaluate_and_log(
+            cfg, model.to(device), model_config, spec, settings, [evaluator], outcome, tracker
+        )
     except BaseException:
         if tracker is not None:
             tracker.finish("FAILED")
