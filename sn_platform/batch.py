@@ -17,7 +17,6 @@ from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from sn_platform import __version__, plots
@@ -256,10 +255,9 @@ def local_engine(
         results = []
         bar = tqdm(participant_ids, desc="sn-infer", unit="subject", disable=not progress)
         for participant_id in bar:
-            with torch.inference_mode():
-                results.append(
-                    run_subject(segmenters, root, participant_id, output, options, label_source)
-                )
+            results.append(
+                run_subject(segmenters, root, participant_id, output, options, label_source)
+            )
         return results
 
     return run

@@ -8,12 +8,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from sn_platform import CONFIG_DIR
+
+if TYPE_CHECKING:
+    from sn_platform.data.phantom import PhantomConfig
+
+
+def phantom_config(cfg: DictConfig) -> PhantomConfig:
+    """The generator settings of a composed ``phantom`` config, with its chosen sites."""
+    sites = tuple(instantiate(cfg.site_catalog[name], _convert_="all") for name in cfg.sites)
+    return replace(instantiate(cfg.generator, _convert_="all"), sites=sites)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="phantom")
@@ -26,11 +36,9 @@ def phantom(cfg: DictConfig) -> None:
         raise SystemExit(
             f"sn-phantom: unknown sites {unknown}; choose from {sorted(cfg.site_catalog)}"
         )
-    sites = tuple(instantiate(cfg.site_catalog[name], _convert_="all") for name in cfg.sites)
-    config = replace(instantiate(cfg.generator, _convert_="all"), sites=sites)
     start = time.perf_counter()
     plans = generate_cohort(
-        Path(cfg.out), config, preview=bool(cfg.preview), n_jobs=int(cfg.n_jobs)
+        Path(cfg.out), phantom_config(cfg), preview=bool(cfg.preview), n_jobs=int(cfg.n_jobs)
     )
     groups = {g: sum(p.group == g for p in plans) for g in ("HC", "PD")}
     print(

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sn_platform import measures, metrics
-from sn_platform.data.bids import SubjectRecord, check_same_grid, load_volume
+from sn_platform.data.bids import Geometry, SubjectRecord, check_same_grid, load_volume
 from sn_platform.io import write_text
 
 MEASURES = ("nm_volume_ratio", "chi_mean_ppm")
@@ -48,8 +48,7 @@ class ReferenceCase:
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
         """Voxel size (mm) along the stored axes."""
-        x, y, z = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
-        return (float(x), float(y), float(z))
+        return Geometry(self.echo1.shape, self.affine).voxel_mm
 
 
 def load_reference_case(
@@ -176,9 +175,7 @@ def summarise(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
         manual = [float(r.get(f"{measure}_manual", float("nan"))) for r in rows]
         if not any(math.isfinite(v) for v in manual):
             continue
-        stats = measures.agreement(
-            np.array([r[measure] for r in rows], dtype=float), np.array(manual)
-        )
+        stats = _measure_agreement(rows, measure)
         name = MEASURE_METRIC_NAMES[measure]
         summary |= {
             f"{prefix}/{name}_pearson_r": stats.pearson_r,
@@ -189,13 +186,17 @@ def summarise(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
     return summary
 
 
+def _measure_agreement(rows: Sequence[dict[str, Any]], measure: str) -> measures.Agreement:
+    """Automatic vs manual ROI agreement of one measure across the rows (missing: NaN)."""
+    automatic = np.array([r[measure] for r in rows], dtype=float)
+    manual = np.array([r.get(f"{measure}_manual", np.nan) for r in rows], dtype=float)
+    return measures.agreement(automatic, manual)
+
+
 def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Full agreement statistics (automatic vs manual ROI) of both measures, for JSON."""
     return {
-        measure: measures.agreement(
-            np.array([r[measure] for r in rows], dtype=float),
-            np.array([r[f"{measure}_manual"] for r in rows], dtype=float),
-        ).to_dict()
+        measure: _measure_agreement(rows, measure).to_dict()
         for measure in MEASURES
         if all(f"{measure}_manual" in r for r in rows)
     }

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sn_platform import plots, tracking
 from sn_platform.data.bids import (
+    Geometry,
     SubjectRecord,
     dataset_fingerprint,
     discover_subjects,
@@ -83,7 +84,7 @@ def _canonical_extent_mm(path: Path) -> NDArray[np.float64]:
     image = cast(nib.Nifti1Image, nib.load(path))
     orientation = nib.io_orientation(image.affine)
     extent = np.zeros(3)
-    zooms = np.sqrt((image.affine[:3, :3] ** 2).sum(axis=0))
+    zooms = Geometry(cast(tuple[int, int, int], image.shape[:3]), image.affine).voxel_mm
     for voxel_axis, (world_axis, _) in enumerate(orientation):
         extent[int(world_axis)] = image.shape[voxel_axis] * zooms[voxel_axis]
     return extent

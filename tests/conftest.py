@@ -28,19 +28,14 @@ def phantom_cohort(
 @pytest.fixture(scope="session")
 def two_site_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight subjects (4 HC, 4 PD) from sites A (RAS) and B (LAS), as ``sn-phantom`` writes."""
-    from dataclasses import replace
-
     from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
 
-    from sn_platform.cli import CONFIG_DIR
+    from sn_platform.cli import CONFIG_DIR, phantom_config
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="phantom", overrides=["subjects=8", "seed=5"])
-    sites = tuple(instantiate(cfg.site_catalog[name], _convert_="all") for name in cfg.sites)
-    config = replace(instantiate(cfg.generator, _convert_="all"), sites=sites)
     root = tmp_path_factory.mktemp("two_site")
-    generate_cohort(root, config, n_jobs=2)
+    generate_cohort(root, phantom_config(cfg), n_jobs=2)
     return root
 
 

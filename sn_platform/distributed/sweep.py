@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from ray import tune
 
-from sn_platform import plots, tracking
+from sn_platform import CONFIG_DIR, plots, tracking
 from sn_platform.distributed.space import override, sample_configurations, search_space
 from sn_platform.evaluate import write_table
 from sn_platform.experiment import (
@@ -45,7 +45,6 @@ from sn_platform.experiment import (
 from sn_platform.io import write_text
 from sn_platform.leaderboard import FoldResult, aggregate, rank
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 SWEEP_ONLY_PREFIXES = ("tune", "ray", "hydra")
 FINISHED_FILE = "finished.json"
 SEARCH_ALGORITHMS = ("random", "optuna")
