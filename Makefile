@@ -24,7 +24,7 @@ DEMO_EPOCHS ?= 20
 
 demo: $(STAMP)
 	$(BIN)/sn-phantom out=data/phantom subjects=30 seed=0 preview=true
-	$(BIN)/python -m sn_platform.data.summary data/phantom
+	$(BIN)/python -m sn_platform.phantom.summary data/phantom
 	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) trainer.max_epochs=$(DEMO_EPOCHS) \
 		trainer.progress=false tune.verbose=0
 	$(BIN)/sn-phantom out=data/phantom-unseen subjects=8 seed=1000 'sites=[A,B,C]'

@@ -23,10 +23,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from sn_platform import tracking
-from sn_platform.batch import InferenceOptions, local_engine, prepare, select_subjects
-from sn_platform.cli import CONFIG_DIR
-from sn_platform.distributed.batch import ray_engine
-from sn_platform.experiment import inference_settings, preprocessing_spec
+from sn_platform.composition import CONFIG_DIR
+from sn_platform.inference.batch import InferenceOptions, local_engine, prepare, select_subjects
+from sn_platform.inference.ray_engine import ray_engine
+from sn_platform.training.experiment import inference_settings, preprocessing_spec
 
 
 def main() -> None:

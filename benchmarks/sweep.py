@@ -20,9 +20,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from sn_platform.cli import CONFIG_DIR
-from sn_platform.distributed.sweep import run_sweep
-from sn_platform.experiment import train_and_evaluate
+from sn_platform.composition import CONFIG_DIR
+from sn_platform.sweep.driver import run_sweep
+from sn_platform.training.experiment import train_and_evaluate
 
 
 def _compose(name: str, overrides: list[str]):

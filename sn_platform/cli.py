@@ -14,10 +14,10 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from sn_platform import CONFIG_DIR
+from sn_platform.composition import CONFIG_DIR
 
 if TYPE_CHECKING:
-    from sn_platform.data.phantom import PhantomConfig
+    from sn_platform.phantom.generator import PhantomConfig
 
 
 def phantom_config(cfg: DictConfig) -> PhantomConfig:
@@ -29,7 +29,7 @@ def phantom_config(cfg: DictConfig) -> PhantomConfig:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="phantom")
 def phantom(cfg: DictConfig) -> None:
     """``sn-phantom out=DIR subjects=30 seed=0 preview=true``: write a phantom BIDS cohort."""
-    from sn_platform.data.cohort import generate_cohort
+    from sn_platform.phantom.writer import generate_cohort
 
     unknown = sorted(set(cfg.sites) - set(cfg.site_catalog))
     if unknown:
@@ -84,7 +84,7 @@ def _guarded(command: str, app: Callable[[], None]) -> Callable[[], None]:
 def _train_app(cfg: DictConfig) -> None:
     """``sn-train``: train one fold (or all development subjects), evaluate, track."""
     from sn_platform.data.bids import DataValidationError
-    from sn_platform.experiment import ConfigError, train_and_evaluate
+    from sn_platform.training.experiment import ConfigError, train_and_evaluate
 
     try:
         outcome = train_and_evaluate(cfg)
@@ -109,9 +109,9 @@ def _sweep_app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from sn_platform.data.bids import DataValidationError
-    from sn_platform.distributed.sweep import SweepInterrupted, run_sweep
-    from sn_platform.evaluate import table_text
-    from sn_platform.experiment import ConfigError
+    from sn_platform.evaluation.subject import table_text
+    from sn_platform.sweep.driver import SweepInterrupted, run_sweep
+    from sn_platform.training.experiment import ConfigError
 
     try:
         outcome = run_sweep(cfg, list(HydraConfig.get().overrides.task))
@@ -139,14 +139,14 @@ sweep = _guarded("sn-sweep", _sweep_app)
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
 def _infer_app(cfg: DictConfig) -> None:
     """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
-    from sn_platform.batch import (
+    from sn_platform.data.bids import DataValidationError
+    from sn_platform.inference.batch import (
         InferenceOptions,
         local_engine,
         prepare,
         select_subjects,
         write_reports,
     )
-    from sn_platform.data.bids import DataValidationError
 
     missing = [key for key in ("input", "output") if OmegaConf.is_missing(cfg, key)]
     if missing:
@@ -177,7 +177,7 @@ def _infer_app(cfg: DictConfig) -> None:
         message = " ".join(str(error).split())[:300]
         raise SystemExit(f"sn-infer: cannot load model {uris}: {message}") from None
     if settings.engine == "ray":
-        from sn_platform.distributed.batch import ray_engine
+        from sn_platform.inference.ray_engine import ray_engine
 
         engine = ray_engine(
             uris, tracking_uri, options, root, output, cfg.label_source,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sn_platform.data.cohort import generate_cohort
-from sn_platform.data.phantom import PhantomConfig, SubjectPlan
+from sn_platform.phantom.generator import PhantomConfig, SubjectPlan
+from sn_platform.phantom.writer import generate_cohort
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,8 @@ def two_site_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight subjects (4 HC, 4 PD) from sites A (RAS) and B (LAS), as ``sn-phantom`` writes."""
     from hydra import compose, initialize_config_dir
 
-    from sn_platform.cli import CONFIG_DIR, phantom_config
+    from sn_platform.cli import phantom_config
+    from sn_platform.composition import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="phantom", overrides=["subjects=8", "seed=5"])
@@ -44,8 +45,8 @@ def registered_model(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFac
     """A smoke-trained model registered as ``sn-vnet@champion``; returns the store's URI."""
     from hydra import compose, initialize_config_dir
 
-    from sn_platform.cli import CONFIG_DIR
-    from sn_platform.experiment import train_and_evaluate
+    from sn_platform.composition import CONFIG_DIR
+    from sn_platform.training.experiment import train_and_evaluate
 
     work = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{work}/mlflow.db"

@@ -10,10 +10,10 @@ import torchio as tio
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from sn_platform.cli import CONFIG_DIR
-from sn_platform.data.phantom import PhantomConfig, SiteProtocol
+from sn_platform.composition import CONFIG_DIR
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.models.vnet import VNet
+from sn_platform.phantom.generator import PhantomConfig, SiteProtocol
 
 
 def _options(group: str) -> list[str]:

@@ -1,1 +1,1 @@
-"""Data: the phantom generator, BIDS discovery and validation, TorchIO loaders, splits."""
+"""Data: BIDS discovery and validation, preprocessing, TorchIO loaders, splits, atomic I/O."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sn_platform.io import write_text
+from sn_platform.data.io import write_text
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""Networks and losses."""
+"""Models: the V-Net family, segmentation losses and probability ensembles."""

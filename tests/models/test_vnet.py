@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sn_platform.metrics import dice
+from sn_platform.evaluation.metrics import dice
 from sn_platform.models.losses import DiceLoss
 from sn_platform.models.vnet import VNet, anisotropic_strides
 

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, NM/QSM measures, per-subject and cohort agreement, plots."""

@@ -1,0 +1,174 @@
+"""Figures of an evaluation: auto-vs-manual scatter, Bland-Altman, and contour overlays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from numpy.typing import NDArray
+
+from sn_platform.data.orientation import canonical_array
+from sn_platform.evaluation.measures import agreement
+from sn_platform.evaluation.subject import MEASURES, ReferenceCase
+
+TITLES = {"nm_volume_ratio": "NM volume ratio", "chi_mean_ppm": "mean susceptibility (ppm)"}
+
+
+def _save(figure: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _pairs(rows: Sequence[Mapping[str, Any]], measure: str) -> tuple[NDArray, NDArray]:
+    auto = np.array([r[measure] for r in rows], dtype=float)
+    manual = np.array([r.get(f"{measure}_manual", np.nan) for r in rows], dtype=float)
+    keep = np.isfinite(auto) & np.isfinite(manual)
+    return auto[keep], manual[keep]
+
+
+def save_agreement_scatter(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Automatic vs manual ROI for both measures, with the identity line and Pearson r."""
+    figure, axes = plt.subplots(1, len(MEASURES), figsize=(5 * len(MEASURES), 4.4))
+    for axis, measure in zip(axes, MEASURES, strict=True):
+        auto, manual = _pairs(rows, measure)
+        axis.scatter(manual, auto, s=18, color="tab:blue")
+        both = np.concatenate([auto, manual])
+        if both.size:
+            low, high = float(both.min()), float(both.max())
+            axis.plot([low, high], [low, high], "k--", linewidth=0.8, label="identity")
+        stats = agreement(auto, manual)
+        axis.set_title(f"{TITLES[measure]}: r = {stats.pearson_r:.3f} (n = {stats.n})")
+        axis.set_xlabel("manual ROI")
+        axis.set_ylabel("automatic ROI")
+        axis.legend(loc="upper left", fontsize=8)
+    _save(figure, path)
+
+
+def save_bland_altman(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Bland-Altman plots (automatic - manual) with bias and 95 % limits of agreement."""
+    figure, axes = plt.subplots(1, len(MEASURES), figsize=(5 * len(MEASURES), 4.4))
+    for axis, measure in zip(axes, MEASURES, strict=True):
+        auto, manual = _pairs(rows, measure)
+        axis.scatter((auto + manual) / 2, auto - manual, s=18, color="tab:orange")
+        stats = agreement(auto, manual)
+        for value, style in (
+            (stats.bland_altman_bias, "-"),
+            (stats.loa_low, "--"),
+            (stats.loa_high, "--"),
+        ):
+            if np.isfinite(value):
+                axis.axhline(value, color="k", linestyle=style, linewidth=0.8)
+        axis.set_title(
+            f"{TITLES[measure]}: bias {stats.bland_altman_bias:.3g}, "
+            f"LoA [{stats.loa_low:.3g}, {stats.loa_high:.3g}]",
+            fontsize=9,
+        )
+        axis.set_xlabel("mean of automatic and manual")
+        axis.set_ylabel("automatic - manual")
+    _save(figure, path)
+
+
+def _outline(axis: Any, mask: NDArray, colour: str) -> None:
+    if mask.any():
+        axis.contour(mask[::-1].T.astype(float), levels=[0.5], colors=colour, linewidths=0.8)
+
+
+def _draw_axial(
+    axis: Any,
+    echo1: NDArray,
+    affine: NDArray[np.float64],
+    predicted: NDArray[np.bool_],
+    manual: NDArray[np.bool_] | None,
+    title: str,
+    rank: int = 0,
+) -> None:
+    """Echo 1 on the axial slice with the ``rank``-th most ROI voxels, manual (green) and
+    automatic (red) contours, radiological view (patient right on the image's left)."""
+    image = canonical_array(echo1, affine)
+    automatic = canonical_array(predicted.astype(np.uint8), affine) > 0
+    reference = None if manual is None else canonical_array(manual.astype(np.uint8), affine) > 0
+    union = automatic if reference is None else automatic | reference
+    z = int(np.argsort(-union.sum(axis=(0, 1)), kind="stable")[rank])
+    axis.imshow(
+        image[::-1, :, z].T, cmap="gray", origin="lower", vmax=float(np.percentile(image, 99.5))
+    )
+    if reference is not None:
+        _outline(axis, reference[:, :, z], "lime")
+    _outline(axis, automatic[:, :, z], "red")
+    axis.set_title(title, fontsize=9)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def save_overlays(
+    rows: Sequence[Mapping[str, Any]],
+    cases: Mapping[str, ReferenceCase],
+    predictions: Mapping[str, NDArray[np.bool_]],
+    path: Path,
+) -> None:
+    """Echo 1 with the manual (green) and automatic (red) contours of the best, median and
+    worst subject by DSC, on the axial slice with the most ROI (radiological view).
+    """
+    ranked = sorted((r for r in rows if np.isfinite(r.get("dsc", np.nan))), key=lambda r: r["dsc"])
+    if not ranked:
+        return
+    picks = {"best": ranked[-1], "median": ranked[len(ranked) // 2], "worst": ranked[0]}
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), squeeze=False)
+    for axis, (title, row) in zip(axes[0], picks.items(), strict=True):
+        participant = str(row["participant_id"]).removeprefix("sub-")
+        case = cases[participant]
+        label = f"{title}: sub-{participant}  DSC {row['dsc']:.3f}"
+        _draw_axial(axis, case.echo1, case.affine, predictions[participant], case.manual, label)
+    figure.suptitle("echo 1: manual (green) and automatic (red) SN", fontsize=10)
+    _save(figure, path)
+
+
+def save_subject_overlay(
+    echo1: NDArray,
+    affine: NDArray[np.float64],
+    predicted: NDArray[np.bool_],
+    manual: NDArray[np.bool_] | None,
+    title: str,
+    path: Path,
+    n_slices: int = 3,
+) -> None:
+    """QC figure of one subject: the ``n_slices`` axial slices with the most ROI."""
+    figure, axes = plt.subplots(1, n_slices, figsize=(3.6 * n_slices, 3.8), squeeze=False)
+    for rank, axis in enumerate(axes[0]):
+        _draw_axial(axis, echo1, affine, predicted, manual, f"slice {rank + 1}", rank)
+    figure.suptitle(title, fontsize=10)
+    _save(figure, path)
+
+
+def save_selection_plot(
+    leaderboard: Sequence[Mapping[str, Any]], keys: Sequence[str], path: Path
+) -> None:
+    """The selection score of every configuration against each searched hyperparameter."""
+    keys = list(keys) or ["config_id"]
+    figure, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
+    scores = np.array([float(e["score"]) for e in leaderboard])
+    for axis, key in zip(axes[0], keys, strict=True):
+        values = [e.get(key) for e in leaderboard]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numeric:
+            axis.scatter(values, scores, color="tab:blue")
+            if key.endswith("lr") or key.endswith("weight_decay"):
+                axis.set_xscale("log")
+        else:
+            labels = sorted({str(v) for v in values})
+            axis.scatter([labels.index(str(v)) for v in values], scores, color="tab:blue")
+            axis.set_xticks(range(len(labels)), labels, rotation=20)
+        axis.set_xlabel(key)
+        axis.set_ylabel("selection score")
+    best = leaderboard[0] if leaderboard else {}
+    figure.suptitle(f"best: {best.get('config_id', 'n/a')}  score {best.get('score', np.nan):.4f}")
+    _save(figure, path)

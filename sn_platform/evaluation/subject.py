@@ -1,0 +1,226 @@
+"""Evaluation of automatic SN masks against manual (and truth) labels, on the native grid.
+
+Per subject: DSC, HD95, volumes, slices in agreement, and the method's NM volume ratio
+and mean susceptibility from the automatic and the manual ROI. Across subjects: mean
+overlap and the agreement (Pearson r with CI, Spearman, ICC, Bland-Altman) of both
+measures. Used by training validation, sweeps and batch inference alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sn_platform.data.bids import Geometry, SubjectRecord, check_same_grid, load_volume
+from sn_platform.data.io import write_text
+from sn_platform.evaluation import measures, metrics
+
+MEASURES = ("nm_volume_ratio", "chi_mean_ppm")
+# Short names in metric keys, e.g. ``val/nm_ratio_pearson_r``.
+MEASURE_METRIC_NAMES = {"nm_volume_ratio": "nm_ratio", "chi_mean_ppm": "chi_mean"}
+
+
+@dataclass(frozen=True)
+class ReferenceCase:
+    """What a prediction of one subject is compared with, on the subject's native grid.
+
+    ``echo1`` (X, Y, Z) magnitude, ``chi`` (X, Y, Z) QSM in ppm or None, ``manual`` and
+    ``truth`` (X, Y, Z) bool or None, ``affine`` (4, 4) mm.
+    """
+
+    participant_id: str
+    group: str
+    affine: NDArray[np.float64]
+    echo1: NDArray[np.float64]
+    chi: NDArray[np.float64] | None
+    manual: NDArray[np.bool_] | None
+    truth: NDArray[np.bool_] | None
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        """Voxel size (mm) along the stored axes."""
+        return Geometry(self.echo1.shape, self.affine).voxel_mm
+
+
+def load_reference_case(
+    record: SubjectRecord, label: str = "SN", truth_path: Path | None = None
+) -> ReferenceCase:
+    """Read echo 1, the QSM map and the labels of a subject (all checked to share one grid)."""
+    echo1, geometry = load_volume(record.echoes[0])
+
+    def read(path: Path | None, kind: str) -> NDArray[np.float64] | None:
+        if path is None:
+            return None
+        data, other = load_volume(path, kind)
+        check_same_grid(path, other, geometry, tolerance_mm=1e-3)
+        return data
+
+    manual = read(record.labels.get(label), "label")
+    truth = read(truth_path if truth_path is not None and truth_path.exists() else None, "label")
+    return ReferenceCase(
+        participant_id=record.participant_id,
+        group=record.group or "n/a",
+        affine=geometry.affine,
+        echo1=echo1,
+        chi=read(record.chimap, "image"),
+        manual=None if manual is None else manual > 0.5,
+        truth=None if truth is None else truth > 0.5,
+    )
+
+
+def _quiet(function: Any, *args: Any) -> float:
+    """A measure whose undefined cases (empty ROI) are NaN, without a warning per subject."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(function(*args))
+
+
+def subject_measures(case: ReferenceCase, roi: NDArray[np.bool_]) -> dict[str, float]:
+    """NM volume ratio (echo 1) and mean susceptibility (ppm) of ``roi``."""
+    chi = float("nan") if case.chi is None else _quiet(measures.chi_mean_ppm, case.chi, roi)
+    return {
+        "nm_volume_ratio": _quiet(measures.nm_volume_ratio, case.echo1, roi),
+        "chi_mean_ppm": chi,
+    }
+
+
+def _overlap(
+    prediction: NDArray[np.bool_], reference: NDArray[np.bool_], spacing: Sequence[float]
+) -> tuple[float, float]:
+    return metrics.dice(prediction, reference), metrics.hausdorff_95_mm(
+        prediction, reference, spacing
+    )
+
+
+def evaluate_case(
+    case: ReferenceCase, prediction: NDArray[np.bool_], field_of_view: NDArray[np.bool_]
+) -> dict[str, Any]:
+    """One row of the per-subject table.
+
+    The manual and truth labels are compared inside ``field_of_view`` (the slab the
+    network saw); volumes in mm^3, distances in mm.
+    """
+    spacing = case.spacing_mm
+    axis = axial_axis(case.affine)
+    voxel_mm3 = float(np.prod(spacing))
+    left, right = metrics.hemisphere_volumes_mm3(prediction, case.affine)
+    row: dict[str, Any] = {
+        "participant_id": f"sub-{case.participant_id}",
+        "group": case.group,
+        "sn_volume_mm3": float(prediction.sum()) * voxel_mm3,
+        "sn_volume_left_mm3": left,
+        "sn_volume_right_mm3": right,
+        **subject_measures(case, prediction),
+    }
+    if case.manual is not None:
+        manual = case.manual & field_of_view
+        dsc, hd95 = _overlap(prediction, manual, spacing)
+        manual_measures = subject_measures(case, manual)
+        row |= {
+            "dsc": dsc,
+            "hd95_mm": hd95,
+            "manual_volume_mm3": float(manual.sum()) * voxel_mm3,
+            "slices_in_agreement": metrics.slices_in_agreement(
+                prediction, manual, _slices_with(field_of_view, axis), axis=axis
+            ),
+            "nm_volume_ratio_manual": manual_measures["nm_volume_ratio"],
+            "chi_mean_ppm_manual": manual_measures["chi_mean_ppm"],
+        }
+    if case.truth is not None:
+        truth = case.truth & field_of_view
+        dsc_truth, hd95_truth = _overlap(prediction, truth, spacing)
+        row |= {"dsc_truth": dsc_truth, "hd95_truth_mm": hd95_truth}
+    return row
+
+
+def axial_axis(affine: NDArray[np.float64]) -> int:
+    """Voxel axis closest to the world's inferior-superior axis."""
+    return int(np.argmax(np.abs(affine[2, :3]) / np.linalg.norm(affine[:3, :3], axis=0)))
+
+
+def _slices_with(mask: NDArray[np.bool_], axis: int) -> list[int]:
+    """Indices along ``axis`` of the slices where ``mask`` has a voxel."""
+    others = tuple(a for a in range(3) if a != axis)
+    return [int(i) for i in np.flatnonzero(mask.any(axis=others))]
+
+
+def _finite_mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def summarise(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
+    """Cohort metrics of per-subject rows, keyed ``{prefix}/dsc``, ``{prefix}/nm_ratio_icc`` ...
+
+    Means skip NaN (an empty prediction has no HD95); agreement statistics use the
+    subjects where both ROIs give a value.
+    """
+    summary: dict[str, float] = {}
+    for key in ("dsc", "hd95_mm", "dsc_truth", "hd95_truth_mm", "sn_volume_mm3"):
+        values = [float(r[key]) for r in rows if key in r]
+        if values:
+            summary[f"{prefix}/{key}"] = _finite_mean(values)
+    if any("dsc" in r for r in rows):
+        summary[f"{prefix}/dsc_sd"] = float(np.nanstd([r["dsc"] for r in rows], ddof=0))
+    for measure in MEASURES:
+        manual = [float(r.get(f"{measure}_manual", float("nan"))) for r in rows]
+        if not any(math.isfinite(v) for v in manual):
+            continue
+        stats = _measure_agreement(rows, measure)
+        name = MEASURE_METRIC_NAMES[measure]
+        summary |= {
+            f"{prefix}/{name}_pearson_r": stats.pearson_r,
+            f"{prefix}/{name}_spearman_rho": stats.spearman_rho,
+            f"{prefix}/{name}_icc": stats.icc_2_1,
+            f"{prefix}/{name}_bias": stats.bland_altman_bias,
+        }
+    return summary
+
+
+def _measure_agreement(rows: Sequence[dict[str, Any]], measure: str) -> measures.Agreement:
+    """Automatic vs manual ROI agreement of one measure across the rows (missing: NaN)."""
+    automatic = np.array([r[measure] for r in rows], dtype=float)
+    manual = np.array([r.get(f"{measure}_manual", np.nan) for r in rows], dtype=float)
+    return measures.agreement(automatic, manual)
+
+
+def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Full agreement statistics (automatic vs manual ROI) of both measures, for JSON."""
+    return {
+        measure: _measure_agreement(rows, measure).to_dict()
+        for measure in MEASURES
+        if all(f"{measure}_manual" in r for r in rows)
+    }
+
+
+def table_text(rows: Sequence[dict[str, Any]]) -> str:
+    """Tab-separated table of rows (columns in first-seen order; floats to 6 significant digits)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_format(row.get(column, "n/a")) for column in columns])
+    return buffer.getvalue()
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def write_table(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Write ``table_text(rows)`` atomically (BIDS uses ``n/a`` for missing values)."""
+    write_text(path, table_text(rows))

@@ -1,0 +1,1 @@
+"""Inference: whole-volume prediction on the native grid, post-processing, batch runs, reports."""

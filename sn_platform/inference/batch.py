@@ -1,0 +1,305 @@
+"""Batch inference: predict, post-process, measure and QC every subject of a BIDS dataset,
+writing a BIDS derivatives folder. One subject's failure never stops the others, every
+file is written atomically, and a rerun skips the subjects already done.
+
+The per-subject work (``run_subject``) is shared by the local engine here and the Ray
+Data engine in ``sn_platform.inference.ray_engine``, so both write identical outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, cast
+
+import nibabel as nib
+import numpy as np
+from tqdm.auto import tqdm
+
+from sn_platform import __version__
+from sn_platform.data.bids import (
+    DataValidationError,
+    SubjectRecord,
+    discover_subjects,
+    validate_subject,
+)
+from sn_platform.data.io import write_nifti, write_text
+from sn_platform.evaluation import plots
+from sn_platform.evaluation.subject import (
+    agreement_report,
+    evaluate_case,
+    load_reference_case,
+    table_text,
+)
+from sn_platform.inference.postprocess import keep_largest_component_per_hemisphere
+from sn_platform.inference.predictor import InferenceSettings, NativePrediction, Segmenter
+from sn_platform.inference.report import write_index
+
+LABEL = "SN"
+REQUIRED_COLUMNS = (
+    "participant_id", "group", "sn_volume_mm3", "sn_volume_left_mm3", "sn_volume_right_mm3",
+    "nm_volume_ratio", "chi_mean_ppm", "qc_flag",
+)  # fmt: skip
+MANUAL_COLUMNS = ("dsc", "hd95_mm", "nm_volume_ratio_manual", "chi_mean_ppm_manual")
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """What sn-infer does beyond the model's own settings.
+
+    Parameters
+    ----------
+    threshold, patch_overlap : override the model's values when not None
+    flip_tta : average with the left-right mirrored prediction (and QC their agreement)
+    keep_largest : keep the largest component per hemisphere
+    volume_range_mm3 : plausible SN volume (mm^3) of the predicted region; outside is flagged
+    min_confidence : flag when the mean probability inside the mask is lower
+    min_tta_dice : flag when the two TTA passes agree less (Dice)
+    overwrite : redo subjects whose outputs exist
+    """
+
+    threshold: float | None = None
+    patch_overlap: tuple[int, int, int] | None = None
+    flip_tta: bool = False
+    keep_largest: bool = True
+    volume_range_mm3: tuple[float, float] = (50.0, 2000.0)
+    min_confidence: float = 0.75
+    min_tta_dice: float = 0.8
+    overwrite: bool = False
+
+    def settings(self, model_settings: InferenceSettings) -> InferenceSettings:
+        """The model's inference settings with these overrides."""
+        changes: dict[str, Any] = {"flip_tta": self.flip_tta}
+        if self.threshold is not None:
+            changes["threshold"] = self.threshold
+        if self.patch_overlap is not None:
+            changes["patch_overlap"] = tuple(self.patch_overlap)
+        return replace(model_settings, **changes)
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where one subject's outputs go in the derivatives folder."""
+
+    mask: Path
+    probseg: Path
+    slab: Path
+    figure: Path
+    measures: Path
+
+    @classmethod
+    def of(cls, output: Path, participant_id: str) -> OutputPaths:
+        anat = Path(output) / f"sub-{participant_id}" / "anat"
+        stem = f"sub-{participant_id}_label-{LABEL}"
+        return cls(
+            mask=anat / f"{stem}_mask.nii.gz",
+            probseg=anat / f"{stem}_probseg.nii.gz",
+            slab=anat / f"sub-{participant_id}_desc-slab_mask.nii.gz",
+            figure=Path(output) / "figures" / f"{stem}_qc.png",
+            measures=anat / f"{stem}_measures.json",
+        )
+
+    def complete(self) -> bool:
+        """All outputs exist (the measures JSON is written last)."""
+        paths = (self.mask, self.probseg, self.slab, self.figure, self.measures)
+        return all(p.exists() for p in paths)
+
+
+def prepare(segmenters: Sequence[Segmenter], options: InferenceOptions) -> list[Segmenter]:
+    """Segmenters with the options' inference settings, in evaluation mode."""
+    return [replace(s, settings=options.settings(s.settings)) for s in segmenters]
+
+
+def predict_ensemble(segmenters: Sequence[Segmenter], record: SubjectRecord) -> NativePrediction:
+    """Mean native-grid probability of several models (each with its own preprocessing)."""
+    predictions = [s.predict(record) for s in segmenters]
+    probability = np.mean([p.probability for p in predictions], axis=0).astype(np.float32)
+    field_of_view = np.logical_or.reduce([p.field_of_view for p in predictions])
+    agreement = [p.tta_dice for p in predictions if math.isfinite(p.tta_dice)]
+    tta_dice = float(np.mean(agreement)) if agreement else float("nan")
+    return NativePrediction(probability, field_of_view, predictions[0].affine, tta_dice)
+
+
+def qc_flag(
+    row: dict[str, Any], prediction: NativePrediction, mask: np.ndarray, options: InferenceOptions
+) -> str:
+    """``ok``, or the reasons a prediction is doubtful, separated by ``; ``."""
+    reasons = []
+    volume = float(row["sn_volume_mm3"])
+    low, high = options.volume_range_mm3
+    if not mask.any():
+        reasons.append("empty mask")
+    elif not low <= volume <= high:
+        reasons.append(f"implausible volume {volume:.0f} mm^3 (expected {low:.0f}-{high:.0f})")
+    if mask.any():
+        confidence = float(prediction.probability[mask].mean())
+        if confidence < options.min_confidence:
+            reasons.append(f"low mean confidence {confidence:.2f}")
+    if math.isfinite(prediction.tta_dice) and prediction.tta_dice < options.min_tta_dice:
+        reasons.append(f"TTA passes disagree (Dice {prediction.tta_dice:.2f})")
+    if mask.any() and min(row["sn_volume_left_mm3"], row["sn_volume_right_mm3"]) == 0:
+        reasons.append("SN found on one side only")
+    return "; ".join(reasons) or "ok"
+
+
+def _ordered(row: dict[str, Any]) -> dict[str, Any]:
+    first = [c for c in (*REQUIRED_COLUMNS, *MANUAL_COLUMNS) if c in row]
+    return {**{c: row[c] for c in first}, **{k: v for k, v in row.items() if k not in first}}
+
+
+def segment_subject(
+    segmenters: Sequence[Segmenter], record: SubjectRecord, output: Path, options: InferenceOptions
+) -> dict[str, Any]:
+    """Validate, predict, post-process, measure, QC and write one subject; its TSV row."""
+    validate_subject(record)
+    prediction = predict_ensemble(segmenters, record)
+    threshold = segmenters[0].settings.threshold
+    mask = prediction.mask(threshold)
+    if options.keep_largest:
+        mask = keep_largest_component_per_hemisphere(mask, prediction.affine)
+    case = load_reference_case(record, LABEL)
+    row = evaluate_case(case, mask, prediction.field_of_view)
+    row["qc_flag"] = qc_flag(row, prediction, mask, options)
+    row = _ordered(row)
+    paths = OutputPaths.of(output, record.participant_id)
+    header = cast(nib.Nifti1Header, nib.load(record.echoes[0]).header)
+    write_nifti(paths.mask, mask.astype(np.uint8), prediction.affine, like=header)
+    probability = prediction.probability.astype(np.float32)
+    write_nifti(paths.probseg, probability, prediction.affine, like=header)
+    # The voxels the network saw (the slab below the RN): overlap and measures use them.
+    slab = prediction.field_of_view.astype(np.uint8)
+    write_nifti(paths.slab, slab, prediction.affine, like=header)
+    title = f"sub-{record.participant_id}  {row['group']}  QC: {row['qc_flag']}"
+    if "dsc" in row:
+        title += f"  DSC {row['dsc']:.3f}"
+    plots.save_subject_overlay(case.echo1, case.affine, mask, case.manual, title, paths.figure)
+    write_text(paths.measures, json.dumps(row, indent=2))
+    return row
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line (type name when it has no message)."""
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+def run_subject(
+    segmenters: Sequence[Segmenter],
+    root: Path,
+    participant_id: str,
+    output: Path,
+    options: InferenceOptions,
+    label_source: str | None,
+) -> dict[str, Any]:
+    """One subject end to end: ``{"row": ...}``, or ``{"error": ...}`` naming the problem."""
+    paths = OutputPaths.of(output, participant_id)
+    if paths.complete() and not options.overwrite:
+        return {"row": json.loads(paths.measures.read_text()), "skipped": True}
+    try:
+        (record,) = discover_subjects(
+            root,
+            n_echoes=max(max(s.spec.echoes) for s in segmenters),
+            label_source=label_source,
+            labels=(),
+            optional_labels=(LABEL, "RN"),
+            subjects=[participant_id],
+        )
+        return {"row": segment_subject(segmenters, record, output, options)}
+    except Exception as error:  # one subject's failure, whatever it is, must not stop the rest
+        reason = one_line(error)
+        if not isinstance(error, DataValidationError | ValueError | OSError):
+            reason = f"{type(error).__name__}: {reason}"
+        return {"error": {"participant_id": f"sub-{participant_id}", "reason": reason}}
+
+
+def select_subjects(root: Path, wanted: Iterable[str | int] | None) -> list[str]:
+    """Subject ids (no ``sub-``) in ``root``; ``wanted`` may give 1 for ``sub-01``.
+
+    Raises
+    ------
+    DataValidationError
+        when the folder has no subjects or a wanted subject is missing.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataValidationError(root, "input folder does not exist")
+    found = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
+    if not found:
+        raise DataValidationError(root, "no sub-* folders found")
+    if wanted is None:
+        return found
+    selected: list[str] = []
+    for item in wanted:
+        text = str(item).removeprefix("sub-")
+        matches = [
+            f
+            for f in found
+            if f == text or (f.isdigit() and text.isdigit() and int(f) == int(text))
+        ]
+        if not matches:
+            raise DataValidationError(root, f"no folder for subject {text}")
+        selected.extend(m for m in matches if m not in selected)
+    return selected
+
+
+Engine = Callable[[list[str]], list[dict[str, Any]]]
+
+
+def local_engine(
+    segmenters: Sequence[Segmenter],
+    root: Path,
+    output: Path,
+    options: InferenceOptions,
+    label_source: str | None,
+    progress: bool = True,
+) -> Engine:
+    """Runs subjects one after another in this process, with a progress bar."""
+
+    def run(participant_ids: list[str]) -> list[dict[str, Any]]:
+        results = []
+        bar = tqdm(participant_ids, desc="sn-infer", unit="subject", disable=not progress)
+        for participant_id in bar:
+            results.append(
+                run_subject(segmenters, root, participant_id, output, options, label_source)
+            )
+        return results
+
+    return run
+
+
+def write_reports(
+    output: Path, results: Sequence[dict[str, Any]], model_uris: Sequence[str], root: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """measures.tsv, errors.tsv, agreement.json, dataset_description.json and index.html.
+
+    Returns the rows and the errors.
+    """
+    output = Path(output)
+    rows = sorted((r["row"] for r in results if "row" in r), key=lambda r: r["participant_id"])
+    errors = [r["error"] for r in results if "error" in r]
+    empty_table = "\t".join(REQUIRED_COLUMNS) + "\n"
+    write_text(output / "measures.tsv", table_text(rows) if rows else empty_table)
+    errors_path = output / "errors.tsv"
+    if errors:
+        write_text(errors_path, table_text(errors))
+    else:
+        errors_path.unlink(missing_ok=True)
+    with_manual = [r for r in rows if "nm_volume_ratio_manual" in r]
+    if with_manual:
+        write_text(output / "agreement.json", json.dumps(agreement_report(with_manual), indent=2))
+    description = {
+        "Name": "sn-platform substantia nigra segmentation",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "sn-platform", "Version": __version__, "Description": "sn-infer"}],
+        "SourceDatasets": [{"URL": Path(root).resolve().as_uri()}],
+        "ModelURIs": list(model_uris),
+    }
+    write_text(output / "dataset_description.json", json.dumps(description, indent=2))
+    figures = [
+        OutputPaths.of(output, r["participant_id"].removeprefix("sub-")).figure for r in rows
+    ]
+    write_index(output, rows, errors, figures)
+    return rows, errors

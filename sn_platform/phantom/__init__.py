@@ -1,0 +1,1 @@
+"""The digital midbrain phantom: anatomy, acquisition physics, raters, BIDS writer, previews."""

@@ -1,0 +1,119 @@
+"""Write a phantom cohort as a BIDS dataset (METHOD.md layout) with two raters and truth."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+from sn_platform.data.bids import chimap_path, echo_path, label_path
+from sn_platform.data.io import write_nifti, write_text
+from sn_platform.phantom.generator import (
+    PhantomConfig,
+    SimulatedSubject,
+    SubjectPlan,
+    sample_subject_plan,
+    simulate_subject,
+)
+
+PARTICIPANT_COLUMNS = ("participant_id", "group", "age", "sex", "site")
+
+
+def write_subject(root: Path, subject: SimulatedSubject) -> None:
+    """Write one subject's echoes (+ JSON sidecars), QSM, truth and both raters' labels."""
+    plan = subject.plan
+    sub = plan.participant_id
+    for number, (echo, te_ms) in enumerate(
+        zip(subject.echoes, plan.site.echo_times_ms, strict=True), 1
+    ):
+        path = echo_path(root, sub, number)
+        write_nifti(path, echo, subject.affine)
+        sidecar = {
+            "EchoTime": round(float(te_ms) * 1e-3, 6),
+            "EchoNumber": number,
+            "MagneticFieldStrength": 3,
+            "MTState": True,
+            "SliceThickness": plan.site.slice_thickness_mm,
+            "InstitutionName": f"phantom site {plan.site.name}",
+        }
+        write_text(
+            path.with_name(path.name.replace(".nii.gz", ".json")), json.dumps(sidecar, indent=2)
+        )
+    write_nifti(chimap_path(root, sub), subject.chi_ppm, subject.affine)
+    for name, mask in subject.truth.items():
+        write_nifti(label_path(root, "truth", sub, name), mask, subject.affine)
+    write_nifti(label_path(root, "manual", sub, "SN"), subject.manual, subject.affine)
+    write_nifti(label_path(root, "manual", sub, "RN"), subject.manual_rn, subject.affine)
+    write_nifti(label_path(root, "manual2", sub, "SN"), subject.manual2, subject.affine)
+
+
+def _generate_one(args: tuple[Path, PhantomConfig, int, bool]) -> SubjectPlan:
+    root, config, index, preview = args
+    plan = sample_subject_plan(config, index)
+    subject = simulate_subject(plan, config)
+    write_subject(root, subject)
+    if preview:
+        from sn_platform.phantom.preview import save_montage
+
+        save_montage(
+            subject, root / "derivatives" / "preview" / f"sub-{plan.participant_id}_montage.png"
+        )
+    return plan
+
+
+def generate_cohort(
+    root: Path | str, config: PhantomConfig, preview: bool = False, n_jobs: int = 2
+) -> list[SubjectPlan]:
+    """Generate ``config.subjects`` subjects into ``root`` (created) and return their plans.
+
+    Subjects are computed in ``n_jobs`` processes; the output does not depend on it.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tasks = [(root, config, index, preview) for index in range(config.subjects)]
+    if n_jobs > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            plans = list(pool.map(_generate_one, tasks))
+    else:
+        plans = [_generate_one(task) for task in tasks]
+    _write_dataset_files(root, config, plans)
+    return plans
+
+
+def _write_dataset_files(root: Path, config: PhantomConfig, plans: list[SubjectPlan]) -> None:
+    rows = ["\t".join(PARTICIPANT_COLUMNS)]
+    rows += [f"sub-{p.participant_id}\t{p.group}\t{p.age}\t{p.sex}\t{p.site.name}" for p in plans]
+    write_text(root / "participants.tsv", "\n".join(rows) + "\n")
+    columns = {
+        "group": {
+            "Description": "diagnostic group",
+            "Levels": {"HC": "healthy control", "PD": "Parkinson's disease"},
+        },
+        "age": {"Description": "age", "Units": "year"},
+        "sex": {"Description": "sex", "Levels": {"F": "female", "M": "male"}},
+        "site": {"Description": "simulated scanner site (protocol)"},
+    }
+    write_text(root / "participants.json", json.dumps(columns, indent=2))
+    description = {
+        "Name": "sn-platform digital midbrain phantom",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "raw",
+        "GeneratedBy": [{"Name": "sn-phantom", "Description": json.dumps(asdict(config))}],
+    }
+    write_text(root / "dataset_description.json", json.dumps(description, indent=2))
+    for source, description_text in (
+        ("manual", "rater 1: SN traced with a generous margin (training target)"),
+        ("manual2", "rater 2: independent SN tracing"),
+        ("truth", "exact phantom structures: SN, SNpc, N1 (nigrosome-1), RN, CC (crus cerebri)"),
+    ):
+        derivative = {
+            "Name": description_text,
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "sn-phantom"}],
+        }
+        write_text(
+            root / "derivatives" / source / "dataset_description.json",
+            json.dumps(derivative, indent=2),
+        )

@@ -1,0 +1,1 @@
+"""Sweeps: search spaces, cross-validated Ray Tune trials, the leaderboard and the final model."""

@@ -1,0 +1,549 @@
+"""``sn-sweep`` on Ray Tune: every sampled configuration on every fold, pooled out-of-fold
+clinical agreement, a ranked leaderboard, a refit of the best configuration, and its
+registration as the champion model.
+
+Each trial runs ``experiment.train_and_evaluate`` (the same loop as ``sn-train``), reports
+every epoch with a ``tune.Checkpoint`` (so ASHA can stop it and a failed trial resumes
+from its last epoch) and logs a nested MLflow run under the sweep's parent run. With a
+local SQLite store the sweep starts one ``mlflow server`` over it, the single writer that
+all trials log through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from ray import tune
+
+from sn_platform import tracking
+from sn_platform.composition import CONFIG_DIR
+from sn_platform.data.io import write_text
+from sn_platform.evaluation import plots
+from sn_platform.evaluation.subject import write_table
+from sn_platform.sweep.leaderboard import FoldResult, aggregate, rank
+from sn_platform.sweep.space import override, sample_configurations, search_space
+from sn_platform.training.experiment import (
+    ConfigError,
+    check_config,
+    evaluate_ensemble,
+    preprocessing_spec,
+    split_subjects,
+    train_and_evaluate,
+)
+
+SWEEP_ONLY_PREFIXES = ("tune", "ray", "hydra")
+FINISHED_FILE = "finished.json"
+SEARCH_ALGORITHMS = ("random", "optuna")
+SCHEDULERS = ("asha", "none")
+FINAL_MODELS = ("refit", "ensemble")
+
+
+class SweepInterrupted(RuntimeError):
+    """The sweep stopped before every trial ended (Ctrl-C, a lost driver): resume it."""
+
+
+def training_overrides(overrides: Sequence[str]) -> list[str]:
+    """The command-line overrides that concern training (not ``tune.*``, ``ray.*``)."""
+    kept = []
+    for item in overrides:
+        key = item.lstrip("+~").split("=", 1)[0]
+        if re.split(r"[./]", key, maxsplit=1)[0] not in SWEEP_ONLY_PREFIXES:
+            kept.append(item)
+    return kept
+
+
+def compose_training(overrides: Sequence[str]) -> DictConfig:
+    """The training config (``conf/config.yaml``) with ``overrides``; bad keys -> ConfigError."""
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside sn-sweep's own Hydra app
+            return compose(config_name="config", overrides=list(overrides))
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        message = " ".join(str(error).split())
+        raise ConfigError(f"overrides {list(overrides)[-3:]}: {message}") from None
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def pinned_paths(cfg: DictConfig, tracking_uri: str) -> list[str]:
+    """Overrides that pin every path to an absolute one: trials run in their own folders."""
+    pinned = [
+        f"data.root={_absolute(cfg.data.root)}",
+        f"data.splits.file={_absolute(cfg.data.splits.file)}",
+        f"tracking.uri={tracking_uri}",
+    ]
+    if cfg.tracking.artifact_location is not None:
+        pinned.append(f"tracking.artifact_location={_absolute(cfg.tracking.artifact_location)}")
+    return pinned
+
+
+# --- the trial ------------------------------------------------------------------------------
+
+
+def _read_finished(state: Path) -> dict[str, Any]:
+    path = state / FINISHED_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_trial(
+    config: dict[str, Any],
+    base_overrides: list[str],
+    parent_run_id: str,
+    folds: list[int],
+    space_keys: list[str],
+    threads: int,
+) -> None:
+    """A Ray Tune function trainable: one configuration on its folds, one after another.
+
+    ``config`` holds ``variant`` (random search: config id, one fold, its overrides) or the
+    sampled keys themselves (Optuna: all folds run in this trial).
+    """
+    context = tune.get_context()
+    variant = config.get("variant") or {
+        "config_id": context.get_trial_id(),
+        "folds": folds,
+        "overrides": {key: config[key] for key in space_keys},
+    }
+    torch.set_num_threads(max(1, threads))
+    state = Path(context.get_trial_dir()) / "state"
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as saved:
+            shutil.copytree(saved, state, dirs_exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
+    finished = _read_finished(state)
+    config_id = str(variant["config_id"])
+    sampled = [override(k, v) for k, v in variant["overrides"].items()]
+    for fold in variant["folds"]:
+        if str(fold) in finished:
+            continue
+        fold_dir = state / f"fold-{fold}"
+        cfg = compose_training(
+            [
+                *base_overrides,
+                *sampled,
+                f"trainer.fold={fold}",
+                f"trainer.resume={(fold_dir / 'last.pt').exists()}",
+                "trainer.progress=false",
+                "tracking.log_model=false",
+                "tracking.register=false",
+                f"run_name={config_id}-fold{fold}",
+            ]
+        )
+
+        def report(metrics: Mapping[str, float], epoch: int, fold: int = fold) -> None:
+            tune.report(
+                {**metrics, "fold": fold, "epoch": epoch},
+                checkpoint=tune.Checkpoint.from_directory(str(state)),
+            )
+
+        outcome = train_and_evaluate(
+            cfg,
+            report=report,
+            checkpoint_dir=fold_dir,
+            parent_run_id=parent_run_id,
+            run_key=f"{config_id}-fold{fold}",
+            tags={
+                "sn.config_id": config_id,
+                "sn.trial_id": context.get_trial_id(),
+                "sn.node_id": ray.get_runtime_context().get_node_id(),
+            },
+        )
+        finished[str(fold)] = {
+            "metrics": outcome.metrics,
+            "rows": outcome.evaluations["val"].rows,
+            "run_id": outcome.run_id,
+        }
+        write_text(state / FINISHED_FILE, json.dumps(finished))
+    dice = [f["metrics"].get("best/val/dsc", math.nan) for f in finished.values()]
+    tune.report(
+        {
+            "done": 1.0,
+            "val/dsc": sum(dice) / len(dice) if dice else math.nan,  # what Optuna learns from
+            "config_id": config_id,
+            "finished": json.dumps(finished),
+            "overrides": json.dumps(variant["overrides"]),
+            "node_id": ray.get_runtime_context().get_node_id(),
+        },
+        checkpoint=tune.Checkpoint.from_directory(str(state)),
+    )
+
+
+def _refit(
+    overrides: list[str], directory: str, parent_run_id: str, threads: int
+) -> dict[str, Any]:
+    """Train the chosen configuration on all development subjects; evaluate the test split."""
+    torch.set_num_threads(max(1, threads))
+    cfg = compose_training(
+        [
+            *overrides,
+            "trainer.fold=null",
+            "trainer.evaluate_test=true",
+            f"trainer.resume={(Path(directory) / 'last.pt').exists()}",
+            "trainer.progress=false",
+            "tracking.log_model=true",
+            "tracking.register=false",
+            "run_name=refit",
+        ]
+    )
+    outcome = train_and_evaluate(
+        cfg, checkpoint_dir=Path(directory), parent_run_id=parent_run_id, run_key="refit"
+    )
+    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id}
+
+
+def _ensemble(
+    overrides: list[str], weight_files: list[str], directory: str, parent_run_id: str, threads: int
+) -> dict[str, Any]:
+    """The chosen configuration's fold models as one ensemble, evaluated on the test split."""
+    torch.set_num_threads(max(1, threads))
+    cfg = compose_training(
+        [*overrides, "tracking.log_model=true", "tracking.register=false", "run_name=ensemble"]
+    )
+    outcome = evaluate_ensemble(
+        cfg, [Path(f) for f in weight_files], Path(directory), parent_run_id, run_key="ensemble"
+    )
+    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id}
+
+
+def collect_fold_weights(grid: Any, config_id: str, destination: Path) -> list[str]:
+    """Copy the best weights of every fold of ``config_id`` out of the trial checkpoints."""
+    destination.mkdir(parents=True, exist_ok=True)
+    files = []
+    for result in grid:
+        metrics = result.metrics or {}
+        if not metrics.get("done") or metrics.get("config_id") != config_id:
+            continue
+        with result.checkpoint.as_directory() as saved:
+            for fold in sorted(json.loads(metrics["finished"]), key=int):
+                target = destination / f"fold-{fold}.pt"
+                shutil.copyfile(Path(saved) / f"fold-{fold}" / "best.pt", target)
+                files.append(str(target))
+    return sorted(files)
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+@dataclass
+class SweepOutcome:
+    """The ranked leaderboard, the parent run, and the registered champion."""
+
+    leaderboard: list[dict[str, Any]]
+    parent_run_id: str
+    experiment_dir: Path
+    model_uri: str
+    model_version: str
+    refit_metrics: dict[str, float]
+
+
+@contextlib.contextmanager
+def tracking_endpoint(uri: str, artifact_location: str | None) -> Iterator[str]:
+    """The URI trials log to: a private ``mlflow server`` over a SQLite store, else ``uri``."""
+    if uri.startswith("sqlite:"):
+        root = artifact_location or str(Path(uri.removeprefix("sqlite:///")).parent)
+        with tracking.local_server(uri, root) as url:
+            yield url
+    else:
+        yield uri
+
+
+def _check_tune_settings(tune_cfg: DictConfig, cfg: DictConfig) -> None:
+    if tune_cfg.search_alg not in SEARCH_ALGORITHMS:
+        raise ConfigError(f"tune.search_alg: {tune_cfg.search_alg!r} not in {SEARCH_ALGORITHMS}")
+    if tune_cfg.scheduler not in SCHEDULERS:
+        raise ConfigError(f"tune.scheduler: {tune_cfg.scheduler!r} not in {SCHEDULERS}")
+    folds = int(tune_cfg.cv.folds)
+    if not 1 <= folds <= int(cfg.data.splits.folds):
+        raise ConfigError(f"tune.cv.folds: {folds} not in 1..{cfg.data.splits.folds}")
+    if tune_cfg.search_alg == "optuna" and tune_cfg.scheduler == "asha" and folds > 1:
+        raise ConfigError(
+            "tune.scheduler: ASHA cannot compare Optuna trials that run several folds "
+            "in turn; use tune.scheduler=none or tune.search_alg=random"
+        )
+    if tune_cfg.final not in FINAL_MODELS:
+        raise ConfigError(f"tune.final: {tune_cfg.final!r} not in {FINAL_MODELS}")
+    if tune_cfg.mode not in ("max", "min"):
+        raise ConfigError(f"tune.mode: {tune_cfg.mode!r} not in ('max', 'min')")
+    if not tune_cfg.selection:
+        raise ConfigError("tune.selection: give at least one metric and its weight")
+
+
+def _param_space(
+    tune_cfg: DictConfig, space: dict[str, Any], folds: list[int], base: list[str]
+) -> tuple[dict[str, Any], Any]:
+    """The Tune param space and search algorithm; checks every sampled config composes."""
+    if tune_cfg.search_alg == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        if any(isinstance(v, dict) for v in space.values()):
+            raise ConfigError("tune.space: grid is not available with Optuna; use choice")
+        searcher = OptunaSearch(metric="val/dsc", mode=tune_cfg.mode, seed=int(tune_cfg.seed))
+        return space, searcher
+    configurations = sample_configurations(space, int(tune_cfg.num_samples), int(tune_cfg.seed))
+    variants = []
+    for index, configuration in enumerate(configurations):
+        check_config(compose_training([*base, *(override(k, v) for k, v in configuration.items())]))
+        for fold in folds:
+            variants.append(
+                {"config_id": f"c{index:02d}", "folds": [fold], "overrides": configuration}
+            )
+    return {"variant": tune.grid_search(variants)}, None
+
+
+def _scheduler(tune_cfg: DictConfig, max_epochs: int) -> Any:
+    if tune_cfg.scheduler == "none":
+        return None
+    return tune.schedulers.ASHAScheduler(
+        time_attr="training_iteration",
+        metric=tune_cfg.scheduler_metric,
+        mode=tune_cfg.mode,
+        max_t=max_epochs,
+        grace_period=int(tune_cfg.grace_period),
+        reduction_factor=float(tune_cfg.reduction_factor),
+    )
+
+
+def _unfinished_trials(experiment_dir: Path, expected: int) -> int:
+    """Trials not yet ended, from the saved experiment state.
+
+    After Ctrl-C Tune marks its trials TERMINATED in memory but saves the running ones as
+    PENDING (to restart on resume), and never creates the trials not yet started.
+    """
+    trials = tune.ExperimentAnalysis(str(experiment_dir)).trials
+    ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+    return expected - ended
+
+
+def _fold_results(grid: Any) -> list[FoldResult]:
+    results = []
+    for result in grid:
+        metrics = result.metrics or {}
+        if not metrics.get("done"):
+            continue
+        overrides = json.loads(metrics["overrides"])
+        for fold, finished in json.loads(metrics["finished"]).items():
+            results.append(
+                FoldResult(
+                    str(metrics["config_id"]), int(fold), overrides,
+                    finished["metrics"], finished["rows"],
+                )
+            )  # fmt: skip
+    return results
+
+
+def _start_parent(
+    state_file: Path, cfg: DictConfig, resume: bool, base: list[str]
+) -> tracking.RunLogger:
+    if resume and state_file.exists():
+        return tracking.RunLogger.reopen(json.loads(state_file.read_text())["parent_run_id"])
+    parent = tracking.RunLogger.start(
+        cfg.tracking.experiment,
+        f"sweep-{cfg.tune.name}",
+        tags={"sn.kind": "sweep", "sn.tune_name": str(cfg.tune.name)},
+        artifact_location=_absolute(cfg.tracking.artifact_location),
+    )
+    write_text(state_file, json.dumps({"parent_run_id": parent.run_id}))
+    tune_settings = OmegaConf.to_container(cfg.tune, resolve=True)
+    parent.log_params(tracking.flatten({"tune": tune_settings}))
+    parent.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/sweep.yaml")
+    parent.log_text("\n".join(base) + "\n", "config/training_overrides.txt")
+    return parent
+
+
+def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
+    """Run (or resume) the sweep ``cfg.tune`` describes; see the module docstring.
+
+    Parameters
+    ----------
+    cfg : the composed ``sweep`` config (training config + ``tune`` + ``ray``)
+    overrides : the command-line overrides; the training ones are passed to every trial
+    """
+    tune_cfg = cfg.tune
+    _check_tune_settings(tune_cfg, cfg)
+    check_config(cfg)
+    try:
+        space = search_space(tune_cfg.space)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    folds = list(range(int(tune_cfg.cv.folds)))
+    storage = Path(tune_cfg.storage_path).expanduser().resolve()
+    experiment_dir = storage / str(tune_cfg.name)
+    resume = bool(tune_cfg.resume)
+    if resume and not tune.Tuner.can_restore(str(experiment_dir)):
+        raise ConfigError(f"tune.resume: no sweep to resume in {experiment_dir}")
+    if not resume and experiment_dir.exists():
+        raise ConfigError(
+            f"tune.name: {experiment_dir} exists; resume it with tune.resume=true "
+            "or start another with tune.name=NEW"
+        )
+    split_subjects(cfg, preprocessing_spec(cfg))  # validates the data, writes the splits once
+    uri = tracking.absolute_uri(str(cfg.tracking.uri))
+    resources = {k: float(v) for k, v in tune_cfg.resources_per_trial.items()}
+    threads = max(1, int(resources.get("cpu", 1)))
+    with tracking_endpoint(uri, _absolute(cfg.tracking.artifact_location)) as endpoint:
+        base = [*training_overrides(overrides), *pinned_paths(cfg, endpoint)]
+        if resources.get("gpu", 0) == 0:
+            base.append("trainer.device=cpu")
+        param_space, searcher = _param_space(tune_cfg, space, folds, base)
+        tracking.configure(endpoint)
+        parent = _start_parent(storage / f"{tune_cfg.name}.sn-sweep.json", cfg, resume, base)
+        try:
+            _init_ray(cfg)
+            trainable = tune.with_resources(
+                tune.with_parameters(
+                    run_trial, base_overrides=base, parent_run_id=parent.run_id,
+                    folds=folds, space_keys=list(space), threads=threads,
+                ),
+                resources,
+            )  # fmt: skip
+            if resume:
+                tuner = tune.Tuner.restore(str(experiment_dir), trainable, resume_errored=True)
+            else:
+                tuner = tune.Tuner(
+                    trainable,
+                    param_space=param_space,
+                    tune_config=tune.TuneConfig(
+                        search_alg=searcher,
+                        scheduler=_scheduler(tune_cfg, int(cfg.trainer.max_epochs)),
+                        num_samples=int(tune_cfg.num_samples) if searcher else 1,
+                        max_concurrent_trials=tune_cfg.max_concurrent_trials,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=str(tune_cfg.name),
+                        storage_path=str(storage),
+                        failure_config=tune.FailureConfig(max_failures=int(tune_cfg.max_failures)),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                        verbose=int(tune_cfg.verbose),
+                    ),
+                )
+            grid = tuner.fit()
+            expected = (
+                int(tune_cfg.num_samples)
+                if searcher
+                else len(param_space["variant"]["grid_search"])
+            )
+            unfinished = _unfinished_trials(experiment_dir, expected)
+            if unfinished:
+                raise SweepInterrupted(
+                    f"sweep stopped with {unfinished} of {expected} trials unfinished; "
+                    f"resume with tune.resume=true tune.name={tune_cfg.name}"
+                )
+            leaderboard = rank(
+                aggregate(_fold_results(grid), len(folds)), dict(tune_cfg.selection), tune_cfg.mode
+            )
+            members = None
+            if tune_cfg.final == "ensemble" and leaderboard:
+                members = collect_fold_weights(
+                    grid, leaderboard[0]["config_id"], experiment_dir / "ensemble" / "members"
+                )
+            outcome = _finish(cfg, parent, leaderboard, experiment_dir, base, resources, members)
+        except SweepInterrupted:
+            parent.finish("KILLED")
+            raise
+        except BaseException:
+            parent.finish("FAILED")
+            raise
+        finally:
+            ray.shutdown()
+    tracking.configure(uri)  # the private server is gone; later calls use the store itself
+    return outcome
+
+
+def _init_ray(cfg: DictConfig) -> None:
+    # Each epoch's checkpoint forces a state snapshot by design (num_to_keep=1): no warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    if cfg.ray.address is None:
+        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=cfg.ray.address, log_to_driver=False)
+
+
+def _finish(
+    cfg: DictConfig,
+    parent: tracking.RunLogger,
+    leaderboard: list[dict[str, Any]],
+    experiment_dir: Path,
+    base: list[str],
+    resources: Mapping[str, float],
+    members: list[str] | None = None,
+) -> SweepOutcome:
+    """Leaderboard artifacts, the final model of the best configuration (a refit, or its
+    fold models as an ensemble when ``members`` are given), registration as champion."""
+    if not leaderboard or not math.isfinite(leaderboard[0]["score"]):
+        raise RuntimeError("no configuration finished all its folds: nothing to select")
+    tune_cfg = cfg.tune
+    keys = list(tune_cfg.space)
+    table = experiment_dir / "leaderboard.tsv"
+    write_table(leaderboard, table)
+    figure = experiment_dir / "selection.png"
+    plots.save_selection_plot(leaderboard, keys, figure)
+    for path in (table, figure):
+        parent.log_artifact(path, "leaderboard")
+    best = leaderboard[0]
+    chosen = [override(k, best[k]) for k in keys]
+    # The refit runs alone: on a local Ray it takes every core, on a cluster a trial's share.
+    cpus = resources.get("cpu", 1.0)
+    if cfg.ray.address is None:
+        cpus = max(cpus, float(ray.cluster_resources().get("CPU", cpus)))
+    task = ray.remote(num_cpus=cpus, num_gpus=resources.get("gpu", 0))
+    if members is None:
+        final = task(_refit).remote(
+            [*base, *chosen], str(experiment_dir / "refit"), parent.run_id, int(cpus)
+        )
+    else:
+        final = task(_ensemble).remote(
+            [*base, *chosen], members, str(experiment_dir / "ensemble"), parent.run_id, int(cpus)
+        )
+    refit = ray.get(final)
+    numeric = {k: float(v) for k, v in best.items() if isinstance(v, float) and math.isfinite(v)}
+    parent.log_metrics({f"best/{k}": v for k, v in numeric.items()}, 0)
+    parent.log_metrics(refit["metrics"], 0)
+    tags = {
+        "sweep_run_id": parent.run_id,
+        "final_run_id": refit["run_id"],
+        "final_model": "refit" if members is None else f"ensemble of {len(members)} folds",
+        "config_id": best["config_id"],
+        **{f"param.{k}": best[k] for k in keys},
+        **{f"cv.{k}": f"{v:.4g}" for k, v in numeric.items() if "/" in k or k == "score"},
+        **{k.replace("best/", ""): f"{v:.4g}" for k, v in refit["metrics"].items()},
+    }
+    description = (
+        f"Champion of sweep {tune_cfg.name}: {', '.join(chosen)}; selected by "
+        f"{dict(tune_cfg.selection)} over {tune_cfg.cv.folds}-fold CV "
+        f"(score {best['score']:.4f}), "
+        + (
+            "refit on all development subjects."
+            if members is None
+            else f"the ensemble of its {len(members)} fold models."
+        )
+    )
+    version = tracking.register(
+        refit["model_uri"], cfg.tracking.model_name, tune_cfg.alias, tags, description
+    )
+    parent.set_tags({"sn.champion_version": version})
+    parent.finish()
+    return SweepOutcome(
+        leaderboard, parent.run_id, experiment_dir, refit["model_uri"], version, refit["metrics"]
+    )

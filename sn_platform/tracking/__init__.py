@@ -1,0 +1,31 @@
+"""Tracking: MLflow runs, the logged model and its registry, a private server. The only
+stage that imports MLflow.
+
+A local store is ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/``; a team
+or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.sh``).
+"""
+
+from sn_platform.tracking.models import SegmenterModel, load_segmenter, log_segmenter, register
+from sn_platform.tracking.runs import (
+    RunLogger,
+    absolute_uri,
+    configure,
+    experiment_id,
+    flatten,
+    source_version,
+)
+from sn_platform.tracking.server import local_server
+
+__all__ = [
+    "RunLogger",
+    "SegmenterModel",
+    "absolute_uri",
+    "configure",
+    "experiment_id",
+    "flatten",
+    "load_segmenter",
+    "local_server",
+    "log_segmenter",
+    "register",
+    "source_version",
+]

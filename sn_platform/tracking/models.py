@@ -1,0 +1,125 @@
+"""The logged model: the pyfunc flavour, its logging, the registry and loading by URI."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import torch
+from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
+from mlflow.types import Schema, TensorSpec
+from torch import nn
+
+from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.inference.predictor import InferenceSettings, Segmenter, predict_array
+from sn_platform.models.ensemble import build_module
+from sn_platform.runtime import select_device
+
+
+class SegmenterModel(PythonModel):
+    """The pyfunc flavour: a V-Net with its preprocessing spec and inference settings.
+
+    ``predict`` takes preprocessed volumes (N, C, X, Y, Z) float32 and returns SN
+    probabilities (N, 1, X, Y, Z); ``segmenter`` runs the whole pipeline on BIDS files.
+    """
+
+    segmenter: Segmenter
+    bundle: dict[str, Any]
+
+    def load_context(self, context: Any) -> None:
+        self.bundle = json.loads(Path(context.artifacts["bundle"]).read_text())
+        model = build_module(self.bundle["model"])
+        model.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu"))
+        device = select_device("auto")
+        self.segmenter = Segmenter(
+            model.to(device).eval(),
+            PreprocessingSpec.from_dict(self.bundle["preprocessing"]),
+            InferenceSettings(**self.bundle["inference"]),
+            device,
+        )
+
+    def predict(self, context: Any, model_input: np.ndarray, params: Any = None) -> np.ndarray:
+        # ``np.ndarray`` is a hint MLflow infers no schema from: the logged signature rules.
+        volumes = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
+        segmenter = self.segmenter
+        probabilities = [
+            predict_array(segmenter.model, volume, segmenter.settings, segmenter.device)
+            for volume in volumes
+        ]
+        return torch.stack(probabilities).numpy()
+
+
+def log_segmenter(
+    run_id: str,
+    model: nn.Module,
+    model_config: Mapping[str, Any],
+    spec: PreprocessingSpec,
+    settings: InferenceSettings,
+    label: str = "SN",
+) -> str:
+    """Log the model as a pyfunc named ``model`` in ``run_id``; returns its model URI.
+
+    ``model_config`` holds the network's ``_target_`` and constructor arguments.
+    """
+    channels = len(spec.echoes)
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1, -1))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1, -1))]),
+    )
+    bundle = {
+        "model": dict(model_config),
+        "preprocessing": spec.to_dict(),
+        "inference": settings.to_dict(),
+        "channels": [f"echo-{e} magnitude" for e in spec.echoes],
+        "label": label,
+    }
+    example = np.zeros((1, channels, *settings.patch_size), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder) / "weights.pt"
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
+        bundle_path = Path(folder) / "bundle.json"
+        bundle_path.write_text(json.dumps(bundle, indent=2))
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=SegmenterModel(),
+                artifacts={"weights": str(weights), "bundle": str(bundle_path)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=["torch", "torchio", "nibabel", "numpy", "mlflow"],
+            )
+    return str(info.model_uri)
+
+
+def register(
+    model_uri: str,
+    name: str,
+    alias: str,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> str:
+    """Register ``model_uri`` as a new version of ``name`` and point ``alias`` at it."""
+    version = mlflow.register_model(
+        model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()}
+    )
+    client = mlflow.MlflowClient()
+    if description:
+        client.update_model_version(name, version.version, description=description)
+    client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def load_segmenter(model_uri: str) -> Segmenter:
+    """The ``Segmenter`` inside a logged or registered pyfunc model."""
+    model = mlflow.pyfunc.load_model(model_uri)
+    python_model = model.unwrap_python_model()
+    if not isinstance(python_model, SegmenterModel):
+        raise ValueError(f"{model_uri}: not an sn-platform segmentation model")
+    return python_model.segmenter

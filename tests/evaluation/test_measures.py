@@ -1,0 +1,100 @@
+"""NM volume ratio, mean susceptibility and agreement on constructed inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sn_platform.evaluation.measures import agreement, chi_mean_ppm, icc, nm_volume_ratio
+
+
+def test_nm_volume_ratio_of_a_constructed_roi():
+    # 96 voxels at 0, three at 10, one at 30: mean 0.6, SD 3.43; m+1SD = 4.0, m+3SD = 10.9.
+    values = np.array([0.0] * 96 + [10.0] * 3 + [30.0])
+    echo1 = np.concatenate([values, np.full(28, 1000.0)]).reshape(4, 8, 4)
+    roi = np.zeros(128, bool)
+    roi[:100] = True
+    assert nm_volume_ratio(echo1, roi.reshape(4, 8, 4)) == pytest.approx(1 / 4)
+
+
+def test_nm_volume_ratio_with_a_reference_region():
+    echo1 = np.zeros((2, 10, 1))
+    echo1[0, :, 0] = [1.0, 2.5, 2.5, 4.0, 4.0, 4.0, 0.5, 0.5, 0.5, 0.5]  # ROI
+    echo1[1, :, 0] = [-1.0, 1.0] * 5  # reference: mean 0, SD 1.054
+    roi = np.zeros_like(echo1, bool)
+    roi[0] = True
+    # Above 1.054: 2.5, 2.5, 4, 4, 4 (5 voxels); above 3.162: 4, 4, 4 (3 voxels).
+    assert nm_volume_ratio(echo1, roi, reference=~roi) == pytest.approx(3 / 5)
+
+
+def test_chi_mean_over_threshold():
+    chi = np.array([0.01, 0.02, 0.1, -0.05, 0.3]).reshape(5, 1, 1)
+    roi = np.array([True, True, True, True, False]).reshape(5, 1, 1)
+    assert chi_mean_ppm(chi, roi) == pytest.approx(0.06)
+    assert chi_mean_ppm(chi, roi, threshold_ppm=0.05) == pytest.approx(0.1)
+
+
+def test_empty_rois_give_nan_and_a_warning():
+    image = np.ones((3, 3, 3))
+    empty = np.zeros_like(image, bool)
+    with pytest.warns(RuntimeWarning, match="empty"):
+        assert np.isnan(nm_volume_ratio(image, empty))
+    with pytest.warns(RuntimeWarning, match="above"):
+        assert np.isnan(chi_mean_ppm(image * 0.0, ~empty))
+    with pytest.warns(RuntimeWarning, match="mean \\+ 1 SD"):
+        assert np.isnan(nm_volume_ratio(image, ~empty))
+
+
+def test_agreement_of_identical_and_shifted_measurements():
+    a = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
+    same = agreement(a, a)
+    assert same.pearson_r == pytest.approx(1.0) and same.icc_3_1 == pytest.approx(1.0)
+    assert same.bland_altman_bias == 0.0 and same.loa_low == 0.0
+    shifted = agreement(a, a + 1.0)
+    assert shifted.icc_3_1 == pytest.approx(1.0)
+    # By hand: MSR = k var(a) = 7.4, MSC = n (0.5^2 + 0.5^2) / 1 = 2.5, MSE = 0,
+    # ICC(2,1) = MSR / (MSR + k (MSC - MSE) / n) = 7.4 / 8.4.
+    assert shifted.icc_2_1 == pytest.approx(7.4 / 8.4)
+    assert shifted.bland_altman_bias == pytest.approx(-1.0)
+    assert (shifted.loa_low, shifted.loa_high) == (pytest.approx(-1.0), pytest.approx(-1.0))
+
+
+def test_agreement_drops_nan_pairs_and_needs_three():
+    result = agreement([1.0, np.nan, 3.0, 4.0], [1.1, 2.0, np.nan, 3.9])
+    assert result.n == 2 and np.isnan(result.pearson_r)
+    with pytest.raises(ValueError, match="same length"):
+        agreement([1.0], [1.0, 2.0])
+
+
+def test_agreement_against_scipy_and_pingouin():
+    import pandas as pd
+    import pingouin
+
+    rng = np.random.default_rng(4)
+    manual = rng.normal(0.1, 0.02, 25)
+    automatic = manual * 0.9 + 0.012 + rng.normal(0, 0.006, 25)
+    result = agreement(automatic, manual)
+    reference = stats.pearsonr(automatic, manual)
+    interval = reference.confidence_interval(0.95)
+    assert result.pearson_r == pytest.approx(reference.statistic, rel=1e-6)
+    assert (result.pearson_ci_low, result.pearson_ci_high) == (
+        pytest.approx(interval.low, rel=1e-6),
+        pytest.approx(interval.high, rel=1e-6),
+    )
+    assert result.spearman_rho == pytest.approx(
+        stats.spearmanr(automatic, manual).statistic, rel=1e-6
+    )
+    table = pd.DataFrame(
+        {
+            "subject": np.tile(np.arange(25), 2),
+            "rater": np.repeat(["auto", "manual"], 25),
+            "value": np.concatenate([automatic, manual]),
+        }
+    )
+    icc_table = pingouin.intraclass_corr(
+        table, targets="subject", raters="rater", ratings="value"
+    ).set_index("Type")
+    assert result.icc_3_1 == pytest.approx(icc_table.loc["ICC(C,1)", "ICC"], rel=1e-6)
+    assert result.icc_2_1 == pytest.approx(icc_table.loc["ICC(A,1)", "ICC"], rel=1e-6)
+    assert icc(np.column_stack([automatic, manual])) == (result.icc_3_1, result.icc_2_1)

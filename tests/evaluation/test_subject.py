@@ -1,0 +1,93 @@
+"""Per-subject evaluation on constructed volumes with hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sn_platform.evaluation.measures import nm_volume_ratio
+from sn_platform.evaluation.subject import ReferenceCase, evaluate_case, summarise, table_text
+
+AFFINE = np.diag([0.5, 0.5, 1.0, 1.0])
+
+
+def _case() -> tuple[ReferenceCase, np.ndarray, np.ndarray]:
+    shape = (20, 20, 10)
+    manual = np.zeros(shape, bool)
+    manual[4:12, 4:12, 3:8] = True  # 5 slices, only 3 inside the field of view
+    prediction = np.zeros(shape, bool)
+    prediction[6:14, 4:12, 3:6] = True
+    field_of_view = np.zeros(shape, bool)
+    field_of_view[..., 3:6] = True
+    rng = np.random.default_rng(0)
+    echo1 = rng.normal(100.0, 5.0, shape)
+    echo1[4:8, 4:12, 3:8] += 30.0  # a bright "SNpc" in the medial part of the manual ROI
+    echo1[4:6, 4:6, 3:5] += 100.0  # and a very bright core in two of the slab's slices
+    chi = np.full(shape, 0.01)
+    chi[:10] = 0.05
+    case = ReferenceCase("01", "PD", AFFINE, echo1, chi, manual, manual.copy())
+    return case, prediction, field_of_view
+
+
+def test_overlap_is_measured_inside_the_field_of_view():
+    case, prediction, field_of_view = _case()
+    row = evaluate_case(case, prediction, field_of_view)
+    # manual in the slab: 8 x 8 x 3 = 192 voxels; prediction 192; overlap 6 x 8 x 3 = 144.
+    assert row["dsc"] == pytest.approx(2 * 144 / (192 + 192))
+    assert row["dsc_truth"] == pytest.approx(0.75)
+    assert row["sn_volume_mm3"] == pytest.approx(192 * 0.25)
+    assert row["manual_volume_mm3"] == pytest.approx(192 * 0.25)
+    assert row["hd95_mm"] == pytest.approx(1.0)  # the 2-voxel shift along x, 0.5 mm voxels
+    assert row["slices_in_agreement"] == 3
+    assert row["sn_volume_left_mm3"] + row["sn_volume_right_mm3"] == pytest.approx(48.0)
+
+
+def test_measures_use_each_roi_on_the_native_images():
+    case, prediction, field_of_view = _case()
+    row = evaluate_case(case, prediction, field_of_view)
+    assert row["chi_mean_ppm"] == pytest.approx(0.05)  # voxels at 0.01 ppm are below 0.015
+    assert row["chi_mean_ppm_manual"] == pytest.approx(0.05)
+    manual_in_slab = case.manual & field_of_view
+    assert row["nm_volume_ratio_manual"] == pytest.approx(1.0)  # the 8-voxel core twice
+    assert row["nm_volume_ratio_manual"] == pytest.approx(
+        nm_volume_ratio(case.echo1, manual_in_slab)
+    )
+    assert row["nm_volume_ratio"] == pytest.approx(nm_volume_ratio(case.echo1, prediction))
+    assert row["nm_volume_ratio_manual"] != pytest.approx(nm_volume_ratio(case.echo1, case.manual))
+
+
+def test_empty_prediction_gives_zero_dice_and_nan_distances():
+    case, prediction, field_of_view = _case()
+    row = evaluate_case(case, np.zeros_like(prediction), field_of_view)
+    assert row["dsc"] == 0.0
+    assert math.isnan(row["hd95_mm"]) and math.isnan(row["nm_volume_ratio"])
+    assert row["sn_volume_mm3"] == 0.0
+
+
+def test_summary_means_and_agreement():
+    rows = [
+        {"dsc": d, "hd95_mm": h, "nm_volume_ratio": n, "nm_volume_ratio_manual": n,
+         "chi_mean_ppm": c, "chi_mean_ppm_manual": c + 0.01}
+        for d, h, n, c in [(0.5, 2.0, 0.1, 0.10), (0.7, float("nan"), 0.2, 0.12),
+                           (0.9, 4.0, 0.4, 0.15), (0.8, 3.0, 0.3, 0.11)]
+    ]  # fmt: skip
+    summary = summarise(rows, "val")
+    assert summary["val/dsc"] == pytest.approx(0.725)
+    assert summary["val/hd95_mm"] == pytest.approx(3.0)
+    assert summary["val/nm_ratio_pearson_r"] == pytest.approx(1.0)
+    assert summary["val/nm_ratio_icc"] == pytest.approx(1.0)
+    assert summary["val/chi_mean_pearson_r"] == pytest.approx(1.0)
+    assert summary["val/chi_mean_bias"] == pytest.approx(-0.01)
+    assert summary["val/chi_mean_icc"] < 1.0  # absolute agreement sees the offset
+
+
+def test_table_writes_bids_missing_values():
+    text = table_text(
+        [
+            {"participant_id": "sub-01", "dsc": float("nan")},
+            {"participant_id": "sub-02", "dsc": 0.5},
+        ]
+    )
+    assert text.splitlines() == ["participant_id\tdsc", "sub-01\tn/a", "sub-02\t0.5"]

@@ -1,0 +1,189 @@
+"""sn-infer on phantom subjects: outputs, recomputed values, orientation, bad input, engines."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from sn_platform import tracking
+from sn_platform.data.bids import chimap_path, echo_path, label_path
+from sn_platform.evaluation.measures import chi_mean_ppm, nm_volume_ratio
+from sn_platform.inference.batch import (
+    REQUIRED_COLUMNS,
+    InferenceOptions,
+    OutputPaths,
+    local_engine,
+    prepare,
+    write_reports,
+)
+
+pytestmark = pytest.mark.slow
+CHAMPION = "models:/sn-vnet@champion"
+
+
+def sn_infer(tmp_path: Path, store: str, *overrides: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-c", "from sn_platform.cli import infer; infer()",
+        f"tracking.uri={store}", "infer.progress=false", f"hydra.run.dir={tmp_path}/hydra",
+        *overrides,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def test_outputs_match_a_recomputation_from_the_written_files(
+    two_site_cohort, registered_model, tmp_path
+):
+    output = tmp_path / "derivatives"
+    subjects = "[001,002,003,004,005,006]"
+    result = sn_infer(
+        tmp_path, registered_model, f"input={two_site_cohort}", f"output={output}",
+        f"subjects={subjects}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("measures.tsv", "agreement.json", "index.html", "dataset_description.json"):
+        assert (output / name).exists(), name
+    assert not (output / "errors.tsv").exists()
+    description = json.loads((output / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["ModelURIs"] == [CHAMPION]
+    rows = read_table(output / "measures.tsv")
+    assert [r["participant_id"] for r in rows] == [f"sub-00{i}" for i in range(1, 7)]
+    assert list(rows[0])[: len(REQUIRED_COLUMNS)] == list(REQUIRED_COLUMNS)
+    for column in ("dsc", "hd95_mm", "nm_volume_ratio_manual", "chi_mean_ppm_manual"):
+        assert column in rows[0]
+    for row in rows:
+        participant = row["participant_id"].removeprefix("sub-")
+        paths = OutputPaths.of(output, participant)
+        echo = nib.load(echo_path(two_site_cohort, participant, 1))
+        mask_image = nib.load(paths.mask)
+        assert mask_image.get_data_dtype() == np.uint8
+        assert np.array_equal(mask_image.affine, echo.affine)
+        assert mask_image.header.get_zooms() == echo.header.get_zooms()
+        assert nib.load(paths.probseg).get_data_dtype() == np.float32
+        assert paths.figure.exists()
+        mask = np.asarray(mask_image.dataobj) > 0
+        slab = np.asarray(nib.load(paths.slab).dataobj) > 0
+        manual = nib.load(label_path(two_site_cohort, "manual", participant, "SN")).get_fdata() > 0
+        manual &= slab
+        dsc = 2 * (mask & manual).sum() / (mask.sum() + manual.sum())
+        assert float(row["dsc"]) == pytest.approx(dsc, rel=1e-5)
+        echo1 = echo.get_fdata()
+        chi = nib.load(chimap_path(two_site_cohort, participant)).get_fdata()
+        for column, value in (
+            ("chi_mean_ppm", chi_mean_ppm(chi, mask)),
+            ("chi_mean_ppm_manual", chi_mean_ppm(chi, manual)),
+            ("nm_volume_ratio_manual", nm_volume_ratio(echo1, manual)),
+        ):
+            assert float(row[column]) == pytest.approx(value, rel=1e-5), column
+        assert float(row["sn_volume_mm3"]) == pytest.approx(
+            mask.sum() * np.prod(echo.header.get_zooms()), rel=1e-5
+        )
+
+
+def _reoriented_copy(source: Path, participant: str, target: Path, axcodes: str) -> None:
+    """The subject's files stored in ``axcodes`` order (affine adjusted by nibabel)."""
+    transform = nib.orientations.ornt_transform(
+        nib.orientations.io_orientation(nib.load(echo_path(source, participant, 1)).affine),
+        nib.orientations.axcodes2ornt(tuple(axcodes)),
+    )
+    for path in source.rglob(f"sub-{participant}_*.nii.gz"):
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.load(path).as_reoriented(transform), destination)
+
+
+def _segment(store: str, root: Path, output: Path, participants: list[str]) -> None:
+    tracking.configure(store)
+    options = InferenceOptions()
+    segmenters = prepare([tracking.load_segmenter(CHAMPION)], options)
+    engine = local_engine(segmenters, root, output, options, "manual", progress=False)
+    write_reports(output, engine(participants), [CHAMPION], root)
+
+
+def test_masks_are_identical_in_world_space_for_any_storage_orientation(
+    two_site_cohort, registered_model, tmp_path
+):
+    participant = "004"
+    masks = []
+    for axcodes in ("RAS", "PIL", "SRA"):
+        root = tmp_path / axcodes
+        _reoriented_copy(two_site_cohort, participant, root, axcodes)
+        _segment(registered_model, root, tmp_path / f"out-{axcodes}", [participant])
+        image = nib.load(OutputPaths.of(tmp_path / f"out-{axcodes}", participant).mask)
+        assert nib.aff2axcodes(image.affine) == tuple(axcodes)
+        masks.append(nib.as_closest_canonical(image))
+    for other in masks[1:]:
+        np.testing.assert_allclose(other.affine, masks[0].affine, atol=1e-5)
+        assert np.array_equal(np.asarray(other.dataobj), np.asarray(masks[0].dataobj))
+    assert np.asarray(masks[0].dataobj).any()
+
+
+def test_a_corrupt_subject_is_reported_and_the_others_are_written(
+    two_site_cohort, registered_model, tmp_path
+):
+    root = tmp_path / "bids"
+    shutil.copytree(two_site_cohort, root)
+    broken = echo_path(root, "002", 2)
+    broken.write_bytes(gzip.compress(b"not a nifti")[:20])  # a truncated download
+    nan_echo = echo_path(root, "003", 1)
+    image = nib.load(nan_echo)
+    data = image.get_fdata()
+    data[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(data.astype(np.float32), image.affine), nan_echo)
+    output = tmp_path / "out"
+    result = sn_infer(
+        tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1,2,3,4]"
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("sn-infer: 2 subjects failed")
+    errors = read_table(output / "errors.tsv")
+    assert [e["participant_id"] for e in errors] == ["sub-002", "sub-003"]
+    assert str(broken) in errors[0]["reason"] and "\n" not in errors[0]["reason"]
+    assert "NaN" in errors[1]["reason"]
+    rows = read_table(output / "measures.tsv")
+    assert [r["participant_id"] for r in rows] == ["sub-001", "sub-004"]
+    assert not any(p.name.startswith(".tmp-") for p in output.rglob("*"))
+
+    done = OutputPaths.of(output, "001").mask
+    stamp = done.stat().st_mtime_ns
+    again = sn_infer(
+        tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1,4]"
+    )
+    assert again.returncode == 0 and done.stat().st_mtime_ns == stamp  # skipped, not redone
+    rerun = sn_infer(
+        tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1]",
+        "overwrite=true",
+    )  # fmt: skip
+    assert rerun.returncode == 0 and done.stat().st_mtime_ns != stamp
+
+
+def test_ray_and_local_engines_write_identical_masks(two_site_cohort, registered_model, tmp_path):
+    outputs = {}
+    for engine in ("local", "ray"):
+        outputs[engine] = tmp_path / engine
+        result = sn_infer(
+            tmp_path, registered_model, f"input={two_site_cohort}",
+            f"output={outputs[engine]}", "subjects=[1,4,5]", f"infer.engine={engine}",
+            "infer.ray.num_actors=2",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+    for participant in ("001", "004", "005"):
+        local = nib.load(OutputPaths.of(outputs["local"], participant).mask)
+        remote = nib.load(OutputPaths.of(outputs["ray"], participant).mask)
+        assert np.array_equal(np.asarray(local.dataobj), np.asarray(remote.dataobj))
+    assert (outputs["local"] / "measures.tsv").read_text() == (
+        outputs["ray"] / "measures.tsv"
+    ).read_text()

@@ -1,0 +1,208 @@
+"""Real sweeps on CPU: local Ray + SQLite, a 2-node cluster + mlflow server, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from sn_platform import tracking
+from sn_platform.composition import CONFIG_DIR
+from sn_platform.sweep.driver import run_sweep
+
+pytestmark = pytest.mark.slow
+TINY = [
+    "experiment=smoke",
+    "tune=demo",
+    "data.patch_size=[32,32,3]",
+    "data.samples_per_volume=2",
+    "trainer.max_epochs=2",
+]
+
+
+def sweep_overrides(root: Path, work: Path, *extra: str) -> list[str]:
+    return [
+        *TINY,
+        f"data.root={root}",
+        f"tune.storage_path={work}/ray_results",
+        f"tracking.uri=sqlite:///{work}/mlflow.db",
+        f"tracking.artifact_location={work}/mlruns",
+        *extra,
+    ]
+
+
+def compose_sweep(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="sweep", overrides=overrides)
+
+
+def runs_of(uri: str) -> tuple[list, list]:
+    """(parent runs, child runs) of the sn-platform experiment."""
+    tracking.configure(uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("sn-platform")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sn.kind") == "sweep"]
+    children = [r for r in runs if tracking.PARENT_TAG in r.data.tags]
+    return parents, children
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_ray():
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+def test_cross_validated_sweep_registers_a_champion_that_predicts(two_site_cohort, tmp_path):
+    overrides = sweep_overrides(two_site_cohort, tmp_path, "ray.num_cpus=2")
+    outcome = run_sweep(compose_sweep(overrides), overrides)
+    parents, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
+    assert [p.info.run_id for p in parents] == [outcome.parent_run_id]
+    trials = [c for c in children if c.data.tags.get("sn.config_id")]
+    assert sorted((c.data.tags["sn.config_id"], c.data.tags["sn.fold"]) for c in trials) == [
+        ("c00", "0"), ("c00", "1"), ("c01", "0"), ("c01", "1"),
+    ]  # fmt: skip
+    client = mlflow.MlflowClient()
+    for trial in trials:
+        assert trial.data.tags[tracking.PARENT_TAG] == outcome.parent_run_id
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "val/dsc")]
+        assert steps == [1, 2]
+    refit = [c for c in children if c.data.tags.get(tracking.RUN_KEY_TAG) == "refit"]
+    assert len(refit) == 1 and refit[0].data.tags["sn.fold"] == "all"
+    artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id, "leaderboard")}
+    assert artifacts == {"leaderboard/leaderboard.tsv", "leaderboard/selection.png"}
+    assert [e["config_id"] for e in outcome.leaderboard] != []
+    assert all(e["complete"] for e in outcome.leaderboard)
+    assert outcome.leaderboard[0]["score"] >= outcome.leaderboard[1]["score"]
+    version = client.get_model_version_by_alias("sn-vnet", "champion")
+    assert str(version.version) == outcome.model_version
+    assert version.tags["config_id"] == outcome.leaderboard[0]["config_id"]
+    assert "cv.val/dsc" in version.tags and "Champion of sweep demo" in version.description
+    model = mlflow.pyfunc.load_model("models:/sn-vnet@champion")
+    probabilities = model.predict(np.zeros((1, 3, 32, 32, 3), dtype=np.float32))
+    assert probabilities.shape == (1, 1, 32, 32, 3)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+def test_sweep_on_a_two_node_cluster_logs_through_an_mlflow_server(two_site_cohort, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        with tracking.local_server(f"sqlite:///{tmp_path}/server.db", str(tmp_path / "art")) as url:
+            overrides = sweep_overrides(
+                two_site_cohort, tmp_path, f"ray.address={cluster.address}",
+                "tracking=server", f"tracking.uri={url}",
+                f"tracking.artifact_location={tmp_path}/art",
+            )  # fmt: skip
+            outcome = run_sweep(compose_sweep(overrides), overrides)
+            _, children = runs_of(url)
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+    trials = [c for c in children if c.data.tags.get("sn.config_id")]
+    assert len(trials) == 4
+    assert len({c.data.tags["sn.node_id"] for c in trials}) == 2
+    assert all("val/dsc" in c.data.metrics for c in trials)
+    assert outcome.model_version == "1"
+
+
+def _finished_trials(experiment_dir: Path) -> list[Path]:
+    done = []
+    for result in experiment_dir.glob("*/result.json"):
+        if any(json.loads(line).get("done") for line in result.read_text().splitlines()):
+            done.append(result)
+    return done
+
+
+def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(two_site_cohort, tmp_path):
+    overrides = sweep_overrides(
+        two_site_cohort, tmp_path, "ray.num_cpus=1", "tune.max_concurrent_trials=1",
+        "trainer.max_epochs=3",
+    )  # fmt: skip
+    command = [sys.executable, "-c", "from sn_platform.cli import sweep; sweep()", *overrides]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen(
+        [*command, f"hydra.run.dir={tmp_path}/hydra"], cwd=tmp_path, env=environment,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    experiment_dir = tmp_path / "ray_results" / "demo"
+    deadline = time.monotonic() + 400
+    while not _finished_trials(experiment_dir):
+        assert driver.poll() is None, driver.stderr.read() if driver.stderr else ""
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(1)
+    driver.send_signal(signal.SIGINT)  # Ctrl-C
+    _, error = driver.communicate(timeout=180)
+    assert driver.returncode != 0 and "tune.resume=true" in error
+    first_done = {p: p.read_text() for p in _finished_trials(experiment_dir)}
+    _, children_before = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
+
+    resumed = subprocess.run(
+        [*command, "tune.resume=true", f"hydra.run.dir={tmp_path}/hydra2"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for path, text in first_done.items():
+        assert path.read_text() == text, f"{path.parent.name} ran again"
+    parents, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    keys = [c.data.tags[tracking.RUN_KEY_TAG] for c in children]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 4 + 1  # 4 folds + refit
+    for child in children_before:
+        if child.info.status == "FINISHED":
+            assert mlflow.MlflowClient().get_run(child.info.run_id).info.end_time == (
+                child.info.end_time
+            )
+
+
+def test_optuna_search_runs_every_fold_inside_each_trial(two_site_cohort, tmp_path):
+    overrides = sweep_overrides(
+        two_site_cohort, tmp_path, "ray.num_cpus=2", "tune.search_alg=optuna",
+        "tune.scheduler=none", "tune.num_samples=2", "tune/space=default",
+        "tune.selection={val/dsc:1.0}",
+    )  # fmt: skip
+    outcome = run_sweep(compose_sweep(overrides), overrides)
+    _, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
+    trials = [c for c in children if c.data.tags.get("sn.config_id")]
+    by_config: dict[str, set[str]] = {}
+    for trial in trials:
+        by_config.setdefault(trial.data.tags["sn.config_id"], set()).add(trial.data.tags["sn.fold"])
+    assert list(by_config.values()) == [{"0", "1"}, {"0", "1"}]
+    assert len(outcome.leaderboard) == 2 and all(e["complete"] for e in outcome.leaderboard)
+    assert {"optim.lr", "loss", "model.base_filters"} <= set(outcome.leaderboard[0])
+
+
+def test_best_fold_ensemble_is_registered_and_averages_its_fold_models(two_site_cohort, tmp_path):
+    overrides = sweep_overrides(
+        two_site_cohort, tmp_path, "ray.num_cpus=2", "tune.final=ensemble",
+        "data.splits.file=${data.root}/splits_ensemble.json", "data.splits.test_fraction=0.25",
+    )  # fmt: skip
+    outcome = run_sweep(compose_sweep(overrides), overrides)
+    assert outcome.refit_metrics["ensemble/members"] == 2.0
+    assert "best/test/dsc" in outcome.refit_metrics
+    _, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
+    assert [c.data.tags[tracking.RUN_KEY_TAG] for c in children].count("ensemble") == 1
+    version = mlflow.MlflowClient().get_model_version_by_alias("sn-vnet", "champion")
+    assert version.tags["final_model"] == "ensemble of 2 folds"
+    segmenter = tracking.load_segmenter("models:/sn-vnet@champion")
+    assert len(segmenter.model.members) == 2
+    probabilities = mlflow.pyfunc.load_model("models:/sn-vnet@champion").predict(
+        np.zeros((1, 3, 32, 32, 3), dtype=np.float32)
+    )
+    assert probabilities.shape == (1, 1, 32, 32, 3)

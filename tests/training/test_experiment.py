@@ -1,0 +1,165 @@
+"""sn-train end to end: a tracked smoke run, exact resume, the pyfunc model, bad configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from sn_platform.composition import CONFIG_DIR
+from sn_platform.training.engine import read_checkpoint
+from sn_platform.training.experiment import ConfigError, check_config, train_and_evaluate
+
+pytestmark = pytest.mark.slow
+
+
+def compose_training(root: Path, work: Path, *overrides: str):
+    """The smoke experiment on ``root`` with its MLflow store and checkpoints in ``work``."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[
+                "experiment=smoke",
+                f"data.root={root}",
+                f"tracking.uri=sqlite:///{work}/mlflow.db",
+                f"tracking.artifact_location={work}/mlruns",
+                f"trainer.checkpoint_dir={work}/checkpoints",
+                *overrides,
+            ],
+        )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(two_site_cohort, tmp_path_factory):
+    work = tmp_path_factory.mktemp("smoke")
+    cfg = compose_training(two_site_cohort, work)
+    outcome = train_and_evaluate(cfg)
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    return cfg, outcome, mlflow.MlflowClient()
+
+
+def test_smoke_run_is_fully_tracked(smoke_run):
+    _, outcome, client = smoke_run
+    runs = client.search_runs([client.get_experiment_by_name("sn-platform").experiment_id])
+    assert [r.info.run_id for r in runs] == [outcome.run_id]
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.depth"] == "3" and run.data.params["trainer.max_epochs"] == "3"
+    assert run.data.tags["sn.fold"] == "0" and len(run.data.tags["sn.dataset_fingerprint"]) == 16
+    history = client.get_metric_history(run.info.run_id, "val/dsc")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
+    for key in ("val/hd95_mm", "val/nm_ratio_pearson_r", "val/chi_mean_pearson_r", "best/val/dsc"):
+        assert key in run.data.metrics
+    evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {f"evaluation/val_{n}" for n in ("subjects.tsv", "agreement.json", "scatter.png",
+            "bland_altman.png", "overlays.png")} <= evaluation  # fmt: skip
+    config = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
+    assert "config/config.yaml" in config and "config/preprocessing.json" in config
+    table = client.download_artifacts(run.info.run_id, "evaluation/val_subjects.tsv")
+    lines = Path(table).read_text().splitlines()
+    assert len(lines) == 1 + 4  # 8 subjects, 2 folds, no test split in the smoke experiment
+    assert "dsc_truth" in lines[0] and "nm_volume_ratio_manual" in lines[0]
+
+
+def test_logged_model_reproduces_the_validation_dsc_in_a_fresh_process(smoke_run):
+    cfg, outcome, client = smoke_run
+    logged = client.get_run(outcome.run_id).data.metrics["best/val/dsc"]
+    script = f"""
+import json, mlflow
+from sn_platform.data.bids import discover_subjects
+from sn_platform.data.splits import Splits
+from sn_platform.evaluation.subject import load_reference_case, evaluate_case
+from sn_platform.tracking.runs import load_segmenter
+mlflow.set_tracking_uri({cfg.tracking.uri!r})
+segmenter = load_segmenter("runs:/{outcome.run_id}/model")
+splits = Splits.from_json(open({cfg.data.splits.file!r}).read())
+wanted = splits.fold(0)[1]
+scores = []
+for record in discover_subjects({cfg.data.root!r}, subjects=wanted):
+    prediction = segmenter.predict(record)
+    case = load_reference_case(record)
+    mask = prediction.mask(segmenter.settings.threshold)
+    scores.append(evaluate_case(case, mask, prediction.field_of_view)["dsc"])
+print(json.dumps(sum(scores) / len(scores)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == pytest.approx(logged, abs=1e-4)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_continues_at_epoch_three_with_identical_weights(two_site_cohort, tmp_path):
+    tiny = ["data.patch_size=[32,32,3]", "data.samples_per_volume=2", "trainer.max_epochs=4"]
+    whole = compose_training(two_site_cohort, tmp_path / "whole", *tiny)
+    train_and_evaluate(whole)
+
+    def kill_after_second(metrics, epoch):
+        if epoch == 2:
+            raise Killed
+
+    split = compose_training(two_site_cohort, tmp_path / "split", *tiny)
+    with pytest.raises(Killed):
+        train_and_evaluate(split, report=kill_after_second)
+    epochs = []
+    resumed = compose_training(two_site_cohort, tmp_path / "split", *tiny, "trainer.resume=true")
+    outcome = train_and_evaluate(resumed, report=lambda m, e: epochs.append(e))
+    assert epochs == [3, 4]
+    expected = read_checkpoint(tmp_path / "whole" / "checkpoints")["model"]
+    got = read_checkpoint(tmp_path / "split" / "checkpoints")["model"]
+    for name, value in expected.items():
+        assert torch.equal(value, got[name]), name
+    # The resumed run continued the same MLflow run: one run, every epoch logged once.
+    mlflow.set_tracking_uri(resumed.tracking.uri)
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("sn-platform").experiment_id])
+    assert [r.info.run_id for r in runs] == [outcome.run_id]
+    steps = [m.step for m in client.get_metric_history(outcome.run_id, "train/loss")]
+    assert steps == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lr=-0.001", "optim.lr: invalid -0.001"),
+        ("data.patch_size=[512,512,3]", "is larger than the preprocessed volume"),
+        ("data.patch_size=[32,32,5]", "deeper than the 3-slice slab"),
+        ("trainer.fold=7", "trainer.fold: 7 not in 0..1"),
+        ("inference.patch_overlap=[3,0,0]", "patch_overlap must be three even sizes"),
+    ],
+)
+def test_invalid_settings_are_refused_before_data_is_read(
+    two_site_cohort, tmp_path, override, message
+):
+    cfg = compose_training(two_site_cohort, tmp_path, override)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model=vnet_huge", "sn-train: unknown model 'vnet_huge'; choose from vnet_milletari, "),
+        ("optim.lr=-1", "sn-train: optim.lr: invalid -1.0"),
+    ],
+)
+def test_command_line_errors_are_one_line(tmp_path, override, message):
+    result = subprocess.run(
+        [sys.executable, "-c", "from sn_platform.cli import train; train()",
+         f"data.root={tmp_path}", override, f"hydra.run.dir={tmp_path}/out"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message)
+    assert not (tmp_path / "mlruns").exists()
