@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check sn_platform tests benchmarks
 	$(BIN)/ruff format --check sn_platform tests benchmarks
 	$(BIN)/mypy sn_platform
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -q

@@ -15,18 +15,19 @@ import json
 import platform
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from sn_platform import tracking
 from sn_platform.composition import CONFIG_DIR
-from sn_platform.inference.batch import InferenceOptions, local_engine, prepare, select_subjects
+from sn_platform.inference.batch import local_engine, prepare, select_subjects
+from sn_platform.inference.options import BatchJob, InferenceOptions, RaySettings
 from sn_platform.inference.ray_engine import ray_engine
-from sn_platform.training.experiment import inference_settings, preprocessing_spec
+from sn_platform.models.factory import build_module
+from sn_platform.training.assembly import run_spec
 
 
 def main() -> None:
@@ -44,26 +45,24 @@ def main() -> None:
     store = f"sqlite:///{arguments.work}/mlflow.db"
     tracking.configure(store)
     run = tracking.RunLogger.start("benchmark", "infer", artifact_location=str(arguments.work))
+    spec = run_spec(cfg)
     model_uri = tracking.log_segmenter(
         run.run_id,
-        instantiate(cfg.model),
-        OmegaConf.to_container(cfg.model, resolve=True),  # type: ignore[arg-type]
-        preprocessing_spec(cfg),
-        inference_settings(cfg),
+        build_module(spec.model),
+        spec.model,
+        spec.data.preprocessing,
+        spec.inference,
     )
     participants = select_subjects(arguments.data, None)[: arguments.subjects]
-    options = InferenceOptions()
+    options = InferenceOptions(progress=False, ray=RaySettings(num_actors=arguments.actors))
     timings = {}
     for name in ("local", "ray"):
-        output = arguments.work / name
+        job = BatchJob(arguments.data, arguments.work / name, options)
         if name == "local":
             segmenters = prepare([tracking.load_segmenter(model_uri)], options)
-            engine = local_engine(segmenters, arguments.data, output, options, "manual", False)
+            engine = local_engine(segmenters, job)
         else:
-            engine = ray_engine(
-                [model_uri], store, options, arguments.data, output, "manual",
-                num_actors=arguments.actors,
-            )  # fmt: skip
+            engine = ray_engine(partial(tracking.load_segmenters, [model_uri], store), job)
         start = time.perf_counter()
         results = engine(participants)
         timings[name] = (time.perf_counter() - start) / len(participants)

@@ -22,7 +22,8 @@ from hydra import compose, initialize_config_dir
 
 from sn_platform.composition import CONFIG_DIR
 from sn_platform.sweep.driver import run_sweep
-from sn_platform.training.experiment import train_and_evaluate
+from sn_platform.training.assembly import run_spec
+from sn_platform.training.run import train_and_evaluate
 
 
 def _compose(name: str, overrides: list[str]):
@@ -47,14 +48,16 @@ def main() -> None:
     train_work = arguments.work / "train"
     start = time.perf_counter()
     train_and_evaluate(
-        _compose(
-            "config",
-            [
-                *common,
-                f"tracking.uri=sqlite:///{train_work}/mlflow.db",
-                f"tracking.artifact_location={train_work}/mlruns",
-                f"trainer.checkpoint_dir={train_work}/checkpoints",
-            ],
+        run_spec(
+            _compose(
+                "config",
+                [
+                    *common,
+                    f"tracking.uri=sqlite:///{train_work}/mlflow.db",
+                    f"tracking.artifact_location={train_work}/mlruns",
+                    f"trainer.checkpoint_dir={train_work}/checkpoints",
+                ],
+            )
         )
     )
     train_seconds = time.perf_counter() - start

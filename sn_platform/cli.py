@@ -1,4 +1,4 @@
-"""The platform's Hydra entry points; all of them compose the one ``conf/`` tree."""
+"""The platform's Hydra entry points; all of them compose the package's ``conf/`` tree."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,8 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from sn_platform.composition import CONFIG_DIR
+from sn_platform.composition import CONFIG_DIR, build
+from sn_platform.errors import ConfigError, one_line
 
 if TYPE_CHECKING:
     from sn_platform.phantom.generator import PhantomConfig
@@ -84,20 +86,22 @@ def _guarded(command: str, app: Callable[[], None]) -> Callable[[], None]:
 def _train_app(cfg: DictConfig) -> None:
     """``sn-train``: train one fold (or all development subjects), evaluate, track."""
     from sn_platform.data.bids import DataValidationError
-    from sn_platform.training.experiment import ConfigError, train_and_evaluate
+    from sn_platform.training.assembly import run_spec
+    from sn_platform.training.run import train_and_evaluate
 
     try:
-        outcome = train_and_evaluate(cfg)
+        spec = run_spec(cfg)
+        outcome = train_and_evaluate(spec)
     except (ConfigError, DataValidationError) as error:
         raise SystemExit(f"sn-train: {error}") from None
     shown = {k: round(v, 4) for k, v in outcome.metrics.items()}
     print(f"sn-train: best epoch {outcome.progress.best_epoch}; {shown}")
     if outcome.run_id is not None:
-        print(f"sn-train: MLflow run {outcome.run_id} in {cfg.tracking.uri}")
+        print(f"sn-train: MLflow run {outcome.run_id} in {spec.tracking.uri}")
         if outcome.model_uri is not None:
             print(f"sn-train: model {outcome.model_uri} (also runs:/{outcome.run_id}/model)")
-        if str(cfg.tracking.uri).startswith("sqlite"):
-            print(f"sn-train: browse with  mlflow ui --backend-store-uri {cfg.tracking.uri}")
+        if spec.tracking.uri.startswith("sqlite"):
+            print(f"sn-train: browse with  mlflow ui --backend-store-uri {spec.tracking.uri}")
 
 
 train = _guarded("sn-train", _train_app)
@@ -109,15 +113,12 @@ def _sweep_app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from sn_platform.data.bids import DataValidationError
-    from sn_platform.evaluation.subject import table_text
+    from sn_platform.evaluation.tables import table_text
     from sn_platform.sweep.driver import SweepInterrupted, run_sweep
-    from sn_platform.training.experiment import ConfigError
 
     try:
         outcome = run_sweep(cfg, list(HydraConfig.get().overrides.task))
-    except (ConfigError, DataValidationError) as error:
-        raise SystemExit(f"sn-sweep: {error}") from None
-    except SweepInterrupted as error:
+    except (ConfigError, DataValidationError, SweepInterrupted) as error:
         raise SystemExit(f"sn-sweep: {error}") from None
     columns = ["rank", "config_id", *cfg.tune.space, "score", *cfg.tune.selection]
     rows = [{c: entry.get(c, "n/a") for c in columns} for entry in outcome.leaderboard]
@@ -139,69 +140,47 @@ sweep = _guarded("sn-sweep", _sweep_app)
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
 def _infer_app(cfg: DictConfig) -> None:
     """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
+    from sn_platform import tracking
     from sn_platform.data.bids import DataValidationError
-    from sn_platform.inference.batch import (
-        InferenceOptions,
-        local_engine,
-        prepare,
-        select_subjects,
-        write_reports,
-    )
+    from sn_platform.inference.batch import local_engine, prepare, select_subjects, write_reports
+    from sn_platform.inference.options import BatchJob
 
     missing = [key for key in ("input", "output") if OmegaConf.is_missing(cfg, key)]
     if missing:
         raise SystemExit(f"sn-infer: give {' and '.join(f'{k}=PATH' for k in missing)}")
-    from sn_platform import tracking
-
-    settings = cfg.infer
-    uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
-    options = InferenceOptions(
-        threshold=settings.threshold,
-        patch_overlap=None if settings.patch_overlap is None else tuple(settings.patch_overlap),
-        flip_tta=bool(settings.flip_tta),
-        keep_largest=bool(settings.keep_largest),
-        volume_range_mm3=tuple(settings.qc.volume_range_mm3),
-        min_confidence=float(settings.qc.min_confidence),
-        min_tta_dice=float(settings.qc.min_tta_dice),
-        overwrite=bool(cfg.overwrite),
-    )
-    root, output = Path(cfg.input), Path(cfg.output)
-    tracking_uri = tracking.absolute_uri(str(cfg.tracking.uri))
-    tracking.configure(tracking_uri)
     try:
-        participant_ids = select_subjects(root, cfg.subjects)
-        segmenters = prepare([tracking.load_segmenter(uri) for uri in uris], options)
+        job = BatchJob(Path(cfg.input), Path(cfg.output), build(cfg, "infer"), cfg.label_source)
+    except ConfigError as error:
+        raise SystemExit(f"sn-infer: {error}") from None
+    uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
+    tracking_uri = tracking.absolute_uri(str(cfg.tracking.uri))
+    load_segmenters = partial(tracking.load_segmenters, uris, tracking_uri)
+    try:
+        participant_ids = select_subjects(job.root, cfg.subjects)
+        segmenters = prepare(load_segmenters(), job.options)
     except DataValidationError as error:
         raise SystemExit(f"sn-infer: {error}") from None
     except Exception as error:  # MLflow raises many types for a bad URI
-        message = " ".join(str(error).split())[:300]
-        raise SystemExit(f"sn-infer: cannot load model {uris}: {message}") from None
-    if settings.engine == "ray":
+        raise SystemExit(f"sn-infer: cannot load model {uris}: {one_line(error)}") from None
+    if job.options.engine == "ray":
         from sn_platform.inference.ray_engine import ray_engine
 
-        engine = ray_engine(
-            uris, tracking_uri, options, root, output, cfg.label_source,
-            settings.ray.address, int(settings.ray.num_actors),
-            float(settings.ray.cpus_per_actor), float(settings.ray.gpus_per_actor),
-        )  # fmt: skip
-    elif settings.engine == "local":
-        engine = local_engine(
-            segmenters, root, output, options, cfg.label_source, bool(settings.progress)
-        )
+        engine = ray_engine(load_segmenters, job)
     else:
-        raise SystemExit(f"sn-infer: infer.engine must be local or ray, got {settings.engine!r}")
+        engine = local_engine(segmenters, job)
     start = time.perf_counter()
-    rows, errors = write_reports(output, engine(participant_ids), uris, root)
+    rows, errors = write_reports(job.output, engine(participant_ids), uris, job.root)
     flagged = sum(r["qc_flag"] != "ok" for r in rows)
     print(
         f"sn-infer: {len(rows)} of {len(participant_ids)} subjects segmented "
         f"({flagged} flagged for review) in {time.perf_counter() - start:.1f} s"
     )
     for name in ("measures.tsv", "agreement.json", "index.html", "errors.tsv"):
-        if (output / name).exists():
-            print(f"sn-infer: {name:<16} {(output / name).resolve()}")
+        if (job.output / name).exists():
+            print(f"sn-infer: {name:<16} {(job.output / name).resolve()}")
     if errors:
-        raise SystemExit(f"sn-infer: {len(errors)} subjects failed; see {output / 'errors.tsv'}")
+        failed = job.output / "errors.tsv"
+        raise SystemExit(f"sn-infer: {len(errors)} subjects failed; see {failed}")
 
 
 infer = _guarded("sn-infer", _infer_app)

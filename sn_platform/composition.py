@@ -1,4 +1,4 @@
-"""The Hydra config tree that ships with the package, and its custom resolvers.
+"""The Hydra config tree that ships with the package, its resolvers, and typed objects from it.
 
 Every entry point and every sweep trial composes ``sn_platform/conf``; importing this
 module registers ``${len:...}`` (a model's ``in_channels`` = the number of echoes), so any
@@ -6,9 +6,22 @@ process that composes the config (a Ray worker too) can resolve it.
 """
 
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from sn_platform.errors import ConfigError, one_line
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 OmegaConf.register_new_resolver("len", len, replace=True)
+
+
+def build(cfg: DictConfig, key: str) -> Any:
+    """``instantiate(cfg[key])``; a settings error becomes a ``ConfigError`` naming ``key``."""
+    try:
+        return instantiate(cfg[key], _convert_="all")
+    except InstantiationException as error:
+        raise ConfigError(f"{key}: {one_line(error.__cause__ or error)}") from None

@@ -1,4 +1,6 @@
-"""Devices, seeding, random-number state and mixed precision: what every run sets up first."""
+"""Devices, seeding, random-number state and mixed precision: what every run sets up first.
+
+Shared by every stage (training, inference, tracking), so it sits below all of them."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import contextlib
 import random
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,6 +70,20 @@ def effective_precision(device: torch.device, precision: str) -> str:
         )
         return "none"
     return precision
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where a run computes and in which precision, resolved once for training and validation."""
+
+    device: torch.device
+    precision: str = "none"
+
+    @classmethod
+    def resolve(cls, device: str = "auto", precision: str = "none") -> Runtime:
+        """The device ``device`` names and the precision it supports (``effective_precision``)."""
+        chosen = select_device(device)
+        return cls(chosen, effective_precision(chosen, precision))
 
 
 @contextlib.contextmanager

@@ -46,7 +46,8 @@ def registered_model(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFac
     from hydra import compose, initialize_config_dir
 
     from sn_platform.composition import CONFIG_DIR
-    from sn_platform.training.experiment import train_and_evaluate
+    from sn_platform.training.assembly import run_spec
+    from sn_platform.training.run import train_and_evaluate
 
     work = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{work}/mlflow.db"
@@ -64,5 +65,5 @@ def registered_model(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFac
                 "tracking.alias=champion",
             ],
         )
-    train_and_evaluate(cfg)
+    train_and_evaluate(run_spec(cfg))
     return uri

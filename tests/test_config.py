@@ -1,4 +1,4 @@
-"""Every option of every config group composes and instantiates."""
+"""Every option of every config group composes and instantiates into its typed object."""
 
 from __future__ import annotations
 
@@ -10,10 +10,18 @@ import torchio as tio
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from sn_platform.composition import CONFIG_DIR
+from sn_platform.composition import CONFIG_DIR, build
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.data.settings import DataSettings
+from sn_platform.inference.options import InferenceOptions, QualityLimits, RaySettings
+from sn_platform.inference.predictor import InferenceSettings
 from sn_platform.models.vnet import VNet
 from sn_platform.phantom.generator import PhantomConfig, SiteProtocol
+from sn_platform.sweep.space import search_space
+from sn_platform.tracking.settings import TrackingSettings
+from sn_platform.training.assembly import run_spec
+from sn_platform.training.run import RunSpec
+from sn_platform.training.settings import TrainerSettings
 
 
 def _options(group: str) -> list[str]:
@@ -65,11 +73,57 @@ def test_augmentations_run_on_a_subject(augment):
 
 
 @pytest.mark.parametrize("data", _options("data"))
-def test_data_options_build_the_preprocessing_spec(data):
+def test_data_options_build_their_settings(data):
     cfg = _compose(f"data={data}", "data.root=/data/bids", "data.patch_size=[48,48,3]")
-    spec = instantiate(cfg.data.preprocessing, _convert_="all")
-    assert spec == PreprocessingSpec(min_shape=(48, 48, 3))
-    assert cfg.data.splits.file == "/data/bids/splits_final.json"
+    settings = build(cfg, "data")
+    assert isinstance(settings, DataSettings) and settings.patch_size == (48, 48, 3)
+    assert settings.preprocessing == PreprocessingSpec(min_shape=(48, 48, 3))
+    assert settings.splits.file == "/data/bids/splits_final.json"
+    assert settings.label_probabilities == {0: 0.5, 1: 0.5}
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_experiments_build_a_typed_run(experiment):
+    cfg = _compose(f"experiment={experiment}", "data.root=/data/bids")
+    spec = run_spec(cfg)
+    assert isinstance(spec, RunSpec) and spec.name.startswith(experiment)
+    assert isinstance(spec.trainer, TrainerSettings) and isinstance(spec.data, DataSettings)
+    assert spec.inference.patch_size == spec.data.patch_size
+    assert spec.model["in_channels"] == len(spec.data.preprocessing.echoes)
+
+
+@pytest.mark.parametrize(
+    ("group", "kind"),
+    [
+        ("trainer", TrainerSettings),
+        ("inference", InferenceSettings),
+        ("tracking", TrackingSettings),
+    ],
+)
+def test_settings_groups_build_their_dataclass(group, kind):
+    for option in _options(group):
+        assert isinstance(build(_compose(f"{group}={option}"), group), kind)
+
+
+def test_a_bad_setting_names_its_key():
+    with pytest.raises(ValueError, match="trainer: lr_schedule must be one of"):
+        build(_compose("trainer.lr_schedule=step"), "trainer")
+
+
+@pytest.mark.parametrize("tune", _options("tune"))
+@pytest.mark.parametrize("space", _options("tune/space"))
+def test_tune_options_and_spaces_compose(tune, space):
+    cfg = _compose(f"tune={tune}", f"tune/space={space}", name="sweep")
+    assert set(search_space(cfg.tune.space)) == set(cfg.tune.space)
+    assert cfg.tune.final in ("refit", "ensemble") and cfg.tune.selection
+
+
+def test_infer_options_default_to_the_models_own():
+    cfg = _compose("input=in", "output=out", "overwrite=true", name="infer")
+    options = build(cfg, "infer")
+    assert isinstance(options, InferenceOptions) and options.overwrite
+    assert isinstance(options.qc, QualityLimits) and isinstance(options.ray, RaySettings)
+    assert (options.threshold, options.patch_overlap, options.flip_tta) == (None, None, None)
 
 
 def test_bids_root_must_be_given():

@@ -22,6 +22,8 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
+from sn_platform.errors import one_line
+
 
 class DataValidationError(ValueError):
     """A dataset file is missing or malformed; the message names the file and the problem."""
@@ -173,7 +175,7 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
     try:
         image = nib.load(path)
     except Exception as error:  # nibabel raises many types for a bad file
-        raise DataValidationError(path, f"unreadable file ({_one_line(error)})") from error
+        raise DataValidationError(path, f"unreadable file ({one_line(error, 200)})") from error
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise DataValidationError(path, f"not a NIfTI image ({type(image).__name__})")
     dtype = image.get_data_dtype()
@@ -189,7 +191,7 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
         data = np.asarray(image.dataobj, dtype=np.float64)
     except Exception as error:
         raise DataValidationError(
-            path, f"unreadable or truncated data ({_one_line(error)})"
+            path, f"unreadable or truncated data ({one_line(error, 200)})"
         ) from error
     finite = np.isfinite(data)
     if not finite.all():
@@ -233,11 +235,6 @@ def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geome
         _, geometry = load_volume(path, kind)
         check_same_grid(path, geometry, reference, tolerance_mm)
     return reference
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:200]
 
 
 def dataset_fingerprint(records: Sequence[SubjectRecord]) -> str:

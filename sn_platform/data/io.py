@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -14,13 +15,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-def _atomic_target(path: Path) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(temporary)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The rename is atomic on one file system: readers see the old file or the whole new one.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes)
-    )
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes))
     os.close(handle)
-    return Path(temporary)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def write_nifti(
@@ -46,19 +55,9 @@ def write_nifti(
         image = nib.Nifti1Image(array, affine, header=header)
         image.header.set_qform(like.get_qform(), code=int(like["qform_code"]) or 1)
         image.header.set_sform(like.get_sform(), code=int(like["sform_code"]) or 1)
-    temporary = _atomic_target(Path(path))
-    try:
-        nib.save(image, temporary)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(path, lambda temporary: nib.save(image, temporary))
 
 
 def write_text(path: Path, text: str) -> None:
     """Write a text file atomically."""
-    temporary = _atomic_target(Path(path))
-    try:
-        temporary.write_text(text)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(path, lambda temporary: temporary.write_text(text))

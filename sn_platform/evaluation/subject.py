@@ -1,16 +1,12 @@
-"""Evaluation of automatic SN masks against manual (and truth) labels, on the native grid.
+"""One subject's automatic SN mask against its manual (and truth) labels, on the native grid.
 
-Per subject: DSC, HD95, volumes, slices in agreement, and the method's NM volume ratio
-and mean susceptibility from the automatic and the manual ROI. Across subjects: mean
-overlap and the agreement (Pearson r with CI, Spearman, ICC, Bland-Altman) of both
-measures. Used by training validation, sweeps and batch inference alike.
+DSC, HD95, volumes, slices in agreement, and the method's NM volume ratio and mean
+susceptibility from the automatic and the manual ROI. Used by training validation,
+sweeps and batch inference alike.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +17,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sn_platform.data.bids import Geometry, SubjectRecord, check_same_grid, load_volume
-from sn_platform.data.io import write_text
 from sn_platform.evaluation import measures, metrics
 
 MEASURES = ("nm_volume_ratio", "chi_mean_ppm")
@@ -151,76 +146,3 @@ def _slices_with(mask: NDArray[np.bool_], axis: int) -> list[int]:
     """Indices along ``axis`` of the slices where ``mask`` has a voxel."""
     others = tuple(a for a in range(3) if a != axis)
     return [int(i) for i in np.flatnonzero(mask.any(axis=others))]
-
-
-def _finite_mean(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
-def summarise(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
-    """Cohort metrics of per-subject rows, keyed ``{prefix}/dsc``, ``{prefix}/nm_ratio_icc`` ...
-
-    Means skip NaN (an empty prediction has no HD95); agreement statistics use the
-    subjects where both ROIs give a value.
-    """
-    summary: dict[str, float] = {}
-    for key in ("dsc", "hd95_mm", "dsc_truth", "hd95_truth_mm", "sn_volume_mm3"):
-        values = [float(r[key]) for r in rows if key in r]
-        if values:
-            summary[f"{prefix}/{key}"] = _finite_mean(values)
-    if any("dsc" in r for r in rows):
-        summary[f"{prefix}/dsc_sd"] = float(np.nanstd([r["dsc"] for r in rows], ddof=0))
-    for measure in MEASURES:
-        manual = [float(r.get(f"{measure}_manual", float("nan"))) for r in rows]
-        if not any(math.isfinite(v) for v in manual):
-            continue
-        stats = _measure_agreement(rows, measure)
-        name = MEASURE_METRIC_NAMES[measure]
-        summary |= {
-            f"{prefix}/{name}_pearson_r": stats.pearson_r,
-            f"{prefix}/{name}_spearman_rho": stats.spearman_rho,
-            f"{prefix}/{name}_icc": stats.icc_2_1,
-            f"{prefix}/{name}_bias": stats.bland_altman_bias,
-        }
-    return summary
-
-
-def _measure_agreement(rows: Sequence[dict[str, Any]], measure: str) -> measures.Agreement:
-    """Automatic vs manual ROI agreement of one measure across the rows (missing: NaN)."""
-    automatic = np.array([r[measure] for r in rows], dtype=float)
-    manual = np.array([r.get(f"{measure}_manual", np.nan) for r in rows], dtype=float)
-    return measures.agreement(automatic, manual)
-
-
-def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Full agreement statistics (automatic vs manual ROI) of both measures, for JSON."""
-    return {
-        measure: _measure_agreement(rows, measure).to_dict()
-        for measure in MEASURES
-        if all(f"{measure}_manual" in r for r in rows)
-    }
-
-
-def table_text(rows: Sequence[dict[str, Any]]) -> str:
-    """Tab-separated table of rows (columns in first-seen order; floats to 6 significant digits)."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_format(row.get(column, "n/a")) for column in columns])
-    return buffer.getvalue()
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
-
-
-def write_table(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Write ``table_text(rows)`` atomically (BIDS uses ``n/a`` for missing values)."""
-    write_text(path, table_text(rows))

@@ -27,15 +27,15 @@ from sn_platform.data.bids import (
     validate_subject,
 )
 from sn_platform.data.io import write_nifti, write_text
+from sn_platform.errors import one_line
 from sn_platform.evaluation import plots
-from sn_platform.evaluation.subject import (
-    agreement_report,
-    evaluate_case,
-    load_reference_case,
-    table_text,
-)
+from sn_platform.evaluation.cohort import agreement_report
+from sn_platform.evaluation.subject import evaluate_case, load_reference_case
+from sn_platform.evaluation.tables import table_text
+from sn_platform.inference.options import BatchJob, InferenceOptions
 from sn_platform.inference.postprocess import keep_largest_component_per_hemisphere
-from sn_platform.inference.predictor import InferenceSettings, NativePrediction, Segmenter
+from sn_platform.inference.predictor import NativePrediction, Segmenter
+from sn_platform.inference.qc import qc_flag
 from sn_platform.inference.report import write_index
 
 LABEL = "SN"
@@ -44,40 +44,6 @@ REQUIRED_COLUMNS = (
     "nm_volume_ratio", "chi_mean_ppm", "qc_flag",
 )  # fmt: skip
 MANUAL_COLUMNS = ("dsc", "hd95_mm", "nm_volume_ratio_manual", "chi_mean_ppm_manual")
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """What sn-infer does beyond the model's own settings.
-
-    Parameters
-    ----------
-    threshold, patch_overlap : override the model's values when not None
-    flip_tta : average with the left-right mirrored prediction (and QC their agreement)
-    keep_largest : keep the largest component per hemisphere
-    volume_range_mm3 : plausible SN volume (mm^3) of the predicted region; outside is flagged
-    min_confidence : flag when the mean probability inside the mask is lower
-    min_tta_dice : flag when the two TTA passes agree less (Dice)
-    overwrite : redo subjects whose outputs exist
-    """
-
-    threshold: float | None = None
-    patch_overlap: tuple[int, int, int] | None = None
-    flip_tta: bool = False
-    keep_largest: bool = True
-    volume_range_mm3: tuple[float, float] = (50.0, 2000.0)
-    min_confidence: float = 0.75
-    min_tta_dice: float = 0.8
-    overwrite: bool = False
-
-    def settings(self, model_settings: InferenceSettings) -> InferenceSettings:
-        """The model's inference settings with these overrides."""
-        changes: dict[str, Any] = {"flip_tta": self.flip_tta}
-        if self.threshold is not None:
-            changes["threshold"] = self.threshold
-        if self.patch_overlap is not None:
-            changes["patch_overlap"] = tuple(self.patch_overlap)
-        return replace(model_settings, **changes)
 
 
 @dataclass(frozen=True)
@@ -123,28 +89,6 @@ def predict_ensemble(segmenters: Sequence[Segmenter], record: SubjectRecord) -> 
     return NativePrediction(probability, field_of_view, predictions[0].affine, tta_dice)
 
 
-def qc_flag(
-    row: dict[str, Any], prediction: NativePrediction, mask: np.ndarray, options: InferenceOptions
-) -> str:
-    """``ok``, or the reasons a prediction is doubtful, separated by ``; ``."""
-    reasons = []
-    volume = float(row["sn_volume_mm3"])
-    low, high = options.volume_range_mm3
-    if not mask.any():
-        reasons.append("empty mask")
-    elif not low <= volume <= high:
-        reasons.append(f"implausible volume {volume:.0f} mm^3 (expected {low:.0f}-{high:.0f})")
-    if mask.any():
-        confidence = float(prediction.probability[mask].mean())
-        if confidence < options.min_confidence:
-            reasons.append(f"low mean confidence {confidence:.2f}")
-    if math.isfinite(prediction.tta_dice) and prediction.tta_dice < options.min_tta_dice:
-        reasons.append(f"TTA passes disagree (Dice {prediction.tta_dice:.2f})")
-    if mask.any() and min(row["sn_volume_left_mm3"], row["sn_volume_right_mm3"]) == 0:
-        reasons.append("SN found on one side only")
-    return "; ".join(reasons) or "ok"
-
-
 def _ordered(row: dict[str, Any]) -> dict[str, Any]:
     first = [c for c in (*REQUIRED_COLUMNS, *MANUAL_COLUMNS) if c in row]
     return {**{c: row[c] for c in first}, **{k: v for k, v in row.items() if k not in first}}
@@ -162,7 +106,7 @@ def segment_subject(
         mask = keep_largest_component_per_hemisphere(mask, prediction.affine)
     case = load_reference_case(record, LABEL)
     row = evaluate_case(case, mask, prediction.field_of_view)
-    row["qc_flag"] = qc_flag(row, prediction, mask, options)
+    row["qc_flag"] = qc_flag(row, prediction, mask, options.qc)
     row = _ordered(row)
     paths = OutputPaths.of(output, record.participant_id)
     header = cast(nib.Nifti1Header, nib.load(record.echoes[0]).header)
@@ -180,33 +124,23 @@ def segment_subject(
     return row
 
 
-def one_line(error: BaseException) -> str:
-    """An exception as one line (type name when it has no message)."""
-    return " ".join(str(error).split())[:300] or type(error).__name__
-
-
 def run_subject(
-    segmenters: Sequence[Segmenter],
-    root: Path,
-    participant_id: str,
-    output: Path,
-    options: InferenceOptions,
-    label_source: str | None,
+    segmenters: Sequence[Segmenter], job: BatchJob, participant_id: str
 ) -> dict[str, Any]:
     """One subject end to end: ``{"row": ...}``, or ``{"error": ...}`` naming the problem."""
-    paths = OutputPaths.of(output, participant_id)
-    if paths.complete() and not options.overwrite:
+    paths = OutputPaths.of(job.output, participant_id)
+    if paths.complete() and not job.options.overwrite:
         return {"row": json.loads(paths.measures.read_text()), "skipped": True}
     try:
         (record,) = discover_subjects(
-            root,
+            job.root,
             n_echoes=max(max(s.spec.echoes) for s in segmenters),
-            label_source=label_source,
+            label_source=job.label_source,
             labels=(),
             optional_labels=(LABEL, "RN"),
             subjects=[participant_id],
         )
-        return {"row": segment_subject(segmenters, record, output, options)}
+        return {"row": segment_subject(segmenters, record, job.output, job.options)}
     except Exception as error:  # one subject's failure, whatever it is, must not stop the rest
         reason = one_line(error)
         if not isinstance(error, DataValidationError | ValueError | OSError):
@@ -247,24 +181,14 @@ def select_subjects(root: Path, wanted: Iterable[str | int] | None) -> list[str]
 Engine = Callable[[list[str]], list[dict[str, Any]]]
 
 
-def local_engine(
-    segmenters: Sequence[Segmenter],
-    root: Path,
-    output: Path,
-    options: InferenceOptions,
-    label_source: str | None,
-    progress: bool = True,
-) -> Engine:
+def local_engine(segmenters: Sequence[Segmenter], job: BatchJob) -> Engine:
     """Runs subjects one after another in this process, with a progress bar."""
 
     def run(participant_ids: list[str]) -> list[dict[str, Any]]:
-        results = []
-        bar = tqdm(participant_ids, desc="sn-infer", unit="subject", disable=not progress)
-        for participant_id in bar:
-            results.append(
-                run_subject(segmenters, root, participant_id, output, options, label_source)
-            )
-        return results
+        bar = tqdm(
+            participant_ids, desc="sn-infer", unit="subject", disable=not job.options.progress
+        )
+        return [run_subject(segmenters, job, participant_id) for participant_id in bar]
 
     return run
 

@@ -19,6 +19,8 @@ from torch import nn
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.loaders import make_subject, stack_echoes
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.evaluation.metrics import dice
+from sn_platform.models.probabilities import class_probabilities
 from sn_platform.runtime import autocast
 
 OVERLAP_MODES = ("average", "hann", "crop")
@@ -73,10 +75,10 @@ class InferenceSettings:
 
 
 def foreground_probability(logits: torch.Tensor) -> torch.Tensor:
-    """(B, 1, X, Y, Z) SN probability from logits: sigmoid of one channel, else softmax."""
-    if logits.shape[1] == 1:
-        return torch.sigmoid(logits)
-    return torch.softmax(logits, dim=1)[:, 1:2]
+    """(B, 1, X, Y, Z) SN probability from logits (B, C, X, Y, Z): class 1 of
+    ``class_probabilities`` (the only channel of a one-channel network)."""
+    probabilities = class_probabilities(logits)
+    return probabilities if probabilities.shape[1] == 1 else probabilities[:, 1:2]
 
 
 @torch.inference_mode()
@@ -128,9 +130,8 @@ def pass_agreement(passes: list[torch.Tensor], threshold: float) -> float:
     """Dice between the masks of the first two test-time passes (NaN with one pass)."""
     if len(passes) < 2:
         return float("nan")
-    first, second = (p > threshold for p in passes[:2])
-    total = int(first.sum() + second.sum())
-    return 1.0 if total == 0 else 2.0 * int((first & second).sum()) / total
+    first, second = (p.numpy() > threshold for p in passes[:2])
+    return dice(first, second)
 
 
 @dataclass(frozen=True)

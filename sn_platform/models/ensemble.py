@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from sn_platform.models.factory import build_module
+from sn_platform.models.probabilities import class_probabilities
+
 EPSILON = 1e-6
-
-
-def build_module(config: Mapping[str, Any]) -> nn.Module:
-    """A network from plain data: ``{"_target_": "package.Class", **constructor_arguments}``."""
-    arguments = dict(config)
-    module_name, _, class_name = str(arguments.pop("_target_")).rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)(**arguments)
 
 
 class ProbabilityEnsemble(nn.Module):
@@ -35,8 +30,7 @@ class ProbabilityEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = [member(x) for member in self.members]
-        if logits[0].shape[1] == 1:
-            mean = torch.stack([torch.sigmoid(v) for v in logits]).mean(dim=0)
+        mean = torch.stack([class_probabilities(v) for v in logits]).mean(dim=0)
+        if mean.shape[1] == 1:
             return torch.logit(mean.clamp(EPSILON, 1 - EPSILON))
-        mean = torch.stack([torch.softmax(v, dim=1) for v in logits]).mean(dim=0)
         return torch.log(mean.clamp_min(EPSILON))

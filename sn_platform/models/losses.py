@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sn_platform.models.probabilities import class_probabilities
+
 REDUCTIONS = ("batch", "sample")
 
 
@@ -22,9 +24,7 @@ def probabilities_and_target(
     """Probabilities and a float target of the same shape (B, C, X, Y, Z)."""
     if logits.ndim != 5:
         raise ValueError(f"logits must be (B, C, X, Y, Z), got shape {tuple(logits.shape)}")
-    if logits.shape[1] == 1:
-        return torch.sigmoid(logits), target.to(logits.dtype)
-    probabilities = torch.softmax(logits, dim=1)
+    probabilities = class_probabilities(logits)
     if target.shape[1] == 1 and logits.shape[1] > 1:
         target = F.one_hot(target[:, 0].long(), logits.shape[1]).movedim(-1, 1)
     return probabilities, target.to(logits.dtype)

@@ -2,53 +2,43 @@
 clinical agreement, a ranked leaderboard, a refit of the best configuration, and its
 registration as the champion model.
 
-Each trial runs ``experiment.train_and_evaluate`` (the same loop as ``sn-train``), reports
-every epoch with a ``tune.Checkpoint`` (so ASHA can stop it and a failed trial resumes
-from its last epoch) and logs a nested MLflow run under the sweep's parent run. With a
-local SQLite store the sweep starts one ``mlflow server`` over it, the single writer that
-all trials log through.
+Each trial (``sweep.trial``) runs ``training.run.train_and_evaluate`` (the same loop as
+``sn-train``), reports every epoch with a ``tune.Checkpoint`` (so ASHA can stop it and a
+failed trial resumes from its last epoch) and logs a nested MLflow run under the sweep's
+parent run. With a local SQLite store the sweep starts one ``mlflow server`` over it, the
+single writer that all trials log through.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import re
-import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
-import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from ray import tune
 
 from sn_platform import tracking
-from sn_platform.composition import CONFIG_DIR
 from sn_platform.data.io import write_text
+from sn_platform.errors import ConfigError
 from sn_platform.evaluation import plots
-from sn_platform.evaluation.subject import write_table
+from sn_platform.evaluation.tables import write_table
+from sn_platform.sweep.compose import absolute, compose_training, pinned_paths, training_overrides
+from sn_platform.sweep.final import collect_fold_weights, final_model
 from sn_platform.sweep.leaderboard import FoldResult, aggregate, rank
+from sn_platform.sweep.registration import register_champion
 from sn_platform.sweep.space import override, sample_configurations, search_space
-from sn_platform.training.experiment import (
-    ConfigError,
-    check_config,
-    evaluate_ensemble,
-    preprocessing_spec,
-    split_subjects,
-    train_and_evaluate,
-)
+from sn_platform.sweep.trial import run_trial
+from sn_platform.tracking.server import private_endpoint
+from sn_platform.training.assembly import run_spec
+from sn_platform.training.checks import check_run
+from sn_platform.training.subjects import split_subjects
 
-SWEEP_ONLY_PREFIXES = ("tune", "ray", "hydra")
-FINISHED_FILE = "finished.json"
 SEARCH_ALGORITHMS = ("random", "optuna")
 SCHEDULERS = ("asha", "none")
 FINAL_MODELS = ("refit", "ensemble")
@@ -56,192 +46,6 @@ FINAL_MODELS = ("refit", "ensemble")
 
 class SweepInterrupted(RuntimeError):
     """The sweep stopped before every trial ended (Ctrl-C, a lost driver): resume it."""
-
-
-def training_overrides(overrides: Sequence[str]) -> list[str]:
-    """The command-line overrides that concern training (not ``tune.*``, ``ray.*``)."""
-    kept = []
-    for item in overrides:
-        key = item.lstrip("+~").split("=", 1)[0]
-        if re.split(r"[./]", key, maxsplit=1)[0] not in SWEEP_ONLY_PREFIXES:
-            kept.append(item)
-    return kept
-
-
-def compose_training(overrides: Sequence[str]) -> DictConfig:
-    """The training config (``conf/config.yaml``) with ``overrides``; bad keys -> ConfigError."""
-    try:
-        if GlobalHydra.instance().is_initialized():  # inside sn-sweep's own Hydra app
-            return compose(config_name="config", overrides=list(overrides))
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as error:
-        message = " ".join(str(error).split())
-        raise ConfigError(f"overrides {list(overrides)[-3:]}: {message}") from None
-
-
-def _absolute(path: str | None) -> str | None:
-    return None if path is None else str(Path(path).expanduser().resolve())
-
-
-def pinned_paths(cfg: DictConfig, tracking_uri: str) -> list[str]:
-    """Overrides that pin every path to an absolute one: trials run in their own folders."""
-    pinned = [
-        f"data.root={_absolute(cfg.data.root)}",
-        f"data.splits.file={_absolute(cfg.data.splits.file)}",
-        f"tracking.uri={tracking_uri}",
-    ]
-    if cfg.tracking.artifact_location is not None:
-        pinned.append(f"tracking.artifact_location={_absolute(cfg.tracking.artifact_location)}")
-    return pinned
-
-
-# --- the trial ------------------------------------------------------------------------------
-
-
-def _read_finished(state: Path) -> dict[str, Any]:
-    path = state / FINISHED_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def run_trial(
-    config: dict[str, Any],
-    base_overrides: list[str],
-    parent_run_id: str,
-    folds: list[int],
-    space_keys: list[str],
-    threads: int,
-) -> None:
-    """A Ray Tune function trainable: one configuration on its folds, one after another.
-
-    ``config`` holds ``variant`` (random search: config id, one fold, its overrides) or the
-    sampled keys themselves (Optuna: all folds run in this trial).
-    """
-    context = tune.get_context()
-    variant = config.get("variant") or {
-        "config_id": context.get_trial_id(),
-        "folds": folds,
-        "overrides": {key: config[key] for key in space_keys},
-    }
-    torch.set_num_threads(max(1, threads))
-    state = Path(context.get_trial_dir()) / "state"
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as saved:
-            shutil.copytree(saved, state, dirs_exist_ok=True)
-    state.mkdir(parents=True, exist_ok=True)
-    finished = _read_finished(state)
-    config_id = str(variant["config_id"])
-    sampled = [override(k, v) for k, v in variant["overrides"].items()]
-    for fold in variant["folds"]:
-        if str(fold) in finished:
-            continue
-        fold_dir = state / f"fold-{fold}"
-        cfg = compose_training(
-            [
-                *base_overrides,
-                *sampled,
-                f"trainer.fold={fold}",
-                f"trainer.resume={(fold_dir / 'last.pt').exists()}",
-                "trainer.progress=false",
-                "tracking.log_model=false",
-                "tracking.register=false",
-                f"run_name={config_id}-fold{fold}",
-            ]
-        )
-
-        def report(metrics: Mapping[str, float], epoch: int, fold: int = fold) -> None:
-            tune.report(
-                {**metrics, "fold": fold, "epoch": epoch},
-                checkpoint=tune.Checkpoint.from_directory(str(state)),
-            )
-
-        outcome = train_and_evaluate(
-            cfg,
-            report=report,
-            checkpoint_dir=fold_dir,
-            parent_run_id=parent_run_id,
-            run_key=f"{config_id}-fold{fold}",
-            tags={
-                "sn.config_id": config_id,
-                "sn.trial_id": context.get_trial_id(),
-                "sn.node_id": ray.get_runtime_context().get_node_id(),
-            },
-        )
-        finished[str(fold)] = {
-            "metrics": outcome.metrics,
-            "rows": outcome.evaluations["val"].rows,
-            "run_id": outcome.run_id,
-        }
-        write_text(state / FINISHED_FILE, json.dumps(finished))
-    dice = [f["metrics"].get("best/val/dsc", math.nan) for f in finished.values()]
-    tune.report(
-        {
-            "done": 1.0,
-            "val/dsc": sum(dice) / len(dice) if dice else math.nan,  # what Optuna learns from
-            "config_id": config_id,
-            "finished": json.dumps(finished),
-            "overrides": json.dumps(variant["overrides"]),
-            "node_id": ray.get_runtime_context().get_node_id(),
-        },
-        checkpoint=tune.Checkpoint.from_directory(str(state)),
-    )
-
-
-def _refit(
-    overrides: list[str], directory: str, parent_run_id: str, threads: int
-) -> dict[str, Any]:
-    """Train the chosen configuration on all development subjects; evaluate the test split."""
-    torch.set_num_threads(max(1, threads))
-    cfg = compose_training(
-        [
-            *overrides,
-            "trainer.fold=null",
-            "trainer.evaluate_test=true",
-            f"trainer.resume={(Path(directory) / 'last.pt').exists()}",
-            "trainer.progress=false",
-            "tracking.log_model=true",
-            "tracking.register=false",
-            "run_name=refit",
-        ]
-    )
-    outcome = train_and_evaluate(
-        cfg, checkpoint_dir=Path(directory), parent_run_id=parent_run_id, run_key="refit"
-    )
-    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id}
-
-
-def _ensemble(
-    overrides: list[str], weight_files: list[str], directory: str, parent_run_id: str, threads: int
-) -> dict[str, Any]:
-    """The chosen configuration's fold models as one ensemble, evaluated on the test split."""
-    torch.set_num_threads(max(1, threads))
-    cfg = compose_training(
-        [*overrides, "tracking.log_model=true", "tracking.register=false", "run_name=ensemble"]
-    )
-    outcome = evaluate_ensemble(
-        cfg, [Path(f) for f in weight_files], Path(directory), parent_run_id, run_key="ensemble"
-    )
-    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id}
-
-
-def collect_fold_weights(grid: Any, config_id: str, destination: Path) -> list[str]:
-    """Copy the best weights of every fold of ``config_id`` out of the trial checkpoints."""
-    destination.mkdir(parents=True, exist_ok=True)
-    files = []
-    for result in grid:
-        metrics = result.metrics or {}
-        if not metrics.get("done") or metrics.get("config_id") != config_id:
-            continue
-        with result.checkpoint.as_directory() as saved:
-            for fold in sorted(json.loads(metrics["finished"]), key=int):
-                target = destination / f"fold-{fold}.pt"
-                shutil.copyfile(Path(saved) / f"fold-{fold}" / "best.pt", target)
-                files.append(str(target))
-    return sorted(files)
-
-
-# --- the driver -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -254,17 +58,6 @@ class SweepOutcome:
     model_uri: str
     model_version: str
     refit_metrics: dict[str, float]
-
-
-@contextlib.contextmanager
-def tracking_endpoint(uri: str, artifact_location: str | None) -> Iterator[str]:
-    """The URI trials log to: a private ``mlflow server`` over a SQLite store, else ``uri``."""
-    if uri.startswith("sqlite:"):
-        root = artifact_location or str(Path(uri.removeprefix("sqlite:///")).parent)
-        with tracking.local_server(uri, root) as url:
-            yield url
-    else:
-        yield uri
 
 
 def _check_tune_settings(tune_cfg: DictConfig, cfg: DictConfig) -> None:
@@ -302,7 +95,8 @@ def _param_space(
     configurations = sample_configurations(space, int(tune_cfg.num_samples), int(tune_cfg.seed))
     variants = []
     for index, configuration in enumerate(configurations):
-        check_config(compose_training([*base, *(override(k, v) for k, v in configuration.items())]))
+        sampled = [override(k, v) for k, v in configuration.items()]
+        check_run(run_spec(compose_training([*base, *sampled])))
         for fold in folds:
             variants.append(
                 {"config_id": f"c{index:02d}", "folds": [fold], "overrides": configuration}
@@ -360,7 +154,7 @@ def _start_parent(
         cfg.tracking.experiment,
         f"sweep-{cfg.tune.name}",
         tags={"sn.kind": "sweep", "sn.tune_name": str(cfg.tune.name)},
-        artifact_location=_absolute(cfg.tracking.artifact_location),
+        artifact_location=absolute(cfg.tracking.artifact_location),
     )
     write_text(state_file, json.dumps({"parent_run_id": parent.run_id}))
     tune_settings = OmegaConf.to_container(cfg.tune, resolve=True)
@@ -380,7 +174,8 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
     """
     tune_cfg = cfg.tune
     _check_tune_settings(tune_cfg, cfg)
-    check_config(cfg)
+    spec = run_spec(cfg)
+    check_run(spec)
     try:
         space = search_space(tune_cfg.space)
     except ValueError as error:
@@ -396,11 +191,11 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
             f"tune.name: {experiment_dir} exists; resume it with tune.resume=true "
             "or start another with tune.name=NEW"
         )
-    split_subjects(cfg, preprocessing_spec(cfg))  # validates the data, writes the splits once
+    split_subjects(spec.data, spec.trainer.fold)  # validates the data, writes the splits once
     uri = tracking.absolute_uri(str(cfg.tracking.uri))
     resources = {k: float(v) for k, v in tune_cfg.resources_per_trial.items()}
     threads = max(1, int(resources.get("cpu", 1)))
-    with tracking_endpoint(uri, _absolute(cfg.tracking.artifact_location)) as endpoint:
+    with private_endpoint(uri, absolute(cfg.tracking.artifact_location)) as endpoint:
         base = [*training_overrides(overrides), *pinned_paths(cfg, endpoint)]
         if resources.get("gpu", 0) == 0:
             base.append("trainer.device=cpu")
@@ -508,40 +303,15 @@ def _finish(
     if cfg.ray.address is None:
         cpus = max(cpus, float(ray.cluster_resources().get("CPU", cpus)))
     task = ray.remote(num_cpus=cpus, num_gpus=resources.get("gpu", 0))
-    if members is None:
-        final = task(_refit).remote(
-            [*base, *chosen], str(experiment_dir / "refit"), parent.run_id, int(cpus)
-        )
-    else:
-        final = task(_ensemble).remote(
-            [*base, *chosen], members, str(experiment_dir / "ensemble"), parent.run_id, int(cpus)
-        )
+    folder = experiment_dir / ("refit" if members is None else "ensemble")
+    final = task(final_model).remote(
+        [*base, *chosen], str(folder), parent.run_id, int(cpus), members
+    )
     refit = ray.get(final)
     numeric = {k: float(v) for k, v in best.items() if isinstance(v, float) and math.isfinite(v)}
     parent.log_metrics({f"best/{k}": v for k, v in numeric.items()}, 0)
     parent.log_metrics(refit["metrics"], 0)
-    tags = {
-        "sweep_run_id": parent.run_id,
-        "final_run_id": refit["run_id"],
-        "final_model": "refit" if members is None else f"ensemble of {len(members)} folds",
-        "config_id": best["config_id"],
-        **{f"param.{k}": best[k] for k in keys},
-        **{f"cv.{k}": f"{v:.4g}" for k, v in numeric.items() if "/" in k or k == "score"},
-        **{k.replace("best/", ""): f"{v:.4g}" for k, v in refit["metrics"].items()},
-    }
-    description = (
-        f"Champion of sweep {tune_cfg.name}: {', '.join(chosen)}; selected by "
-        f"{dict(tune_cfg.selection)} over {tune_cfg.cv.folds}-fold CV "
-        f"(score {best['score']:.4f}), "
-        + (
-            "refit on all development subjects."
-            if members is None
-            else f"the ensemble of its {len(members)} fold models."
-        )
-    )
-    version = tracking.register(
-        refit["model_uri"], cfg.tracking.model_name, tune_cfg.alias, tags, description
-    )
+    version = register_champion(cfg, parent.run_id, best, refit, len(members or []))
     parent.set_tags({"sn.champion_version": version})
     parent.finish()
     return SweepOutcome(

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sn_platform.evaluation.subject import summarise
+from sn_platform.evaluation.cohort import summarise
 
 
 @dataclass

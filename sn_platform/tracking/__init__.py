@@ -5,8 +5,16 @@ A local store is ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/``
 or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.sh``).
 """
 
-from sn_platform.tracking.models import SegmenterModel, load_segmenter, log_segmenter, register
+from sn_platform.tracking.models import (
+    SegmenterModel,
+    load_segmenter,
+    load_segmenters,
+    log_segmenter,
+    register,
+)
 from sn_platform.tracking.runs import (
+    PARENT_TAG,
+    RUN_KEY_TAG,
     RunLogger,
     absolute_uri,
     configure,
@@ -17,6 +25,8 @@ from sn_platform.tracking.runs import (
 from sn_platform.tracking.server import local_server
 
 __all__ = [
+    "PARENT_TAG",
+    "RUN_KEY_TAG",
     "RunLogger",
     "SegmenterModel",
     "absolute_uri",
@@ -24,6 +34,7 @@ __all__ = [
     "experiment_id",
     "flatten",
     "load_segmenter",
+    "load_segmenters",
     "local_server",
     "log_segmenter",
     "register",

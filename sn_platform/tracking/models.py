@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from torch import nn
 
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.inference.predictor import InferenceSettings, Segmenter, predict_array
-from sn_platform.models.ensemble import build_module
+from sn_platform.models.factory import build_module
 from sn_platform.runtime import select_device
+from sn_platform.tracking.runs import configure
 
 
 class SegmenterModel(PythonModel):
@@ -114,6 +115,13 @@ def register(
         client.update_model_version(name, version.version, description=description)
     client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
+
+
+def load_segmenters(model_uris: Sequence[str], tracking_uri: str) -> list[Segmenter]:
+    """The segmenters of several model URIs from the store at ``tracking_uri``; a partial of
+    it pickles, so a Ray actor can load its own replicas."""
+    configure(tracking_uri)
+    return [load_segmenter(uri) for uri in model_uris]
 
 
 def load_segmenter(model_uri: str) -> Segmenter:

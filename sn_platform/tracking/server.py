@@ -53,3 +53,14 @@ def local_server(backend_uri: str, artifact_root: str, timeout_s: float = 120.0)
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def private_endpoint(uri: str, artifact_location: str | None) -> Iterator[str]:
+    """The URI trials log to: a private ``mlflow server`` over a SQLite store, else ``uri``."""
+    if uri.startswith("sqlite:"):
+        root = artifact_location or str(Path(uri.removeprefix("sqlite:///")).parent)
+        with local_server(uri, root) as url:
+            yield url
+    else:
+        yield uri

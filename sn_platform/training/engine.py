@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,62 +19,17 @@ import torchio as tio
 from torch import nn
 from tqdm.auto import tqdm
 
+from sn_platform.data.io import atomic_write
 from sn_platform.data.loaders import stack_echoes
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
-from sn_platform.runtime import autocast, restore_rng_state, rng_state
+from sn_platform.runtime import Runtime, autocast, restore_rng_state, rng_state
+from sn_platform.training.settings import TrainerSettings
 
-SCHEDULES = ("cosine", "poly", "constant")
 LAST_CHECKPOINT = "last.pt"
 BEST_WEIGHTS = "best.pt"
 
 Report = Callable[[Mapping[str, float], int], None]
 Validate = Callable[[nn.Module], Mapping[str, float]]
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    """How long and how a model is trained.
-
-    Parameters
-    ----------
-    max_epochs : epochs to train (an epoch is one pass over the patch queue)
-    lr_schedule : ``cosine``, ``poly`` (nnU-Net's (1 - t)^0.9) or ``constant``
-    warmup_epochs : linear warm-up epochs before the schedule
-    grad_clip_norm : maximum gradient L2 norm, or None
-    monitor : metric that selects the best epoch and drives early stopping
-    mode : ``max`` or ``min`` for ``monitor``
-    patience : epochs without improvement before stopping (None: never stop early)
-    min_delta : smallest change that counts as an improvement
-    val_every : validate every this many epochs (and at the last one)
-    precision : ``none``, ``bf16`` or ``fp16`` (CUDA only)
-    compile : train through ``torch.compile`` (CUDA only; checkpoints hold the plain weights)
-    progress : show a progress bar per epoch
-    """
-
-    max_epochs: int = 30
-    lr_schedule: str = "cosine"
-    warmup_epochs: int = 0
-    grad_clip_norm: float | None = 12.0
-    monitor: str = "val/dsc"
-    mode: str = "max"
-    patience: int | None = None
-    min_delta: float = 0.0
-    val_every: int = 1
-    precision: str = "none"
-    compile: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
-        if self.mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
-        if self.val_every < 1:
-            raise ValueError(f"val_every must be >= 1, got {self.val_every}")
-        if self.warmup_epochs < 0 or self.warmup_epochs >= self.max_epochs:
-            raise ValueError(f"warmup_epochs must be in [0, max_epochs), got {self.warmup_epochs}")
 
 
 @dataclass
@@ -119,12 +75,6 @@ def _improved(value: float, progress: Progress, settings: TrainerSettings) -> bo
     return delta > settings.min_delta
 
 
-def _atomic_save(payload: Any, path: Path) -> None:
-    temporary = path.with_name(f".tmp-{path.name}")
-    torch.save(payload, temporary)
-    temporary.replace(path)
-
-
 def read_checkpoint(directory: Path) -> dict[str, Any] | None:
     """The last checkpoint in ``directory``, or None when there is none."""
     path = Path(directory) / LAST_CHECKPOINT
@@ -146,7 +96,7 @@ class Trainer:
     model, loss, optimizer : the network (logits out), a loss on (logits, target), its optimiser
     spec : preprocessing spec (which subject keys are the channels)
     settings : ``TrainerSettings``
-    device : where to train
+    runtime : device and (resolved) precision, the same as validation's
     checkpoint_dir : holds ``last.pt`` (everything, every epoch) and ``best.pt`` (weights)
     """
 
@@ -157,9 +107,10 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         spec: PreprocessingSpec,
         settings: TrainerSettings,
-        device: torch.device,
+        runtime: Runtime,
         checkpoint_dir: Path,
     ):
+        device = runtime.device
         self.model = model.to(device)
         compiled = settings.compile and device.type == "cuda"
         self.network: nn.Module = torch.compile(self.model) if compiled else self.model  # type: ignore[assignment]
@@ -167,12 +118,10 @@ class Trainer:
         self.optimizer = optimizer
         self.spec = spec
         self.settings = settings
-        self.device = device
+        self.device, self.precision = device, runtime.precision
         self.checkpoint_dir = Path(checkpoint_dir)
         self.scheduler = make_scheduler(optimizer, settings)
-        self.scaler = torch.amp.GradScaler(
-            device.type, enabled=settings.precision == "fp16" and device.type == "cuda"
-        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")
         self.progress = Progress()
 
     def resume(self, checkpoint: Mapping[str, Any]) -> None:
@@ -195,7 +144,7 @@ class Trainer:
             "progress": asdict(self.progress),
             "extra": dict(extra),
         }
-        _atomic_save(payload, self.checkpoint_dir / LAST_CHECKPOINT)
+        atomic_write(self.checkpoint_dir / LAST_CHECKPOINT, partial(torch.save, payload))
 
     def train_epoch(self, batches: Iterable[Mapping[str, Any]], total: int | None) -> float:
         """One pass over ``batches``; returns the mean loss."""
@@ -213,7 +162,7 @@ class Trainer:
             inputs = stack_echoes(batch, self.spec).to(self.device)
             target = batch[LABEL_KEY][tio.DATA].to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            with autocast(self.device, self.settings.precision):
+            with autocast(self.device, self.precision):
                 loss = self.loss(self.network(inputs).float(), target)
             self.scaler.scale(loss).backward()
             if self.settings.grad_clip_norm is not None:
@@ -291,4 +240,6 @@ class Trainer:
 
     def _save_best(self) -> None:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_save(self.model.state_dict(), self.checkpoint_dir / BEST_WEIGHTS)
+        atomic_write(
+            self.checkpoint_dir / BEST_WEIGHTS, partial(torch.save, self.model.state_dict())
+        )

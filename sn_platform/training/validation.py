@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
 import torchio as tio
-from numpy.typing import NDArray
 from torch import nn
 
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.loaders import make_subject
 from sn_platform.data.preprocessing import PreprocessingSpec
-from sn_platform.evaluation.subject import (
-    ReferenceCase,
-    evaluate_case,
-    load_reference_case,
-    summarise,
-)
+from sn_platform.evaluation.cohort import Evaluation, summarise
+from sn_platform.evaluation.subject import ReferenceCase, evaluate_case, load_reference_case
 from sn_platform.inference.predictor import InferenceSettings, Segmenter
-
-
-@dataclass
-class Evaluation:
-    """Per-subject rows, cohort metrics and the binary masks (native grid) behind them."""
-
-    rows: list[dict[str, Any]]
-    metrics: dict[str, float]
-    masks: dict[str, NDArray[np.bool_]]
+from sn_platform.runtime import Runtime
 
 
 class Validator:
@@ -41,7 +24,7 @@ class Validator:
     ----------
     records : subjects with their manual label
     spec, settings : preprocessing and inference settings of the model
-    device : where to predict
+    runtime : device and precision, the same as training's
     label : name of the manual label (SN)
     truth_paths : optional truth label per subject id (phantom data)
     prefix : metric prefix (``val``, ``test``)
@@ -52,15 +35,13 @@ class Validator:
         records: Sequence[SubjectRecord],
         spec: PreprocessingSpec,
         settings: InferenceSettings,
-        device: torch.device,
+        runtime: Runtime,
         label: str = "SN",
         truth_paths: Mapping[str, Path] | None = None,
         prefix: str = "val",
-        precision: str = "none",
     ):
         truth_paths = truth_paths or {}
-        self.spec, self.settings, self.device, self.prefix = spec, settings, device, prefix
-        self.precision = precision
+        self.spec, self.settings, self.runtime, self.prefix = spec, settings, runtime, prefix
         self.cases: dict[str, ReferenceCase] = {
             r.participant_id: load_reference_case(r, label, truth_paths.get(r.participant_id))
             for r in records
@@ -72,7 +53,9 @@ class Validator:
 
     def evaluate(self, model: nn.Module) -> Evaluation:
         """Predict every subject onto its native grid and compare with its references."""
-        segmenter = Segmenter(model, self.spec, self.settings, self.device, self.precision)
+        segmenter = Segmenter(
+            model, self.spec, self.settings, self.runtime.device, self.runtime.precision
+        )
         rows, masks = [], {}
         for participant_id, case in self.cases.items():
             prediction = segmenter.predict_preprocessed(

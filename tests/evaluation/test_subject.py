@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from sn_platform.evaluation.cohort import summarise
 from sn_platform.evaluation.measures import nm_volume_ratio
-from sn_platform.evaluation.subject import ReferenceCase, evaluate_case, summarise, table_text
+from sn_platform.evaluation.subject import ReferenceCase, evaluate_case
+from sn_platform.evaluation.tables import table_text
 
 AFFINE = np.diag([0.5, 0.5, 1.0, 1.0])
 

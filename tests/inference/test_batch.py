@@ -19,12 +19,12 @@ from sn_platform.data.bids import chimap_path, echo_path, label_path
 from sn_platform.evaluation.measures import chi_mean_ppm, nm_volume_ratio
 from sn_platform.inference.batch import (
     REQUIRED_COLUMNS,
-    InferenceOptions,
     OutputPaths,
     local_engine,
     prepare,
     write_reports,
 )
+from sn_platform.inference.options import BatchJob, InferenceOptions
 
 pytestmark = pytest.mark.slow
 CHAMPION = "models:/sn-vnet@champion"
@@ -107,9 +107,9 @@ def _reoriented_copy(source: Path, participant: str, target: Path, axcodes: str)
 
 def _segment(store: str, root: Path, output: Path, participants: list[str]) -> None:
     tracking.configure(store)
-    options = InferenceOptions()
+    options = InferenceOptions(progress=False)
     segmenters = prepare([tracking.load_segmenter(CHAMPION)], options)
-    engine = local_engine(segmenters, root, output, options, "manual", progress=False)
+    engine = local_engine(segmenters, BatchJob(root, output, options))
     write_reports(output, engine(participants), [CHAMPION], root)
 
 

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from sn_platform.models.ensemble import ProbabilityEnsemble, build_module
+from sn_platform.models.ensemble import ProbabilityEnsemble
+from sn_platform.models.factory import build_module
 
 CONSTANT = {"_target_": "torch.nn.Conv3d", "in_channels": 1, "out_channels": 1, "kernel_size": 1}
 

@@ -11,15 +11,15 @@ from torch import nn
 
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
 from sn_platform.models.losses import DiceLoss
-from sn_platform.runtime import seed_everything
+from sn_platform.runtime import Runtime, seed_everything
 from sn_platform.training.engine import (
     BEST_WEIGHTS,
     LAST_CHECKPOINT,
     Trainer,
-    TrainerSettings,
     learning_rate_factor,
     read_checkpoint,
 )
+from sn_platform.training.settings import TrainerSettings
 
 SPEC = PreprocessingSpec(echoes=(1,), spacing_mm=None, slab_slices=None, min_shape=(8, 8, 2))
 
@@ -73,7 +73,7 @@ def _trainer(tmp_path, settings: TrainerSettings) -> Trainer:
     seed_everything(3)
     model = nn.Conv3d(1, 1, 3, padding=1)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    return Trainer(model, DiceLoss(), optimizer, SPEC, settings, torch.device("cpu"), tmp_path)
+    return Trainer(model, DiceLoss(), optimizer, SPEC, settings, Runtime.resolve("cpu"), tmp_path)
 
 
 def test_training_lowers_the_loss_and_checkpoints_every_epoch(tmp_path):
@@ -118,3 +118,15 @@ def test_resume_repeats_an_uninterrupted_run_exactly(tmp_path):
     assert epochs == [3, 4]
     for name, value in reference.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_precision_is_resolved_once_for_training_and_validation(tmp_path):
+    with pytest.warns(UserWarning, match="needs CUDA"):
+        runtime = Runtime.resolve("cpu", "bf16")
+    model = nn.Conv3d(1, 1, 3, padding=1)
+    trainer = Trainer(
+        model, DiceLoss(), torch.optim.Adam(model.parameters()), SPEC,
+        TrainerSettings(max_epochs=1, precision="bf16"), runtime, tmp_path,
+    )  # fmt: skip
+    assert (runtime.precision, trainer.precision) == ("none", "none")
+    assert not trainer.scaler.is_enabled()

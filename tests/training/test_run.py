@@ -13,8 +13,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from sn_platform.composition import CONFIG_DIR
+from sn_platform.errors import ConfigError
+from sn_platform.training.assembly import run_spec
+from sn_platform.training.checks import check_run
 from sn_platform.training.engine import read_checkpoint
-from sn_platform.training.experiment import ConfigError, check_config, train_and_evaluate
+from sn_platform.training.run import RunContext, train_and_evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +42,7 @@ def compose_training(root: Path, work: Path, *overrides: str):
 def smoke_run(two_site_cohort, tmp_path_factory):
     work = tmp_path_factory.mktemp("smoke")
     cfg = compose_training(two_site_cohort, work)
-    outcome = train_and_evaluate(cfg)
+    outcome = train_and_evaluate(run_spec(cfg))
     mlflow.set_tracking_uri(cfg.tracking.uri)
     return cfg, outcome, mlflow.MlflowClient()
 
@@ -76,7 +79,7 @@ import json, mlflow
 from sn_platform.data.bids import discover_subjects
 from sn_platform.data.splits import Splits
 from sn_platform.evaluation.subject import load_reference_case, evaluate_case
-from sn_platform.tracking.runs import load_segmenter
+from sn_platform.tracking import load_segmenter
 mlflow.set_tracking_uri({cfg.tracking.uri!r})
 segmenter = load_segmenter("runs:/{outcome.run_id}/model")
 splits = Splits.from_json(open({cfg.data.splits.file!r}).read())
@@ -102,7 +105,7 @@ class Killed(Exception):
 def test_resume_continues_at_epoch_three_with_identical_weights(two_site_cohort, tmp_path):
     tiny = ["data.patch_size=[32,32,3]", "data.samples_per_volume=2", "trainer.max_epochs=4"]
     whole = compose_training(two_site_cohort, tmp_path / "whole", *tiny)
-    train_and_evaluate(whole)
+    train_and_evaluate(run_spec(whole))
 
     def kill_after_second(metrics, epoch):
         if epoch == 2:
@@ -110,10 +113,12 @@ def test_resume_continues_at_epoch_three_with_identical_weights(two_site_cohort,
 
     split = compose_training(two_site_cohort, tmp_path / "split", *tiny)
     with pytest.raises(Killed):
-        train_and_evaluate(split, report=kill_after_second)
+        train_and_evaluate(run_spec(split), RunContext(report=kill_after_second))
     epochs = []
     resumed = compose_training(two_site_cohort, tmp_path / "split", *tiny, "trainer.resume=true")
-    outcome = train_and_evaluate(resumed, report=lambda m, e: epochs.append(e))
+    outcome = train_and_evaluate(
+        run_spec(resumed), RunContext(report=lambda m, e: epochs.append(e))
+    )
     assert epochs == [3, 4]
     expected = read_checkpoint(tmp_path / "whole" / "checkpoints")["model"]
     got = read_checkpoint(tmp_path / "split" / "checkpoints")["model"]
@@ -143,7 +148,7 @@ def test_invalid_settings_are_refused_before_data_is_read(
 ):
     cfg = compose_training(two_site_cohort, tmp_path, override)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
-        check_config(cfg)
+        check_run(run_spec(cfg))
 
 
 @pytest.mark.parametrize(

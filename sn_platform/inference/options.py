@@ -1,0 +1,96 @@
+"""The ``infer`` namespace of sn-infer as typed objects: model overrides (``None`` always
+means the model's own), post-processing, QC limits, the engine, and one batch job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sn_platform.inference.predictor import InferenceSettings
+
+ENGINES = ("local", "ray")
+# The model's inference settings that sn-infer may override; patch_size is the network's.
+MODEL_OVERRIDES = ("threshold", "patch_overlap", "overlap_mode", "batch_size", "flip_tta")
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """When a prediction is flagged for review.
+
+    Parameters
+    ----------
+    volume_range_mm3 : plausible SN volume (mm^3) of the predicted region
+    min_confidence : lowest acceptable mean probability inside the mask
+    min_tta_dice : lowest acceptable Dice between the two TTA passes
+    """
+
+    volume_range_mm3: tuple[float, float] = (50.0, 2000.0)
+    min_confidence: float = 0.75
+    min_tta_dice: float = 0.8
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """The Ray Data actor pool: ``address`` None starts a local Ray."""
+
+    address: str | None = None
+    num_actors: int = 2
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """What sn-infer does beyond the model's own settings.
+
+    Parameters
+    ----------
+    threshold, patch_overlap, overlap_mode, batch_size, flip_tta : override the model's
+        inference settings; None keeps the model's own
+    keep_largest : keep the largest component per hemisphere
+    overwrite : redo subjects whose outputs exist
+    engine : ``local`` (this process) or ``ray`` (an actor pool, ``ray``)
+    progress : show a progress bar (local engine)
+    qc : QC limits
+    ray : the Ray engine's actor pool
+    """
+
+    threshold: float | None = None
+    patch_overlap: tuple[int, int, int] | None = None
+    overlap_mode: str | None = None
+    batch_size: int | None = None
+    flip_tta: bool | None = None
+    keep_largest: bool = True
+    overwrite: bool = False
+    engine: str = "local"
+    progress: bool = True
+    qc: QualityLimits = field(default_factory=QualityLimits)
+    ray: RaySettings = field(default_factory=RaySettings)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.patch_overlap is not None:
+            object.__setattr__(self, "patch_overlap", tuple(int(n) for n in self.patch_overlap))
+
+    def settings(self, model_settings: InferenceSettings) -> InferenceSettings:
+        """The model's inference settings with the overrides that are not None."""
+        changes: dict[str, Any] = {
+            name: getattr(self, name) for name in MODEL_OVERRIDES if getattr(self, name) is not None
+        }
+        return replace(model_settings, **changes)
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One sn-infer run: a BIDS dataset in, a derivatives folder out, and how.
+
+    ``label_source`` names the derivatives folder with manual labels (SN for DSC and
+    agreement, RN for the slab); None reads none.
+    """
+
+    root: Path
+    output: Path
+    options: InferenceOptions = field(default_factory=InferenceOptions)
+    label_source: str | None = "manual"

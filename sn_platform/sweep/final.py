@@ -1,0 +1,55 @@
+"""The sweep's final model: the best configuration refit on all development subjects, or its
+fold models as one probability-averaging ensemble; either evaluated on the test split."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sn_platform.sweep.compose import compose_training
+from sn_platform.training.assembly import run_spec
+from sn_platform.training.run import RunContext, evaluate_ensemble, train_and_evaluate
+
+
+def final_model(
+    overrides: list[str],
+    directory: str,
+    parent_run_id: str,
+    threads: int,
+    members: list[str] | None = None,
+) -> dict[str, Any]:
+    """Refit the chosen configuration (``members`` None) or evaluate its fold models
+    ``members`` as an ensemble; logged as a nested run ``refit`` or ``ensemble``."""
+    torch.set_num_threads(max(1, threads))
+    name = "refit" if members is None else "ensemble"
+    logged = [*overrides, "tracking.log_model=true", "tracking.register=false", f"run_name={name}"]
+    context = RunContext(checkpoint_dir=Path(directory), parent_run_id=parent_run_id, run_key=name)
+    if members is None:
+        resume = (Path(directory) / "last.pt").exists()
+        refit = ["trainer.fold=null", "trainer.evaluate_test=true", f"trainer.resume={resume}"]
+        spec = run_spec(compose_training([*logged, *refit, "trainer.progress=false"]))
+        outcome = train_and_evaluate(spec, context)
+    else:
+        spec = run_spec(compose_training(logged))
+        outcome = evaluate_ensemble(spec, [Path(f) for f in members], context)
+    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id}
+
+
+def collect_fold_weights(grid: Any, config_id: str, destination: Path) -> list[str]:
+    """Copy the best weights of every fold of ``config_id`` out of the trial checkpoints."""
+    destination.mkdir(parents=True, exist_ok=True)
+    files = []
+    for result in grid:
+        metrics = result.metrics or {}
+        if not metrics.get("done") or metrics.get("config_id") != config_id:
+            continue
+        with result.checkpoint.as_directory() as saved:
+            for fold in sorted(json.loads(metrics["finished"]), key=int):
+                target = destination / f"fold-{fold}.pt"
+                shutil.copyfile(Path(saved) / f"fold-{fold}" / "best.pt", target)
+                files.append(str(target))
+    return sorted(files)

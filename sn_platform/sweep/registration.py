@@ -1,0 +1,50 @@
+"""Registration of the sweep's final model as the champion, with its CV and test metrics
+and its configuration as tags, and a description that says how it was chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig
+
+from sn_platform import tracking
+from sn_platform.sweep.space import override
+
+
+def register_champion(
+    cfg: DictConfig,
+    sweep_run_id: str,
+    best: Mapping[str, Any],
+    final: Mapping[str, Any],
+    members: int,
+) -> str:
+    """Register ``final["model_uri"]`` as ``tracking.model_name@tune.alias``; its version.
+
+    ``best`` is the winning leaderboard entry; ``members`` the ensemble size (0: a refit).
+    """
+    tune_cfg = cfg.tune
+    keys = list(tune_cfg.space)
+    numeric = {k: float(v) for k, v in best.items() if isinstance(v, float)}
+    tags = {
+        "sweep_run_id": sweep_run_id,
+        "final_run_id": final["run_id"],
+        "final_model": f"ensemble of {members} folds" if members else "refit",
+        "config_id": best["config_id"],
+        **{f"param.{k}": best[k] for k in keys},
+        **{f"cv.{k}": f"{v:.4g}" for k, v in numeric.items() if "/" in k or k == "score"},
+        **{k.replace("best/", ""): f"{v:.4g}" for k, v in final["metrics"].items()},
+    }
+    chosen = ", ".join(override(k, best[k]) for k in keys)
+    how = (
+        f"the ensemble of its {members} fold models."
+        if members
+        else "refit on all development subjects."
+    )
+    description = (
+        f"Champion of sweep {tune_cfg.name}: {chosen}; selected by {dict(tune_cfg.selection)} "
+        f"over {tune_cfg.cv.folds}-fold CV (score {best['score']:.4f}), {how}"
+    )
+    return tracking.register(
+        final["model_uri"], cfg.tracking.model_name, tune_cfg.alias, tags, description
+    )

@@ -1,0 +1,113 @@
+"""One Ray Tune trial: a configuration on its folds, each fold the ``sn-train`` run, reporting
+every epoch with a checkpoint so ASHA can stop it and a failed trial resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from sn_platform.data.io import write_text
+from sn_platform.sweep.compose import compose_training
+from sn_platform.sweep.space import override
+from sn_platform.training.assembly import run_spec
+from sn_platform.training.run import RunContext, train_and_evaluate
+
+FINISHED_FILE = "finished.json"
+
+
+def _read_finished(state: Path) -> dict[str, Any]:
+    path = state / FINISHED_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_trial(
+    config: dict[str, Any],
+    base_overrides: list[str],
+    parent_run_id: str,
+    folds: list[int],
+    space_keys: list[str],
+    threads: int,
+) -> None:
+    """A Ray Tune function trainable: one configuration on its folds, one after another.
+
+    ``config`` holds ``variant`` (random search: config id, one fold, its overrides) or the
+    sampled keys themselves (Optuna: all folds run in this trial).
+    """
+    trial = tune.get_context()
+    context_id = trial.get_trial_id()
+    variant = config.get("variant") or {
+        "config_id": context_id,
+        "folds": folds,
+        "overrides": {key: config[key] for key in space_keys},
+    }
+    torch.set_num_threads(max(1, threads))
+    state = Path(trial.get_trial_dir()) / "state"
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as saved:
+            shutil.copytree(saved, state, dirs_exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
+    finished = _read_finished(state)
+    config_id = str(variant["config_id"])
+    sampled = [override(k, v) for k, v in variant["overrides"].items()]
+    for fold in variant["folds"]:
+        if str(fold) in finished:
+            continue
+        fold_dir = state / f"fold-{fold}"
+        cfg = compose_training(
+            [
+                *base_overrides,
+                *sampled,
+                f"trainer.fold={fold}",
+                f"trainer.resume={(fold_dir / 'last.pt').exists()}",
+                "trainer.progress=false",
+                "tracking.log_model=false",
+                "tracking.register=false",
+                f"run_name={config_id}-fold{fold}",
+            ]
+        )
+
+        def report(metrics: Mapping[str, float], epoch: int, fold: int = fold) -> None:
+            tune.report(
+                {**metrics, "fold": fold, "epoch": epoch},
+                checkpoint=tune.Checkpoint.from_directory(str(state)),
+            )
+
+        context = RunContext(
+            report=report,
+            checkpoint_dir=fold_dir,
+            parent_run_id=parent_run_id,
+            run_key=f"{config_id}-fold{fold}",
+            tags={
+                "sn.config_id": config_id,
+                "sn.trial_id": context_id,
+                "sn.node_id": ray.get_runtime_context().get_node_id(),
+            },
+        )
+        outcome = train_and_evaluate(run_spec(cfg), context)
+        finished[str(fold)] = {
+            "metrics": outcome.metrics,
+            "rows": outcome.evaluations["val"].rows,
+            "run_id": outcome.run_id,
+        }
+        write_text(state / FINISHED_FILE, json.dumps(finished))
+    dice = [f["metrics"].get("best/val/dsc", math.nan) for f in finished.values()]
+    tune.report(
+        {
+            "done": 1.0,
+            "val/dsc": sum(dice) / len(dice) if dice else math.nan,  # what Optuna learns from
+            "config_id": config_id,
+            "finished": json.dumps(finished),
+            "overrides": json.dumps(variant["overrides"]),
+            "node_id": ray.get_runtime_context().get_node_id(),
+        },
+        checkpoint=tune.Checkpoint.from_directory(str(state)),
+    )

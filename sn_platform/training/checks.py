@@ -1,0 +1,71 @@
+"""Refuse a run that cannot work, on one line, before any image data is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+
+from sn_platform.data.bids import Geometry
+from sn_platform.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sn_platform.training.run import RunSpec
+
+OPTIMISER_LIMITS = {"lr": "> 0", "weight_decay": ">= 0", "momentum": ">= 0"}
+
+
+def _check(condition: bool, key: str, problem: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {problem}")
+
+
+def canonical_extent_mm(path: Path) -> NDArray[np.float64]:
+    """Field of view (mm) of an image along the R, A and S axes, from its header only."""
+    image = cast(nib.Nifti1Image, nib.load(path))
+    orientation = nib.io_orientation(image.affine)
+    extent = np.zeros(3)
+    zooms = Geometry(cast(tuple[int, int, int], image.shape[:3]), image.affine).voxel_mm
+    for voxel_axis, (world_axis, _) in enumerate(orientation):
+        extent[int(world_axis)] = image.shape[voxel_axis] * zooms[voxel_axis]
+    return extent
+
+
+def check_run(spec: RunSpec) -> None:
+    """Check the data root, the optimiser, the fold, and that the patch fits the slab and
+    the preprocessed volumes (image headers only). Raises ``ConfigError`` (one line)."""
+    data = spec.data
+    _check(data.root is not None, "data.root", "not set; give data.root=/path/to/bids")
+    root = Path(cast(str, data.root))
+    _check(
+        root.is_dir(),
+        "data.root",
+        f"{root} is not a folder; write the phantom there with `sn-phantom out={root}` "
+        "or give data.root=/path/to/bids",
+    )
+    arguments = getattr(spec.optimizer, "keywords", {})
+    for key, limit in OPTIMISER_LIMITS.items():
+        if key in arguments:
+            value = float(arguments[key])
+            _check(value > 0 if limit == "> 0" else value >= 0, f"optim.{key}", f"invalid {value}")
+    folds, fold = data.splits.folds, spec.trainer.fold
+    _check(fold is None or 0 <= fold < folds, "trainer.fold", f"{fold} not in 0..{folds - 1}")
+    preprocessing, patch = data.preprocessing, np.array(data.patch_size, dtype=float)
+    if preprocessing.slab_slices is not None:
+        _check(
+            patch[2] <= preprocessing.slab_slices,
+            "data.patch_size",
+            f"{list(data.patch_size)} is deeper than the {preprocessing.slab_slices}-slice slab",
+        )
+    if preprocessing.spacing_mm is not None:
+        for echo in sorted(root.glob("sub-*/anat/*_echo-1_part-mag_MEGRE.nii*")):
+            voxels = canonical_extent_mm(echo) / np.array(preprocessing.spacing_mm)
+            _check(
+                not (patch[:2] > np.floor(voxels[:2]) + 1).any(),
+                "data.patch_size",
+                f"{list(data.patch_size)} is larger than the preprocessed volume "
+                f"{[int(v) for v in voxels]} of {echo.name}",
+            )

@@ -1,0 +1,240 @@
+"""One training run from typed settings: check, build, train, evaluate the best weights, track.
+
+``sn-train`` and every Ray Tune trial of ``sn-sweep`` call ``train_and_evaluate``; a
+sweep's ensemble calls ``evaluate_ensemble``. Both evaluate and log through one function.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchio as tio
+from torch import nn
+
+from sn_platform.data.bids import SubjectRecord
+from sn_platform.data.loaders import patch_loader, subjects_dataset, training_queue
+from sn_platform.data.settings import DataSettings
+from sn_platform.errors import ConfigError
+from sn_platform.evaluation.outputs import write_evaluation
+from sn_platform.inference.predictor import InferenceSettings
+from sn_platform.models.ensemble import ProbabilityEnsemble
+from sn_platform.models.factory import build_module
+from sn_platform.runtime import Runtime, seed_everything
+from sn_platform.tracking import RunLogger
+from sn_platform.tracking.settings import TrackingSettings
+from sn_platform.training.checks import check_run
+from sn_platform.training.engine import (
+    BEST_WEIGHTS,
+    LAST_CHECKPOINT,
+    Progress,
+    Trainer,
+    load_best_weights,
+    read_checkpoint,
+)
+from sn_platform.training.settings import TrainerSettings
+from sn_platform.training.subjects import SubjectSplit, split_subjects, truth_label_paths
+from sn_platform.training.tracked import log_model, tracked_run
+from sn_platform.training.validation import Validator
+
+Report = Callable[[Mapping[str, float], int], None]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs, typed: what ``conf/config.yaml`` composes, built.
+
+    ``model`` stays plain data (``_target_`` and arguments) so the logged model can be
+    rebuilt anywhere; ``config`` is the resolved config, logged as parameters and YAML.
+    """
+
+    name: str
+    seed: int
+    data: DataSettings
+    trainer: TrainerSettings
+    inference: InferenceSettings
+    tracking: TrackingSettings
+    model: Mapping[str, Any]
+    loss: nn.Module
+    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+    augmentation: tio.Transform | None
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run sits: its epoch callback, checkpoint folder and place in a sweep."""
+
+    report: Report | None = None
+    checkpoint_dir: Path | None = None
+    parent_run_id: str | None = None
+    run_key: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingOutcome:
+    """What a run produced: final metrics (best weights), per-subject rows, the model."""
+
+    metrics: dict[str, float]
+    progress: Progress
+    checkpoint_dir: Path
+    run_id: str | None = None
+    model_uri: str | None = None
+    evaluations: dict[str, Any] = field(default_factory=dict)
+
+
+def _prepare_checkpoints(directory: Path, resume: bool) -> dict[str, Any] | None:
+    if resume:
+        return read_checkpoint(directory)
+    for name in (LAST_CHECKPOINT, BEST_WEIGHTS):
+        (directory / name).unlink(missing_ok=True)
+    return None
+
+
+def _validator(
+    spec: RunSpec, runtime: Runtime, records: Sequence[SubjectRecord], prefix: str
+) -> Validator:
+    """Whole-volume evaluation of ``records`` (against truth too, where the data has it)."""
+    label = spec.data.label
+    truth = truth_label_paths(Path(str(spec.data.root)), records, label)
+    return Validator(
+        records, spec.data.preprocessing, spec.inference, runtime, label, truth, prefix
+    )
+
+
+def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> TrainingOutcome:
+    """Train one model as ``spec`` says, evaluate its best weights, and track it.
+
+    ``context`` places the run in a sweep (report callback, checkpoint folder, parent
+    MLflow run, run key that a restarted trial reuses, extra tags).
+    """
+    context = context or RunContext()
+    check_run(spec)
+    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision)
+    seed_everything(spec.seed, spec.trainer.deterministic)
+    subjects = split_subjects(spec.data, spec.trainer.fold)
+    directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
+    checkpoint = _prepare_checkpoints(directory, spec.trainer.resume)
+    resumed_run_id = (checkpoint or {}).get("extra", {}).get("mlflow_run_id")
+    with tracked_run(spec, subjects, runtime, context, resumed_run_id) as tracker:
+        return _train(spec, runtime, subjects, directory, checkpoint, context.report, tracker)
+
+
+def _train(
+    spec: RunSpec,
+    runtime: Runtime,
+    subjects: SubjectSplit,
+    directory: Path,
+    checkpoint: Mapping[str, Any] | None,
+    report: Report | None,
+    tracker: RunLogger | None,
+) -> TrainingOutcome:
+    data = spec.data
+    model = build_module(spec.model)
+    dataset = subjects_dataset(subjects.train, data.preprocessing, spec.augmentation, data.label)
+
+    def make_batches() -> Any:
+        queue = training_queue(
+            dataset,
+            data.patch_size,
+            data.samples_per_volume,
+            data.queue_length,
+            data.label_probabilities,
+            data.num_workers,
+        )
+        return patch_loader(queue, data.batch_size)
+
+    validate = (
+        _validator(spec, runtime, subjects.validation, "val") if subjects.validation else None
+    )
+    trainer = Trainer(
+        model,
+        spec.loss,
+        spec.optimizer(model.parameters()),
+        data.preprocessing,
+        spec.trainer,
+        runtime,
+        directory,
+    )
+    if checkpoint is not None:
+        trainer.resume(checkpoint)
+
+    def on_epoch(metrics: Mapping[str, float], epoch: int) -> None:
+        if tracker is not None:
+            tracker.log_metrics(metrics, epoch)
+        if report is not None:
+            report(metrics, epoch)
+
+    batches = math.ceil(len(subjects.train) * data.samples_per_volume / data.batch_size)
+    run_id = None if tracker is None else tracker.run_id
+    progress = trainer.fit(make_batches, validate, on_epoch, batches, {"mlflow_run_id": run_id})
+    load_best_weights(model, directory)
+    evaluators = [validate] if validate is not None else []
+    if spec.trainer.evaluate_test and subjects.test:
+        evaluators.append(_validator(spec, runtime, subjects.test, "test"))
+    outcome = TrainingOutcome(
+        {"best/epoch": float(progress.best_epoch)}, progress, directory, run_id
+    )
+    _evaluate_and_log(spec, model, dict(spec.model), evaluators, outcome, tracker)
+    return outcome
+
+
+def evaluate_ensemble(
+    spec: RunSpec, weight_files: Sequence[Path], context: RunContext | None = None
+) -> TrainingOutcome:
+    """The mean-probability ensemble of trained copies of ``spec.model`` (say, the fold
+    models of a sweep's best configuration), evaluated on the test split, tracked and
+    logged as one model like a training run."""
+    context = context or RunContext()
+    check_run(spec)
+    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision)
+    subjects = split_subjects(spec.data, spec.trainer.fold)
+    if not subjects.test:
+        raise ConfigError("data.splits.test_fraction: an ensemble is evaluated on a test split")
+    model = ProbabilityEnsemble(spec.model, len(weight_files))
+    for network, path in zip(model.members, weight_files, strict=True):
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model_config = {"_target_": f"{ProbabilityEnsemble.__module__}.ProbabilityEnsemble",
+                    "member": dict(spec.model), "count": len(weight_files)}  # fmt: skip
+    directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
+    with tracked_run(spec, subjects, runtime, context, None) as tracker:
+        outcome = TrainingOutcome(
+            {"ensemble/members": float(len(weight_files))},
+            Progress(),
+            directory,
+            None if tracker is None else tracker.run_id,
+        )
+        evaluator = _validator(spec, runtime, subjects.test, "test")
+        _evaluate_and_log(
+            spec, model.to(runtime.device), model_config, [evaluator], outcome, tracker
+        )
+        return outcome
+
+
+def _evaluate_and_log(
+    spec: RunSpec,
+    model: nn.Module,
+    model_config: dict[str, Any],
+    evaluators: Sequence[Validator],
+    outcome: TrainingOutcome,
+    tracker: RunLogger | None,
+) -> None:
+    """Evaluate the final weights, write and log the tables and plots, log the model."""
+    for evaluator in evaluators:
+        evaluation = evaluator.evaluate(model)
+        outcome.evaluations[evaluator.prefix] = evaluation
+        outcome.metrics |= {f"best/{k}": v for k, v in evaluation.metrics.items()}
+        folder = outcome.checkpoint_dir / "evaluation"
+        files = write_evaluation(evaluation, evaluator.cases, folder, evaluator.prefix)
+        if tracker is not None:
+            for path in files:
+                tracker.log_artifact(path, "evaluation")
+    if tracker is not None:
+        tracker.log_metrics(outcome.metrics, outcome.progress.epoch)
+        if spec.tracking.log_model:
+            outcome.model_uri = log_model(spec, tracker, model, model_config, outcome.metrics)

@@ -1,0 +1,65 @@
+"""The subjects of one run: discovered, validated and split by the saved fold file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sn_platform.data.bids import SubjectRecord, discover_subjects, label_path, validate_subject
+from sn_platform.data.settings import DataSettings
+from sn_platform.data.splits import Splits, load_or_create_splits
+
+
+@dataclass
+class SubjectSplit:
+    """The records of one run: training, validation (may be empty) and test subjects."""
+
+    train: list[SubjectRecord]
+    validation: list[SubjectRecord]
+    test: list[SubjectRecord]
+    splits: Splits
+
+    @property
+    def all(self) -> list[SubjectRecord]:
+        """Every record of the run."""
+        return [*self.train, *self.validation, *self.test]
+
+
+def split_subjects(data: DataSettings, fold: int | None) -> SubjectSplit:
+    """Discover and validate the dataset; pick the subjects of ``fold`` (None: all
+    development subjects train, none validate)."""
+    spec = data.preprocessing
+    records = discover_subjects(
+        Path(str(data.root)),
+        n_echoes=max(spec.echoes),
+        label_source=data.label_source,
+        labels=(data.label,),
+        optional_labels=(spec.slab_reference,) if spec.slab_slices is not None else (),
+    )
+    for record in records:
+        validate_subject(record)
+    splits = load_or_create_splits(
+        data.splits.file,
+        {r.participant_id: r.group or "n/a" for r in records},
+        data.splits.folds,
+        data.splits.seed,
+        data.splits.test_fraction,
+    )
+    by_id = {r.participant_id: r for r in records}
+    if fold is None:
+        train_ids, validation_ids = splits.development, list[str]()
+    else:
+        train_ids, validation_ids = splits.fold(fold)
+    return SubjectSplit(
+        train=[by_id[i] for i in train_ids],
+        validation=[by_id[i] for i in validation_ids],
+        test=[by_id[i] for i in splits.test],
+        splits=splits,
+    )
+
+
+def truth_label_paths(root: Path, records: Sequence[SubjectRecord], label: str) -> dict[str, Path]:
+    """Truth labels (``derivatives/truth``, phantom data) of the records that have one."""
+    paths = {r.participant_id: label_path(root, "truth", r.participant_id, label) for r in records}
+    return {k: v for k, v in paths.items() if v.exists()}
