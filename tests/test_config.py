@@ -17,6 +17,7 @@ from sn_platform.inference.options import InferenceOptions, QualityLimits, RaySe
 from sn_platform.inference.predictor import InferenceSettings
 from sn_platform.models.vnet import VNet
 from sn_platform.phantom.generator import PhantomConfig, SiteProtocol
+from sn_platform.sweep.settings import CrossValidation, TuneSettings
 from sn_platform.sweep.space import search_space
 from sn_platform.tracking.settings import TrackingSettings
 from sn_platform.training.assembly import run_spec
@@ -113,9 +114,16 @@ def test_a_bad_setting_names_its_key():
 @pytest.mark.parametrize("tune", _options("tune"))
 @pytest.mark.parametrize("space", _options("tune/space"))
 def test_tune_options_and_spaces_compose(tune, space):
-    cfg = _compose(f"tune={tune}", f"tune/space={space}", name="sweep")
-    assert set(search_space(cfg.tune.space)) == set(cfg.tune.space)
-    assert cfg.tune.final in ("refit", "ensemble") and cfg.tune.selection
+    settings = build(_compose(f"tune={tune}", f"tune/space={space}", name="sweep"), "tune")
+    assert isinstance(settings, TuneSettings) and isinstance(settings.cv, CrossValidation)
+    assert set(search_space(settings.space)) == set(settings.space)
+    assert settings.selection and settings.resources_per_trial["cpu"] >= 1.0
+
+
+def test_optuna_with_asha_over_several_folds_is_refused():
+    cfg = _compose("tune.search_alg=optuna", "tune.scheduler=asha", "tune.cv.folds=2", name="sweep")
+    with pytest.raises(ValueError, match="tune: scheduler: ASHA cannot compare Optuna trials"):
+        build(cfg, "tune")
 
 
 def test_infer_options_default_to_the_models_own():

@@ -1,7 +1,7 @@
 """Spacing-aware segmentation metrics on binary masks (X, Y, Z).
 
-Definitions follow nnU-Net and MONAI: Dice and IoU from TP/FP/FN counts, NaN when both
-masks are empty; surfaces are the mask voxels removed by one binary erosion, and surface
+Definitions follow nnU-Net and MONAI: Dice from TP/FP/FN counts, NaN when both masks are
+empty; surfaces are the mask voxels removed by one binary erosion, and surface
 distances are Euclidean in mm between surface voxel centres.
 """
 
@@ -37,24 +37,9 @@ def dice(prediction: NDArray, reference: NDArray) -> float:
     return float(2 * tp / denominator) if denominator else float("nan")
 
 
-def iou(prediction: NDArray, reference: NDArray) -> float:
-    """Intersection over union (Jaccard) ``TP / (TP + FP + FN)``; NaN if both are empty."""
-    tp, fp, fn = confusion_counts(prediction, reference)
-    denominator = tp + fp + fn
-    return float(tp / denominator) if denominator else float("nan")
-
-
 def volume_mm3(mask: NDArray, spacing_mm: Spacing) -> float:
     """Volume (mm^3) of a mask with voxel spacing ``spacing_mm``."""
     return float(np.count_nonzero(mask) * np.prod(spacing_mm))
-
-
-def relative_volume_difference(prediction: NDArray, reference: NDArray) -> float:
-    """``(V_pred - V_ref) / V_ref``; NaN when the reference is empty."""
-    reference_voxels = np.count_nonzero(reference)
-    if reference_voxels == 0:
-        return float("nan")
-    return float((np.count_nonzero(prediction) - reference_voxels) / reference_voxels)
 
 
 def surface(mask: NDArray) -> Mask:
@@ -82,17 +67,6 @@ def hausdorff_95_mm(prediction: NDArray, reference: NDArray, spacing_mm: Spacing
     forward = directed_surface_distances_mm(prediction, reference, spacing_mm)
     backward = directed_surface_distances_mm(reference, prediction, spacing_mm)
     return float(max(np.percentile(forward, 95), np.percentile(backward, 95)))
-
-
-def average_symmetric_surface_distance_mm(
-    prediction: NDArray, reference: NDArray, spacing_mm: Spacing
-) -> float:
-    """Mean of all surface-to-surface distances in both directions (mm); NaN if one is empty."""
-    if not np.any(prediction) or not np.any(reference):
-        return float("nan")
-    forward = directed_surface_distances_mm(prediction, reference, spacing_mm)
-    backward = directed_surface_distances_mm(reference, prediction, spacing_mm)
-    return float((forward.sum() + backward.sum()) / (forward.size + backward.size))
 
 
 def hemisphere_volumes_mm3(

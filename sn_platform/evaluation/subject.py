@@ -106,12 +106,11 @@ def evaluate_case(
     """
     spacing = case.spacing_mm
     axis = axial_axis(case.affine)
-    voxel_mm3 = float(np.prod(spacing))
     left, right = metrics.hemisphere_volumes_mm3(prediction, case.affine)
     row: dict[str, Any] = {
         "participant_id": f"sub-{case.participant_id}",
         "group": case.group,
-        "sn_volume_mm3": float(prediction.sum()) * voxel_mm3,
+        "sn_volume_mm3": metrics.volume_mm3(prediction, spacing),
         "sn_volume_left_mm3": left,
         "sn_volume_right_mm3": right,
         **subject_measures(case, prediction),
@@ -123,7 +122,7 @@ def evaluate_case(
         row |= {
             "dsc": dsc,
             "hd95_mm": hd95,
-            "manual_volume_mm3": float(manual.sum()) * voxel_mm3,
+            "manual_volume_mm3": metrics.volume_mm3(manual, spacing),
             "slices_in_agreement": metrics.slices_in_agreement(
                 prediction, manual, _slices_with(field_of_view, axis), axis=axis
             ),

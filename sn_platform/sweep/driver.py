@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from ray import tune
 
 from sn_platform import tracking
+from sn_platform.composition import build
 from sn_platform.data.io import write_text
 from sn_platform.errors import ConfigError
 from sn_platform.evaluation import plots
@@ -32,16 +33,14 @@ from sn_platform.sweep.compose import absolute, compose_training, pinned_paths, 
 from sn_platform.sweep.final import collect_fold_weights, final_model
 from sn_platform.sweep.leaderboard import FoldResult, aggregate, rank
 from sn_platform.sweep.registration import register_champion
+from sn_platform.sweep.settings import TuneSettings
 from sn_platform.sweep.space import override, sample_configurations, search_space
 from sn_platform.sweep.trial import run_trial
 from sn_platform.tracking.server import private_endpoint
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.checks import check_run
+from sn_platform.training.run import RunSpec
 from sn_platform.training.subjects import split_subjects
-
-SEARCH_ALGORITHMS = ("random", "optuna")
-SCHEDULERS = ("asha", "none")
-FINAL_MODELS = ("refit", "ensemble")
 
 
 class SweepInterrupted(RuntimeError):
@@ -60,29 +59,13 @@ class SweepOutcome:
     refit_metrics: dict[str, float]
 
 
-def _check_tune_settings(tune_cfg: DictConfig, cfg: DictConfig) -> None:
-    if tune_cfg.search_alg not in SEARCH_ALGORITHMS:
-        raise ConfigError(f"tune.search_alg: {tune_cfg.search_alg!r} not in {SEARCH_ALGORITHMS}")
-    if tune_cfg.scheduler not in SCHEDULERS:
-        raise ConfigError(f"tune.scheduler: {tune_cfg.scheduler!r} not in {SCHEDULERS}")
-    folds = int(tune_cfg.cv.folds)
-    if not 1 <= folds <= int(cfg.data.splits.folds):
-        raise ConfigError(f"tune.cv.folds: {folds} not in 1..{cfg.data.splits.folds}")
-    if tune_cfg.search_alg == "optuna" and tune_cfg.scheduler == "asha" and folds > 1:
-        raise ConfigError(
-            "tune.scheduler: ASHA cannot compare Optuna trials that run several folds "
-            "in turn; use tune.scheduler=none or tune.search_alg=random"
-        )
-    if tune_cfg.final not in FINAL_MODELS:
-        raise ConfigError(f"tune.final: {tune_cfg.final!r} not in {FINAL_MODELS}")
-    if tune_cfg.mode not in ("max", "min"):
-        raise ConfigError(f"tune.mode: {tune_cfg.mode!r} not in ('max', 'min')")
-    if not tune_cfg.selection:
-        raise ConfigError("tune.selection: give at least one metric and its weight")
+def _check_folds(tune: TuneSettings, spec: RunSpec) -> None:
+    if tune.cv.folds > spec.data.splits.folds:
+        raise ConfigError(f"tune.cv.folds: {tune.cv.folds} not in 1..{spec.data.splits.folds}")
 
 
 def _param_space(
-    tune_cfg: DictConfig, space: dict[str, Any], folds: list[int], base: list[str]
+    tune_cfg: TuneSettings, space: dict[str, Any], folds: list[int], base: list[str]
 ) -> tuple[dict[str, Any], Any]:
     """The Tune param space and search algorithm; checks every sampled config composes."""
     if tune_cfg.search_alg == "optuna":
@@ -104,7 +87,7 @@ def _param_space(
     return {"variant": tune.grid_search(variants)}, None
 
 
-def _scheduler(tune_cfg: DictConfig, max_epochs: int) -> Any:
+def _scheduler(tune_cfg: TuneSettings, max_epochs: int) -> Any:
     if tune_cfg.scheduler == "none":
         return None
     return tune.schedulers.ASHAScheduler(
@@ -172,9 +155,9 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
     cfg : the composed ``sweep`` config (training config + ``tune`` + ``ray``)
     overrides : the command-line overrides; the training ones are passed to every trial
     """
-    tune_cfg = cfg.tune
-    _check_tune_settings(tune_cfg, cfg)
+    tune_cfg: TuneSettings = build(cfg, "tune")
     spec = run_spec(cfg)
+    _check_folds(tune_cfg, spec)
     check_run(spec)
     try:
         space = search_space(tune_cfg.space)
@@ -193,7 +176,7 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
         )
     split_subjects(spec.data, spec.trainer.fold)  # validates the data, writes the splits once
     uri = tracking.absolute_uri(str(cfg.tracking.uri))
-    resources = {k: float(v) for k, v in tune_cfg.resources_per_trial.items()}
+    resources = dict(tune_cfg.resources_per_trial)
     threads = max(1, int(resources.get("cpu", 1)))
     with private_endpoint(uri, absolute(cfg.tracking.artifact_location)) as endpoint:
         base = [*training_overrides(overrides), *pinned_paths(cfg, endpoint)]

@@ -1,0 +1,83 @@
+"""The ``tune`` config group as one typed object: the search, its schedule and the final model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SEARCH_ALGORITHMS = ("random", "optuna")
+SCHEDULERS = ("asha", "none")
+FINAL_MODELS = ("refit", "ensemble")
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """``folds``: the folds of the saved split every configuration runs on (>= 1)."""
+
+    folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.folds < 1:
+            raise ValueError(f"cv.folds must be >= 1, got {self.folds}")
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """A cross-validated sweep.
+
+    Parameters
+    ----------
+    name : folder under ``storage_path``; resume it with ``resume``
+    space : config key (or group) -> one distribution (see ``sweep.space``)
+    num_samples : random draws (times every grid combination)
+    search_alg : ``random`` (configurations drawn up front, folds in parallel) or ``optuna``
+    scheduler : ``asha`` or ``none``; ``scheduler_metric``, ``grace_period`` (epochs) and
+        ``reduction_factor`` configure ASHA
+    resources_per_trial : Ray resources of a trial, e.g. ``{cpu: 2, gpu: 0.5}``
+    max_failures : restarts of a failed trial from its last epoch
+    cv : the cross-validation folds
+    selection : leaderboard score = sum(weight * metric); ``mode`` max or min
+    final : ``refit`` on all development subjects, or the ``ensemble`` of the fold models
+    alias : registry alias of the final model
+    """
+
+    name: str = "sn-sweep"
+    storage_path: str = "ray_results"
+    resume: bool = False
+    space: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    num_samples: int = 4
+    seed: int = 0
+    search_alg: str = "random"
+    scheduler: str = "asha"
+    scheduler_metric: str = "val/dsc"
+    grace_period: int = 3
+    reduction_factor: float = 2.0
+    max_concurrent_trials: int | None = None
+    resources_per_trial: Mapping[str, float] = field(default_factory=lambda: {"cpu": 1})
+    max_failures: int = 2
+    verbose: int = 1
+    cv: CrossValidation = field(default_factory=CrossValidation)
+    selection: Mapping[str, float] = field(default_factory=lambda: {"val/dsc": 1.0})
+    mode: str = "max"
+    final: str = "refit"
+    alias: str = "champion"
+
+    def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("search_alg", self.search_alg, SEARCH_ALGORITHMS),
+            ("scheduler", self.scheduler, SCHEDULERS),
+            ("final", self.final, FINAL_MODELS),
+            ("mode", self.mode, ("max", "min")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{key} {value!r} not in {allowed}")
+        if not self.selection:
+            raise ValueError("selection: give at least one metric and its weight")
+        if self.search_alg == "optuna" and self.scheduler == "asha" and self.cv.folds > 1:
+            raise ValueError(
+                "scheduler: ASHA cannot compare Optuna trials that run several folds "
+                "in turn; use tune.scheduler=none or tune.search_alg=random"
+            )
+        resources = {key: float(value) for key, value in self.resources_per_trial.items()}
+        object.__setattr__(self, "resources_per_trial", resources)
