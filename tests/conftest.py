@@ -6,20 +6,28 @@ from pathlib import Path
 
 import pytest
 
-from sn_platform.phantom.generator import PhantomConfig, SubjectPlan
+from sn_platform.phantom.generator import PhantomConfig, SiteProtocol, SubjectPlan
 from sn_platform.phantom.writer import generate_cohort
+
+# Test cohorts are a half-size head (head_scale) in a 136 x 136 x 40 mm slab, with the
+# midbrain up to 8 mm off-centre: air around the head and an off-centre midbrain at the
+# method's voxel size, like the real 220 mm field of view, at 40 % of its voxels.
+SMALL_HEAD_FOV_MM = (136.0, 136.0, 40.0)
+SMALL_HEAD = {"head_scale": 0.5, "midbrain_offset_mm": (8.0, 8.0, 5.0)}
 
 
 @pytest.fixture(scope="session")
 def phantom_config() -> PhantomConfig:
-    return PhantomConfig(subjects=4, seed=11)
+    return PhantomConfig(
+        subjects=4, seed=11, sites=(SiteProtocol(fov_mm=SMALL_HEAD_FOV_MM),), **SMALL_HEAD
+    )
 
 
 @pytest.fixture(scope="session")
 def phantom_cohort(
     tmp_path_factory: pytest.TempPathFactory, phantom_config: PhantomConfig
 ) -> tuple[Path, list[SubjectPlan]]:
-    """Four subjects (2 HC, 2 PD) of the default site written as BIDS."""
+    """Four subjects (2 HC, 2 PD) of site A's protocol, small head, written as BIDS."""
     root = tmp_path_factory.mktemp("phantom")
     plans = generate_cohort(root, phantom_config, n_jobs=2)
     return root, plans
@@ -27,14 +35,26 @@ def phantom_cohort(
 
 @pytest.fixture(scope="session")
 def two_site_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Eight subjects (4 HC, 4 PD) from sites A (RAS) and B (LAS), as ``sn-phantom`` writes."""
+    """Eight subjects (4 HC, 4 PD) from sites A (RAS) and B (LAS), as ``sn-phantom`` writes,
+    with the small test head and field of view."""
     from hydra import compose, initialize_config_dir
 
     from sn_platform.cli import phantom_config
     from sn_platform.composition import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="phantom", overrides=["subjects=8", "seed=5"])
+        cfg = compose(
+            config_name="phantom",
+            overrides=[
+                "subjects=8",
+                "seed=5",
+                # SMALL_HEAD_FOV_MM and SMALL_HEAD; site B's in whole 0.6 x 0.6 x 1.2 mm voxels.
+                "site_catalog.A.fov_mm=[136.0,136.0,40.0]",
+                "site_catalog.B.fov_mm=[136.2,136.2,40.8]",
+                "generator.head_scale=0.5",
+                "generator.midbrain_offset_mm=[8.0,8.0,5.0]",
+            ],
+        )
     root = tmp_path_factory.mktemp("two_site")
     generate_cohort(root, phantom_config(cfg), n_jobs=2)
     return root
