@@ -96,7 +96,13 @@ def _train_app(cfg: DictConfig) -> None:
         raise SystemExit(f"sn-train: {error}") from None
     shown = {k: round(v, 4) for k, v in outcome.metrics.items()}
     print(f"sn-train: best epoch {outcome.progress.best_epoch}; {shown}")
-    if outcome.run_id is not None:
+    if outcome.tracking_pending:
+        folder = outcome.tracking_folder
+        print(
+            f"sn-train: the tracking store {spec.tracking.uri} did not answer; the run's history "
+            f"is kept in {folder}; upload it later with: sn-track sync {folder}"
+        )
+    elif outcome.run_id is not None:
         print(f"sn-train: MLflow run {outcome.run_id} in {spec.tracking.uri}")
         if outcome.model_uri is not None:
             print(f"sn-train: model {outcome.model_uri} (also runs:/{outcome.run_id}/model)")
@@ -184,3 +190,32 @@ def _infer_app(cfg: DictConfig) -> None:
 
 
 infer = _guarded("sn-infer", _infer_app)
+
+
+def track(arguments: Sequence[str] | None = None) -> None:
+    """``sn-track sync FOLDER [--uri URI]``: upload a run's buffered tracking history (the
+    ``tracking/`` folder beside its checkpoints) once the store answers again."""
+    import argparse
+
+    from sn_platform import tracking
+
+    parser = argparse.ArgumentParser(prog="sn-track", description=track.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sync = commands.add_parser("sync", help="deliver a run's buffered history to its store")
+    sync.add_argument("folder", type=Path, help="the run's tracking folder")
+    sync.add_argument("--uri", help="deliver to this store instead of the recorded one")
+    args = parser.parse_args(arguments)
+    before = tracking.buffer.Journal(args.folder)
+    try:
+        pending = before.pending() if before.exists() else 0
+        state = tracking.sync(args.folder, args.uri)
+    except FileNotFoundError as error:
+        raise SystemExit(f"sn-track: {error}") from None
+    except Exception as error:  # the store's or the network's error, whatever its type
+        raise SystemExit(
+            f"sn-track: {args.folder}: the store does not take it yet ({one_line(error)})"
+        ) from None
+    print(
+        f"sn-track: {pending} records delivered to {state['uri']}; run {state['run_id']}"
+        + (f", model {state['model_uri']}" if state["model_uri"] else "")
+    )
