@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sn_platform.composition import CONFIG_DIR, build
-from sn_platform.errors import ConfigError, one_line
+from sn_platform.errors import ConfigError, StorageError, one_line
 
 if TYPE_CHECKING:
     from sn_platform.phantom.generator import PhantomConfig
@@ -92,7 +92,7 @@ def _train_app(cfg: DictConfig) -> None:
     try:
         spec = run_spec(cfg)
         outcome = train_and_evaluate(spec)
-    except (ConfigError, DataValidationError) as error:
+    except (ConfigError, DataValidationError, StorageError) as error:
         raise SystemExit(f"sn-train: {error}") from None
     shown = {k: round(v, 4) for k, v in outcome.metrics.items()}
     print(f"sn-train: best epoch {outcome.progress.best_epoch}; {shown}")
@@ -124,7 +124,7 @@ def _sweep_app(cfg: DictConfig) -> None:
 
     try:
         outcome = run_sweep(cfg, list(HydraConfig.get().overrides.task))
-    except (ConfigError, DataValidationError, SweepInterrupted) as error:
+    except (ConfigError, DataValidationError, SweepInterrupted, StorageError) as error:
         raise SystemExit(f"sn-sweep: {error}") from None
     columns = ["rank", "config_id", *cfg.tune.space, "score", *cfg.tune.selection]
     rows = [{c: entry.get(c, "n/a") for c in columns} for entry in outcome.leaderboard]
@@ -175,7 +175,10 @@ def _infer_app(cfg: DictConfig) -> None:
     else:
         engine = local_engine(segmenters, job)
     start = time.perf_counter()
-    rows, errors = write_reports(job.output, engine(participant_ids), uris, job.root)
+    try:
+        rows, errors = write_reports(job.output, engine(participant_ids), uris, job.root)
+    except StorageError as error:
+        raise SystemExit(f"sn-infer: {error}; finished subjects are kept and skipped") from None
     flagged = sum(r["qc_flag"] != "ok" for r in rows)
     print(
         f"sn-infer: {len(rows)} of {len(participant_ids)} subjects segmented "

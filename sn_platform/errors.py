@@ -7,6 +7,11 @@ class ConfigError(ValueError):
     """A composed config that cannot run; the message names the key and the fix."""
 
 
+class StorageError(OSError):
+    """A write the disk refused (full, over quota); the message names the file and says the
+    earlier version is intact."""
+
+
 def one_line(error: BaseException, limit: int = 300) -> str:
     """An exception's message on one line, at most ``limit`` characters (its type name when
     it has no message)."""

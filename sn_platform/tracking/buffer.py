@@ -218,6 +218,7 @@ class BufferedRun:
         self.journal = journal
         self.retry_s = retry_s
         self.error: str | None = None
+        self._unwritable = False
         self._wake = threading.Event()
         self._closing = False
         self._thread = threading.Thread(target=self._deliver_loop, name="sn-track", daemon=True)
@@ -260,7 +261,13 @@ class BufferedRun:
         return self.journal.folder
 
     def _record(self, record: Mapping[str, Any]) -> None:
-        self.journal.append(record)
+        try:
+            self.journal.append(record)
+        except OSError as error:  # tracking never kills the work, not even on a full disk
+            if not self._unwritable:
+                _warn(f"cannot write the tracking journal in {self.folder}: {one_line(error)}")
+            self._unwritable = True
+            return
         if self.error is None:
             self._wake.set()
 
