@@ -149,16 +149,19 @@ def _infer_app(cfg: DictConfig) -> None:
     from sn_platform import tracking
     from sn_platform.data.bids import DataValidationError
     from sn_platform.inference.batch import local_engine, prepare, select_subjects, write_reports
+    from sn_platform.inference.model_uris import check_model_uri
     from sn_platform.inference.options import BatchJob
 
     missing = [key for key in ("input", "output") if OmegaConf.is_missing(cfg, key)]
     if missing:
         raise SystemExit(f"sn-infer: give {' and '.join(f'{k}=PATH' for k in missing)}")
+    uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
     try:
         job = BatchJob(Path(cfg.input), Path(cfg.output), build(cfg, "infer"), cfg.label_source)
+        for uri in uris:
+            check_model_uri(uri, bool(cfg.allow_remote_code))
     except ConfigError as error:
         raise SystemExit(f"sn-infer: {error}") from None
-    uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
     tracking_uri = tracking.absolute_uri(str(cfg.tracking.uri))
     load_segmenters = partial(tracking.load_segmenters, uris, tracking_uri)
     try:

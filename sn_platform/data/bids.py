@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sn_platform.errors import one_line
+
+BIDS_LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
 class DataValidationError(ValueError):
@@ -115,6 +118,12 @@ def discover_subjects(
         raise DataValidationError(root, "dataset folder does not exist")
     found = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
     wanted = found if subjects is None else [str(s).removeprefix("sub-") for s in subjects]
+    for participant_id in wanted:
+        if not BIDS_LABEL.fullmatch(participant_id):
+            raise DataValidationError(
+                root / f"sub-{participant_id}",
+                "not a BIDS participant label (letters and digits only)",
+            )
     unknown = sorted(set(wanted) - set(found))
     if unknown:
         raise DataValidationError(root, f"no folder for subjects {', '.join(unknown)}")

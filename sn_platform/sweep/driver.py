@@ -27,7 +27,7 @@ from ray import tune
 
 from sn_platform import tracking
 from sn_platform.data.io import write_text
-from sn_platform.errors import ConfigError, one_line
+from sn_platform.errors import ConfigError, folder_name, one_line
 from sn_platform.evaluation import plots
 from sn_platform.evaluation.tables import write_table
 from sn_platform.sweep.compose import absolute, compose_training, pinned_paths, training_overrides
@@ -64,6 +64,7 @@ class SweepOutcome:
 
 
 def _check_tune_settings(tune_cfg: DictConfig, cfg: DictConfig) -> None:
+    folder_name("tune.name", tune_cfg.name)
     if tune_cfg.search_alg not in SEARCH_ALGORITHMS:
         raise ConfigError(f"tune.search_alg: {tune_cfg.search_alg!r} not in {SEARCH_ALGORITHMS}")
     if tune_cfg.scheduler not in SCHEDULERS:

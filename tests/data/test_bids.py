@@ -137,3 +137,10 @@ def test_subject_selection_and_unknown_subject(tmp_path):
     assert [r.participant_id for r in discover_subjects(root, subjects=["sub-02"])] == ["02"]
     with pytest.raises(DataValidationError, match="no folder for subjects 07"):
         discover_subjects(root, subjects=["07"])
+
+
+@pytest.mark.parametrize("wanted", ["../x", "01/../../etc", "sub-../", "0 1", "é1"])
+def test_a_participant_label_cannot_lead_out_of_the_dataset(tmp_path, wanted):
+    root = _tiny_dataset(tmp_path)
+    with pytest.raises(DataValidationError, match="not a BIDS participant label"):
+        discover_subjects(root, subjects=[wanted])
