@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,11 +28,12 @@ from sn_platform.data.bids import (
     validate_subject,
 )
 from sn_platform.data.io import write_nifti, write_text
-from sn_platform.errors import one_line
+from sn_platform.errors import StorageError, one_line
 from sn_platform.evaluation import plots
 from sn_platform.evaluation.cohort import agreement_report
 from sn_platform.evaluation.subject import evaluate_case, load_reference_case
 from sn_platform.evaluation.tables import table_text
+from sn_platform.inference.claims import share_work
 from sn_platform.inference.options import BatchJob, InferenceOptions
 from sn_platform.inference.postprocess import keep_largest_component_per_hemisphere
 from sn_platform.inference.predictor import NativePrediction, Segmenter
@@ -141,6 +143,8 @@ def run_subject(
             subjects=[participant_id],
         )
         return {"row": segment_subject(segmenters, record, job.output, job.options)}
+    except StorageError:
+        raise  # a full disk stops the batch: every later subject would fail the same way
     except Exception as error:  # one subject's failure, whatever it is, must not stop the rest
         reason = one_line(error)
         if not isinstance(error, DataValidationError | ValueError | OSError):
@@ -181,14 +185,34 @@ def select_subjects(root: Path, wanted: Iterable[str | int] | None) -> list[str]
 Engine = Callable[[list[str]], list[dict[str, Any]]]
 
 
+def _held_elsewhere(output: Path) -> Callable[[list[str]], None]:
+    def say(held: list[str]) -> None:
+        print(
+            f"sn-infer: {len(held)} subjects are being written by another sn-infer in "
+            f"{output}; waiting for them (sub-{held[0]} first)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return say
+
+
 def local_engine(segmenters: Sequence[Segmenter], job: BatchJob) -> Engine:
-    """Runs subjects one after another in this process, with a progress bar."""
+    """Runs subjects one after another in this process, with a progress bar; another
+    sn-infer on the same output folder shares the work (``claims.share_work``)."""
 
     def run(participant_ids: list[str]) -> list[dict[str, Any]]:
-        bar = tqdm(
-            participant_ids, desc="sn-infer", unit="subject", disable=not job.options.progress
-        )
-        return [run_subject(segmenters, job, participant_id) for participant_id in bar]
+        with tqdm(
+            total=len(participant_ids), desc="sn-infer", unit="subject",
+            disable=not job.options.progress,
+        ) as bar:  # fmt: skip
+
+            def one(participant_id: str) -> dict[str, Any]:
+                result = run_subject(segmenters, job, participant_id)
+                bar.update()
+                return result
+
+            return share_work(job.output, participant_ids, one, _held_elsewhere(job.output))
 
     return run
 

@@ -1,10 +1,13 @@
-"""Tracking: MLflow runs, the logged model and its registry, a private server. The only
-stage that imports MLflow.
+"""Tracking: MLflow runs, the logged model and its registry, a private server, and the
+local journal every training run logs through (``buffer``). The only stage that imports
+MLflow.
 
 A local store is ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/``; a team
 or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.sh``).
 """
 
+from sn_platform.tracking import buffer
+from sn_platform.tracking.buffer import BufferedRun, sync, with_retries
 from sn_platform.tracking.models import (
     SegmenterModel,
     load_segmenter,
@@ -27,9 +30,11 @@ from sn_platform.tracking.server import local_server
 __all__ = [
     "PARENT_TAG",
     "RUN_KEY_TAG",
+    "BufferedRun",
     "RunLogger",
     "SegmenterModel",
     "absolute_uri",
+    "buffer",
     "configure",
     "experiment_id",
     "flatten",
@@ -39,4 +44,6 @@ __all__ = [
     "log_segmenter",
     "register",
     "source_version",
+    "sync",
+    "with_retries",
 ]

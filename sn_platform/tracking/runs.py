@@ -135,10 +135,12 @@ class RunLogger:
         for start in range(0, len(items), BATCH_SIZE):
             self.client.log_batch(self.run_id, params=items[start : start + BATCH_SIZE])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Metrics of one step (epoch)."""
-        now = int(1000 * time.time())
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int, timestamp_ms: int | None = None
+    ) -> None:
+        """Metrics of one step (epoch), stamped ``timestamp_ms`` (ms since the epoch; now)."""
+        stamp = int(1000 * time.time()) if timestamp_ms is None else int(timestamp_ms)
+        items = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
         for start in range(0, len(items), BATCH_SIZE):
             self.client.log_batch(self.run_id, metrics=items[start : start + BATCH_SIZE])
 
@@ -154,6 +156,6 @@ class RunLogger:
         """Upload ``text`` as ``artifact_file``."""
         self.client.log_text(self.run_id, text, artifact_file)
 
-    def finish(self, status: str = "FINISHED") -> None:
-        """Mark the run FINISHED, FAILED or KILLED."""
-        self.client.set_terminated(self.run_id, status=status)
+    def finish(self, status: str = "FINISHED", end_time_ms: int | None = None) -> None:
+        """Mark the run FINISHED, FAILED or KILLED (at ``end_time_ms``; now)."""
+        self.client.set_terminated(self.run_id, status=status, end_time=end_time_ms)
