@@ -313,6 +313,7 @@ def _finish(
     parent.log_metrics(refit["metrics"], 0)
     version = register_champion(cfg, parent.run_id, best, refit, len(members or []))
     parent.set_tags({"sn.champion_version": version})
+    tracking.link_children(parent.run_id, tracking.COMPARED_METRICS, "Runs of this sweep")
     parent.finish()
     return SweepOutcome(
         leaderboard, parent.run_id, experiment_dir, refit["model_uri"], version, refit["metrics"]

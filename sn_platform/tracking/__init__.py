@@ -5,6 +5,8 @@ A local store is ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/``
 or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.sh``).
 """
 
+from sn_platform.tracking.datasets import log_dataset
+from sn_platform.tracking.links import COMPARED_METRICS, link_children, runs_page
 from sn_platform.tracking.models import (
     SegmenterModel,
     load_segmenter,
@@ -25,6 +27,7 @@ from sn_platform.tracking.runs import (
 from sn_platform.tracking.server import local_server
 
 __all__ = [
+    "COMPARED_METRICS",
     "PARENT_TAG",
     "RUN_KEY_TAG",
     "RunLogger",
@@ -33,10 +36,13 @@ __all__ = [
     "configure",
     "experiment_id",
     "flatten",
+    "link_children",
     "load_segmenter",
     "load_segmenters",
     "local_server",
+    "log_dataset",
     "log_segmenter",
     "register",
+    "runs_page",
     "source_version",
 ]

@@ -49,6 +49,11 @@ def _open_run(
     )  # fmt: skip
     if run.client.get_run(run.run_id).data.params:
         return run  # a keyed run restarted before its first checkpoint: all logged already
+    sizes = {"train": subjects.train, "validation": subjects.validation, "test": subjects.test}
+    tracking.log_dataset(
+        run.run_id, Path(str(spec.data.root)), tags["sn.dataset_fingerprint"],
+        {split: len(records) for split, records in sizes.items()},
+    )  # fmt: skip
     run.log_params(tracking.flatten(spec.config))
     run.log_text(yaml.safe_dump(dict(spec.config), sort_keys=False), "config/config.yaml")
     run.log_text(spec.data.preprocessing.to_json(), "config/preprocessing.json")
