@@ -21,6 +21,7 @@ from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.inference.predictor import InferenceSettings
 from sn_platform.models.factory import build_module
 
+pytestmark = pytest.mark.slow  # real subprocesses: a hidden package, the mlflow CLI
 MODEL = "models:/sn-vnet-tiny@champion"
 PATCH = (16, 16, 3)
 NETWORK = {
