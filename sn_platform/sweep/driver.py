@@ -133,16 +133,24 @@ def _fold_results(grid: Any) -> list[FoldResult]:
     return results
 
 
-def _deliver_trial_journals(grid: Any) -> None:
-    """Deliver what finished folds could not (their store was down when they ended)."""
+def _deliver_trial_journals(grid: Any, endpoint: str, name: str) -> None:
+    """Deliver to ``endpoint`` what finished folds could not (their store was down when
+    they ended, or a resumed sweep's server has a new port)."""
     for result in grid:
         metrics = result.metrics or {}
         if not metrics.get("done"):
             continue
         for finished in json.loads(metrics["finished"]).values():
             folder = finished.get("tracking")
-            if folder and Path(folder).exists():
-                tracking.with_retries(partial(tracking.sync, Path(folder)))
+            if not folder or not Path(folder).exists():
+                continue
+            try:
+                tracking.with_retries(partial(tracking.sync, Path(folder), endpoint))
+            except Exception as error:  # whatever the store raises, after every retry
+                raise SweepInterrupted(
+                    f"{folder}: the tracking store does not take this trial's history "
+                    f"({one_line(error, 160)}); resume with tune.resume=true tune.name={name}"
+                ) from None
 
 
 def _start_parent(
@@ -244,7 +252,7 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
                     f"resume with tune.resume=true tune.name={tune_cfg.name}"
                 )
             results = _fold_results(grid)
-            _deliver_trial_journals(grid)
+            _deliver_trial_journals(grid, endpoint, str(tune_cfg.name))
             selection = dict(tune_cfg.selection)
             leaderboard = rank(aggregate(results, len(folds)), selection, tune_cfg.mode)
             members = None
@@ -254,14 +262,23 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
                 )
             state_file = storage / f"{tune_cfg.name}.sn-sweep.json"
             outcome = _finish(
-                cfg, parent, leaderboard, experiment_dir, state_file, base, resources, members
+                cfg,
+                parent,
+                leaderboard,
+                experiment_dir,
+                state_file,
+                endpoint,
+                base,
+                resources,
+                members,
             )
         except SweepInterrupted:
             with contextlib.suppress(Exception):  # the store may be the reason we stop
                 parent.finish("KILLED")
             raise
         except BaseException:
-            parent.finish("FAILED")
+            with contextlib.suppress(Exception):  # the store may be down too: keep the cause
+                parent.finish("FAILED")
             raise
         finally:
             ray.shutdown()
@@ -297,6 +314,7 @@ def _final_model(
 
 def _register(
     cfg: DictConfig,
+    endpoint: str,
     parent: tracking.RunLogger,
     best: Mapping[str, Any],
     final: dict[str, Any],
@@ -305,7 +323,7 @@ def _register(
     """Deliver the final run's journal, log the parent's summary and register the champion;
     its version. Raises when the store does not take it."""
     if final.get("tracking"):
-        delivered = tracking.sync(Path(final["tracking"]))
+        delivered = tracking.sync(Path(final["tracking"]), endpoint)
         final |= {"run_id": delivered["run_id"], "model_uri": delivered["model_uri"]}
     numeric = {k: float(v) for k, v in best.items() if isinstance(v, float) and math.isfinite(v)}
     parent.log_metrics({f"best/{k}": v for k, v in numeric.items()}, 0)
@@ -323,6 +341,7 @@ def _finish(
     leaderboard: list[dict[str, Any]],
     experiment_dir: Path,
     state_file: Path,
+    endpoint: str,
     base: list[str],
     resources: Mapping[str, float],
     members: list[str] | None = None,
@@ -362,7 +381,8 @@ def _finish(
     )
     try:
         version = tracking.with_retries(
-            lambda: _register(cfg, parent, best, final, len(members or [])), REGISTRATION_TRIES
+            lambda: _register(cfg, endpoint, parent, best, final, len(members or [])),
+            REGISTRATION_TRIES,
         )
     except Exception as error:  # whatever the store raises, after every retry
         raise SweepInterrupted(

@@ -241,6 +241,7 @@ class BufferedRun:
         artifact_location, parent_run_id, key)."""
         journal = Journal(folder)
         if resume and journal.exists():
+            journal.update_state(uri=uri)  # the store as configured now (a new server port)
             journal.append({"op": "resume"})
             return cls(journal, retry_s)
         if journal.exists():
