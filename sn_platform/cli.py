@@ -149,7 +149,13 @@ def _infer_app(cfg: DictConfig) -> None:
     if missing:
         raise SystemExit(f"sn-infer: give {' and '.join(f'{k}=PATH' for k in missing)}")
     try:
-        job = BatchJob(Path(cfg.input), Path(cfg.output), build(cfg, "infer"), cfg.label_source)
+        job = BatchJob(
+            Path(cfg.input),
+            Path(cfg.output),
+            build(cfg, "infer"),
+            cfg.label_source,
+            build(cfg, "measures"),
+        )
     except ConfigError as error:
         raise SystemExit(f"sn-infer: {error}") from None
     uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)

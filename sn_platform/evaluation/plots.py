@@ -127,7 +127,9 @@ def save_overlays(
         participant = str(row["participant_id"]).removeprefix("sub-")
         case = cases[participant]
         label = f"{title}: sub-{participant}  DSC {row['dsc']:.3f}"
-        _draw_axial(axis, case.echo1, case.affine, predictions[participant], case.manual, label)
+        _draw_axial(
+            axis, case.echo1, case.affine, predictions[participant], case.manual.get("SN"), label
+        )
     figure.suptitle("echo 1: manual (green) and automatic (red) SN", fontsize=10)
     _save(figure, path)
 

@@ -92,7 +92,6 @@ def log_model(
         model_config,
         spec.data.preprocessing,
         spec.inference,
-        spec.data.label,
     )
     if spec.tracking.register:
         tracking.register(
