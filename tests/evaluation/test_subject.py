@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from sn_platform.data.slab import Slab, place_slab
 from sn_platform.evaluation.cohort import summarise
 from sn_platform.evaluation.measures import nm_volume_ratio
-from sn_platform.data.slab import Slab, place_slab
 from sn_platform.evaluation.settings import MeasureSettings
 from sn_platform.evaluation.subject import ReferenceCase, evaluate_case
 from sn_platform.evaluation.tables import table_text
