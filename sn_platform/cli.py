@@ -155,6 +155,7 @@ def _infer_app(cfg: DictConfig) -> None:
             build(cfg, "infer"),
             cfg.label_source,
             build(cfg, "measures"),
+            cfg.truth_source,
         )
     except ConfigError as error:
         raise SystemExit(f"sn-infer: {error}") from None

@@ -24,6 +24,7 @@ from sn_platform.data.bids import (
     DataValidationError,
     SubjectRecord,
     discover_subjects,
+    label_path,
     validate_subject,
 )
 from sn_platform.data.io import write_nifti, write_text
@@ -34,7 +35,7 @@ from sn_platform.evaluation.subject import evaluate_case, load_reference_case
 from sn_platform.evaluation.tables import table_text
 from sn_platform.inference.localise import localise
 from sn_platform.inference.options import BatchJob, InferenceOptions
-from sn_platform.inference.predictor import NativePrediction, Segmenter
+from sn_platform.inference.predictor import InferenceSettings, NativePrediction, Segmenter
 from sn_platform.inference.qc import qc_flag
 from sn_platform.inference.report import write_index
 
@@ -101,6 +102,16 @@ def _ordered(row: dict[str, Any]) -> dict[str, Any]:
     return {**{c: row[c] for c in first}, **{k: v for k, v in row.items() if k not in first}}
 
 
+def _truth_paths(
+    job: BatchJob, participant_id: str, settings: InferenceSettings
+) -> dict[str, Path]:
+    """Truth label files (SN, slab reference, NM reference) under ``job.truth_source``."""
+    if job.truth_source is None:
+        return {}
+    names = {LABEL, settings.slab_reference, job.measures.reference_label}
+    return {n: label_path(job.root, job.truth_source, participant_id, n) for n in names}
+
+
 def segment_subject(
     segmenters: Sequence[Segmenter], record: SubjectRecord, output: Path, job: BatchJob
 ) -> dict[str, Any]:
@@ -109,7 +120,7 @@ def segment_subject(
     validate_subject(record)
     prediction = predict_ensemble(segmenters, record)
     settings = segmenters[0].settings
-    case = load_reference_case(record)
+    case = load_reference_case(record, _truth_paths(job, record.participant_id, settings))
     found = localise(prediction, settings, options.keep_largest, case.manual, options.slab_from)
     row = evaluate_case(case, found.masks, found.slab, job.measures, settings.slab_rule)
     row |= {

@@ -97,7 +97,9 @@ class BatchJob:
 
     ``label_source`` names the derivatives folder with manual labels (SN for DSC and
     agreement, RN for ``slab_from=manual`` and the slab offset, CC for the manual NM
-    reference); None reads none. ``measures`` says how the measures are taken.
+    reference); None reads none. ``truth_source`` the derivatives folder of exact labels
+    (phantom data: DSC and measures against truth, and the CC where no manual one exists);
+    None reads none. ``measures`` says how the measures are taken.
     """
 
     root: Path
@@ -105,3 +107,4 @@ class BatchJob:
     options: InferenceOptions = field(default_factory=InferenceOptions)
     label_source: str | None = "manual"
     measures: MeasureSettings = field(default_factory=MeasureSettings)
+    truth_source: str | None = "truth"
