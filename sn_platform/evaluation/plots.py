@@ -18,7 +18,12 @@ from sn_platform.data.orientation import canonical_array
 from sn_platform.evaluation.measures import agreement
 from sn_platform.evaluation.subject import MEASURES, ReferenceCase
 
-TITLES = {"nm_volume_ratio": "NM volume ratio", "chi_mean_ppm": "mean susceptibility (ppm)"}
+TITLES = {
+    "nm_volume_ratio": "NM volume ratio (slab)",
+    "chi_mean_ppm": "mean susceptibility (ppm, slab)",
+    "nm_volume_ratio_whole": "NM volume ratio (whole SN)",
+    "chi_mean_ppm_whole": "mean susceptibility (ppm, whole SN)",
+}
 
 
 def _save(figure: Figure, path: Path) -> None:
