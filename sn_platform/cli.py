@@ -85,6 +85,7 @@ def _guarded(command: str, app: Callable[[], None]) -> Callable[[], None]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _train_app(cfg: DictConfig) -> None:
     """``sn-train``: train one fold (or all development subjects), evaluate, track."""
+    from sn_platform import tracking
     from sn_platform.data.bids import DataValidationError
     from sn_platform.training.assembly import run_spec
     from sn_platform.training.run import train_and_evaluate
@@ -108,6 +109,8 @@ def _train_app(cfg: DictConfig) -> None:
             print(f"sn-train: model {outcome.model_uri} (also runs:/{outcome.run_id}/model)")
         if spec.tracking.uri.startswith("sqlite"):
             print(f"sn-train: browse with  mlflow ui --backend-store-uri {spec.tracking.uri}")
+            page = tracking.runs_page(tracking.experiment_id(spec.tracking.experiment))
+            print(f"sn-train: and open  http://127.0.0.1:5000/{page}")
 
 
 train = _guarded("sn-train", _train_app)
@@ -118,6 +121,7 @@ def _sweep_app(cfg: DictConfig) -> None:
     """``sn-sweep``: a cross-validated Ray Tune sweep ending in a registered champion."""
     from hydra.core.hydra_config import HydraConfig
 
+    from sn_platform import tracking
     from sn_platform.data.bids import DataValidationError
     from sn_platform.evaluation.tables import table_text
     from sn_platform.sweep.driver import SweepInterrupted, run_sweep
@@ -138,6 +142,8 @@ def _sweep_app(cfg: DictConfig) -> None:
     )
     if str(cfg.tracking.uri).startswith("sqlite"):
         print(f"sn-sweep: browse with  mlflow ui --backend-store-uri {cfg.tracking.uri}")
+        page = tracking.runs_page(tracking.experiment_id(cfg.tracking.experiment))
+        print(f"sn-sweep: and open  http://127.0.0.1:5000/{page}")
 
 
 sweep = _guarded("sn-sweep", _sweep_app)

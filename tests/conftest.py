@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +93,21 @@ def registered_model(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFac
         )
     train_and_evaluate(run_spec(cfg))
     return uri
+
+
+@pytest.fixture(scope="session")
+def bids_errors() -> Callable[[Path], list[dict[str, Any]]]:
+    """A function: dataset folder -> the errors ``bids-validator-deno`` reports on it."""
+    name = "bids-validator-deno"
+    beside = Path(sys.executable).with_name(name)
+    executable = str(beside) if beside.exists() else shutil.which(name)
+    if executable is None:
+        pytest.skip(f"{name} not installed (it is in the test extra: pip install -e '.[test]')")
+
+    def errors(root: Path) -> list[dict[str, Any]]:
+        command = [str(executable), "--format", "json", str(root)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        issues = json.loads(result.stdout)["issues"]["issues"]
+        return [issue for issue in issues if issue["severity"] == "error"]
+
+    return errors

@@ -8,7 +8,6 @@ Data engine in ``sn_platform.inference.ray_engine``, so both write identical out
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +19,6 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
-from sn_platform import __version__
 from sn_platform.data.bids import (
     DataValidationError,
     SubjectRecord,
@@ -34,6 +32,13 @@ from sn_platform.evaluation import plots
 from sn_platform.evaluation.cohort import agreement_report
 from sn_platform.evaluation.subject import evaluate_case, load_reference_case
 from sn_platform.evaluation.tables import table_text
+from sn_platform.inference.bids_outputs import (
+    json_text,
+    read_measures,
+    table_columns,
+    write_dataset_files,
+    write_image_sidecars,
+)
 from sn_platform.inference.claims import share_work
 from sn_platform.inference.localise import localise
 from sn_platform.inference.options import BatchJob, InferenceOptions
@@ -70,6 +75,10 @@ class OutputPaths:
             figure=Path(output) / "figures" / f"{stem}_qc.png",
             measures=anat / f"{stem}_measures.json",
         )
+
+    def images(self) -> list[Path]:
+        """The NIfTI outputs (each gets a JSON sidecar)."""
+        return [path for path in vars(self).values() if path.name.endswith(".nii.gz")]
 
     def complete(self) -> bool:
         """All outputs exist (the measures JSON is written last)."""
@@ -142,13 +151,15 @@ def segment_subject(
     write_nifti(paths.probseg, probability, prediction.affine, like=header)
     # The voxels the slab measures use: below the predicted (or manual) RN.
     write_nifti(paths.slab, found.slab.mask.astype(np.uint8), prediction.affine, like=header)
+    others = [paths.label_mask(label) for label in found.masks if label != LABEL]
+    write_image_sidecars([*paths.images(), *others], record.echoes)
     title = f"sub-{record.participant_id}  {row['group']}  QC: {row['qc_flag']}"
     if "dsc" in row:
         title += f"  DSC {row['dsc']:.3f}"
     plots.save_subject_overlay(
         case.echo1, case.affine, found.masks[LABEL], case.manual.get(LABEL), title, paths.figure
     )
-    write_text(paths.measures, json.dumps(row, indent=2))
+    write_text(paths.measures, json_text(row))
     return row
 
 
@@ -158,7 +169,7 @@ def run_subject(
     """One subject end to end: ``{"row": ...}``, or ``{"error": ...}`` naming the problem."""
     paths = OutputPaths.of(job.output, participant_id)
     if paths.complete() and not job.options.overwrite:
-        return {"row": json.loads(paths.measures.read_text()), "skipped": True}
+        return {"row": read_measures(paths.measures), "skipped": True}
     try:
         (record,) = discover_subjects(
             job.root,
@@ -250,7 +261,7 @@ def local_engine(segmenters: Sequence[Segmenter], job: BatchJob) -> Engine:
 def write_reports(
     output: Path, results: Sequence[dict[str, Any]], model_uris: Sequence[str], root: Path
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """measures.tsv, errors.tsv, agreement.json, dataset_description.json and index.html.
+    """measures.tsv, errors.tsv, agreement.json, index.html and the BIDS dataset files.
 
     Returns the rows and the errors.
     """
@@ -266,16 +277,8 @@ def write_reports(
         errors_path.unlink(missing_ok=True)
     with_manual = [r for r in rows if "nm_volume_ratio_manual" in r]
     if with_manual:
-        write_text(output / "agreement.json", json.dumps(agreement_report(with_manual), indent=2))
-    description = {
-        "Name": "sn-platform substantia nigra segmentation",
-        "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "sn-platform", "Version": __version__, "Description": "sn-infer"}],
-        "SourceDatasets": [{"URL": Path(root).resolve().as_uri()}],
-        "ModelURIs": list(model_uris),
-    }
-    write_text(output / "dataset_description.json", json.dumps(description, indent=2))
+        write_text(output / "agreement.json", json_text(agreement_report(with_manual)))
+    write_dataset_files(output, root, model_uris, table_columns(output / "measures.tsv"))
     figures = [
         OutputPaths.of(output, r["participant_id"].removeprefix("sub-")).figure for r in rows
     ]

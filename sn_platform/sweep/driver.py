@@ -312,6 +312,7 @@ def _register(
     parent.log_metrics(final["metrics"], 0)
     version = register_champion(cfg, parent.run_id, best, final, members)
     parent.set_tags({"sn.champion_version": version})
+    tracking.link_children(parent.run_id, tracking.COMPARED_METRICS, "Runs of this sweep")
     parent.finish()
     return version
 

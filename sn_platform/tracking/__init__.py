@@ -8,6 +8,8 @@ or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.s
 
 from sn_platform.tracking import buffer
 from sn_platform.tracking.buffer import BufferedRun, sync, with_retries
+from sn_platform.tracking.datasets import log_dataset
+from sn_platform.tracking.links import COMPARED_METRICS, link_children, runs_page
 from sn_platform.tracking.models import (
     SegmenterModel,
     load_segmenter,
@@ -28,6 +30,7 @@ from sn_platform.tracking.runs import (
 from sn_platform.tracking.server import local_server
 
 __all__ = [
+    "COMPARED_METRICS",
     "PARENT_TAG",
     "RUN_KEY_TAG",
     "BufferedRun",
@@ -38,11 +41,14 @@ __all__ = [
     "configure",
     "experiment_id",
     "flatten",
+    "link_children",
     "load_segmenter",
     "load_segmenters",
     "local_server",
+    "log_dataset",
     "log_segmenter",
     "register",
+    "runs_page",
     "source_version",
     "sync",
     "with_retries",

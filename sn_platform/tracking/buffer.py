@@ -31,6 +31,7 @@ from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.errors import one_line
 from sn_platform.inference.predictor import InferenceSettings
 from sn_platform.models.factory import build_module
+from sn_platform.tracking.datasets import log_dataset
 from sn_platform.tracking.models import log_segmenter, register
 from sn_platform.tracking.runs import RunLogger, configure
 
@@ -129,6 +130,8 @@ def _apply(record: Mapping[str, Any], journal: Journal, state: dict[str, Any]) -
         run.log_metrics(record["metrics"], record["step"], record["timestamp"])
     elif op == "tags":
         run.set_tags(record["tags"])
+    elif op == "dataset":
+        log_dataset(run.run_id, Path(record["root"]), record["digest"], record["subjects"])
     elif op == "artifact":
         run.log_artifact(journal.folder / record["file"], record["artifact_path"])
     elif op == "model":
@@ -283,6 +286,11 @@ class BufferedRun:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._record({"op": "tags", "tags": {k: str(v) for k, v in tags.items()}})
+
+    def log_dataset(self, root: Path, digest: str, subjects: Mapping[str, int]) -> None:
+        """The dataset at ``root`` as the run's input (``tracking.datasets.log_dataset``)."""
+        self._record({"op": "dataset", "root": str(Path(root).resolve()), "digest": digest,
+                      "subjects": {k: int(v) for k, v in subjects.items()}})  # fmt: skip
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """A copy of file ``path`` (as it is now) under ``artifact_path``."""

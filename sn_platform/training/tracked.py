@@ -55,6 +55,11 @@ def _open_run(
     run = tracking.BufferedRun.open(folder, tracking.absolute_uri(settings.uri), start, resume)
     if resumed:
         return run
+    sizes = {"train": subjects.train, "validation": subjects.validation, "test": subjects.test}
+    run.log_dataset(
+        Path(str(spec.data.root)), tags["sn.dataset_fingerprint"],
+        {split: len(records) for split, records in sizes.items()},
+    )  # fmt: skip
     run.log_params(tracking.flatten(spec.config))
     run.log_text(yaml.safe_dump(dict(spec.config), sort_keys=False), "config/config.yaml")
     run.log_text(spec.data.preprocessing.to_json(), "config/preprocessing.json")
