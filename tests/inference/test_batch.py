@@ -76,8 +76,10 @@ def test_outputs_match_a_recomputation_from_the_written_files(
         assert nib.load(paths.probseg).get_data_dtype() == np.float32
         assert paths.figure.exists()
         assert row["slab_source"] == "predicted"
-        for label in ("RN", "CC"):
-            assert np.array_equal(nib.load(paths.label_mask(label)).affine, echo.affine)
+        written = sorted(paths.mask.parent.glob(f"sub-{participant}_label-*_mask.nii.gz"))
+        assert {p.name.split("_")[1] for p in written} == {"label-SN", "label-RN"}  # the model's
+        for path in written:
+            assert np.array_equal(nib.load(path).affine, echo.affine)
         mask = np.asarray(mask_image.dataobj) > 0  # the whole SN
         slab = np.asarray(nib.load(paths.slab).dataobj) > 0  # below the predicted RN
         labels = {
