@@ -100,7 +100,8 @@ def test_outputs_match_a_recomputation_from_the_written_files(
             ("chi_mean_ppm_manual", chi_mean_ppm(chi, manual)),
             ("nm_volume_ratio_manual", nm_volume_ratio(echo1, manual, reference)),
         ):
-            assert float(row[column]) == pytest.approx(value, rel=1e-5), column
+            written = float("nan") if row[column] == "n/a" else float(row[column])
+            assert written == pytest.approx(value, rel=1e-5, nan_ok=True), column
         assert float(row["sn_volume_mm3"]) == pytest.approx(
             (mask & slab).sum() * np.prod(echo.header.get_zooms()), rel=1e-5
         )
