@@ -6,16 +6,28 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install browser demo test lint clean
 
+INSTALL_LOG := $(VENV)/install.log
+
+# Packaging output (pip, setuptools) goes to the log, shown only when the install fails.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(TORCH_PIN)
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "make: installing into $(VENV) (log: $(INSTALL_LOG))"
+	@$(PYTHON) -m venv $(VENV)
+	@( $(BIN)/pip install --upgrade pip && $(BIN)/pip install $(TORCH_PIN) \
+		&& $(BIN)/pip install -e '.[test]' ) > $(INSTALL_LOG) 2>&1 \
+		|| { tail -n 40 $(INSTALL_LOG); exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The browser tests drive Debian's chromium (no browser download is possible in CI);
+# installed when running as root and missing, else those tests skip and say why.
+browser: $(STAMP)
+	@command -v chromium > /dev/null || [ "$$(id -u)" != 0 ] \
+		|| { echo "make: installing chromium (apt)"; \
+		     (apt-get update && apt-get install -y chromium) > $(VENV)/apt.log 2>&1 \
+		     || { tail -n 20 $(VENV)/apt.log; exit 1; }; }
 
 # The main job: phantom -> cross-validated sweep -> champion registered -> batch inference
 # on subjects (and a site) the sweep never saw. A few minutes on 2 CPU cores.
@@ -37,7 +49,7 @@ lint: $(STAMP)
 	$(BIN)/mypy sn_platform
 	$(BIN)/lint-imports
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
 
 clean:

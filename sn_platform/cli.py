@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sn_platform.composition import CONFIG_DIR, build
-from sn_platform.errors import ConfigError, one_line
+from sn_platform.errors import ConfigError, StorageError, one_line
 
 if TYPE_CHECKING:
     from sn_platform.phantom.generator import PhantomConfig
@@ -85,6 +85,7 @@ def _guarded(command: str, app: Callable[[], None]) -> Callable[[], None]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _train_app(cfg: DictConfig) -> None:
     """``sn-train``: train one fold (or all development subjects), evaluate, track."""
+    from sn_platform import tracking
     from sn_platform.data.bids import DataValidationError
     from sn_platform.training.assembly import run_spec
     from sn_platform.training.run import train_and_evaluate
@@ -92,16 +93,24 @@ def _train_app(cfg: DictConfig) -> None:
     try:
         spec = run_spec(cfg)
         outcome = train_and_evaluate(spec)
-    except (ConfigError, DataValidationError) as error:
+    except (ConfigError, DataValidationError, StorageError) as error:
         raise SystemExit(f"sn-train: {error}") from None
     shown = {k: round(v, 4) for k, v in outcome.metrics.items()}
     print(f"sn-train: best epoch {outcome.progress.best_epoch}; {shown}")
-    if outcome.run_id is not None:
+    if outcome.tracking_pending:
+        folder = outcome.tracking_folder
+        print(
+            f"sn-train: the tracking store {spec.tracking.uri} did not answer; the run's history "
+            f"is kept in {folder}; upload it later with: sn-track sync {folder}"
+        )
+    elif outcome.run_id is not None:
         print(f"sn-train: MLflow run {outcome.run_id} in {spec.tracking.uri}")
         if outcome.model_uri is not None:
             print(f"sn-train: model {outcome.model_uri} (also runs:/{outcome.run_id}/model)")
         if spec.tracking.uri.startswith("sqlite"):
             print(f"sn-train: browse with  mlflow ui --backend-store-uri {spec.tracking.uri}")
+            page = tracking.runs_page(tracking.experiment_id(spec.tracking.experiment))
+            print(f"sn-train: and open  http://127.0.0.1:5000/{page}")
 
 
 train = _guarded("sn-train", _train_app)
@@ -112,13 +121,14 @@ def _sweep_app(cfg: DictConfig) -> None:
     """``sn-sweep``: a cross-validated Ray Tune sweep ending in a registered champion."""
     from hydra.core.hydra_config import HydraConfig
 
+    from sn_platform import tracking
     from sn_platform.data.bids import DataValidationError
     from sn_platform.evaluation.tables import table_text
     from sn_platform.sweep.driver import SweepInterrupted, run_sweep
 
     try:
         outcome = run_sweep(cfg, list(HydraConfig.get().overrides.task))
-    except (ConfigError, DataValidationError, SweepInterrupted) as error:
+    except (ConfigError, DataValidationError, SweepInterrupted, StorageError) as error:
         raise SystemExit(f"sn-sweep: {error}") from None
     columns = ["rank", "config_id", *cfg.tune.space, "score", *cfg.tune.selection]
     rows = [{c: entry.get(c, "n/a") for c in columns} for entry in outcome.leaderboard]
@@ -132,6 +142,8 @@ def _sweep_app(cfg: DictConfig) -> None:
     )
     if str(cfg.tracking.uri).startswith("sqlite"):
         print(f"sn-sweep: browse with  mlflow ui --backend-store-uri {cfg.tracking.uri}")
+        page = tracking.runs_page(tracking.experiment_id(cfg.tracking.experiment))
+        print(f"sn-sweep: and open  http://127.0.0.1:5000/{page}")
 
 
 sweep = _guarded("sn-sweep", _sweep_app)
@@ -143,16 +155,19 @@ def _infer_app(cfg: DictConfig) -> None:
     from sn_platform import tracking
     from sn_platform.data.bids import DataValidationError
     from sn_platform.inference.batch import local_engine, prepare, select_subjects, write_reports
+    from sn_platform.inference.model_uris import check_model_uri
     from sn_platform.inference.options import BatchJob
 
     missing = [key for key in ("input", "output") if OmegaConf.is_missing(cfg, key)]
     if missing:
         raise SystemExit(f"sn-infer: give {' and '.join(f'{k}=PATH' for k in missing)}")
+    uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
     try:
         job = BatchJob(Path(cfg.input), Path(cfg.output), build(cfg, "infer"), cfg.label_source)
+        for uri in uris:
+            check_model_uri(uri, bool(cfg.allow_remote_code))
     except ConfigError as error:
         raise SystemExit(f"sn-infer: {error}") from None
-    uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
     tracking_uri = tracking.absolute_uri(str(cfg.tracking.uri))
     load_segmenters = partial(tracking.load_segmenters, uris, tracking_uri)
     try:
@@ -169,7 +184,10 @@ def _infer_app(cfg: DictConfig) -> None:
     else:
         engine = local_engine(segmenters, job)
     start = time.perf_counter()
-    rows, errors = write_reports(job.output, engine(participant_ids), uris, job.root)
+    try:
+        rows, errors = write_reports(job.output, engine(participant_ids), uris, job.root)
+    except StorageError as error:
+        raise SystemExit(f"sn-infer: {error}; finished subjects are kept and skipped") from None
     flagged = sum(r["qc_flag"] != "ok" for r in rows)
     print(
         f"sn-infer: {len(rows)} of {len(participant_ids)} subjects segmented "
@@ -184,3 +202,32 @@ def _infer_app(cfg: DictConfig) -> None:
 
 
 infer = _guarded("sn-infer", _infer_app)
+
+
+def track(arguments: Sequence[str] | None = None) -> None:
+    """``sn-track sync FOLDER [--uri URI]``: upload a run's buffered tracking history (the
+    ``tracking/`` folder beside its checkpoints) once the store answers again."""
+    import argparse
+
+    from sn_platform import tracking
+
+    parser = argparse.ArgumentParser(prog="sn-track", description=track.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sync = commands.add_parser("sync", help="deliver a run's buffered history to its store")
+    sync.add_argument("folder", type=Path, help="the run's tracking folder")
+    sync.add_argument("--uri", help="deliver to this store instead of the recorded one")
+    args = parser.parse_args(arguments)
+    before = tracking.buffer.Journal(args.folder)
+    try:
+        pending = before.pending() if before.exists() else 0
+        state = tracking.sync(args.folder, args.uri)
+    except FileNotFoundError as error:
+        raise SystemExit(f"sn-track: {error}") from None
+    except Exception as error:  # the store's or the network's error, whatever its type
+        raise SystemExit(
+            f"sn-track: {args.folder}: the store does not take it yet ({one_line(error)})"
+        ) from None
+    print(
+        f"sn-track: {pending} records delivered to {state['uri']}; run {state['run_id']}"
+        + (f", model {state['model_uri']}" if state["model_uri"] else "")
+    )

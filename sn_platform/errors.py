@@ -7,6 +7,20 @@ class ConfigError(ValueError):
     """A composed config that cannot run; the message names the key and the fix."""
 
 
+class StorageError(OSError):
+    """A write the disk refused (full, over quota); the message names the file and says the
+    earlier version is intact."""
+
+
+def folder_name(key: str, value: str) -> str:
+    """``value`` when it names one folder inside its parent (no separator, not ``.`` or
+    ``..``): a config value never leads a path out of the folder it belongs in."""
+    text = str(value)
+    if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
+        raise ConfigError(f"{key}: {text!r} must be a single folder name (no '/', not '..')")
+    return text
+
+
 def one_line(error: BaseException, limit: int = 300) -> str:
     """An exception's message on one line, at most ``limit`` characters (its type name when
     it has no message)."""

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sn_platform.phantom.generator import PhantomConfig, SubjectPlan
+from sn_platform.phantom.generator import PhantomConfig, SiteProtocol, SubjectPlan
 from sn_platform.phantom.writer import generate_cohort
+
+# Test cohorts are a half-size head (head_scale) in a 136 x 136 x 40 mm slab, with the
+# midbrain up to 8 mm off-centre: air around the head and an off-centre midbrain at the
+# method's voxel size, like the real 220 mm field of view, at 40 % of its voxels.
+SMALL_HEAD_FOV_MM = (136.0, 136.0, 40.0)
+SMALL_HEAD = {"head_scale": 0.5, "midbrain_offset_mm": (8.0, 8.0, 5.0)}
 
 
 @pytest.fixture(scope="session")
 def phantom_config() -> PhantomConfig:
-    return PhantomConfig(subjects=4, seed=11)
+    return PhantomConfig(
+        subjects=4, seed=11, sites=(SiteProtocol(fov_mm=SMALL_HEAD_FOV_MM),), **SMALL_HEAD
+    )
 
 
 @pytest.fixture(scope="session")
 def phantom_cohort(
     tmp_path_factory: pytest.TempPathFactory, phantom_config: PhantomConfig
 ) -> tuple[Path, list[SubjectPlan]]:
-    """Four subjects (2 HC, 2 PD) of the default site written as BIDS."""
+    """Four subjects (2 HC, 2 PD) of site A's protocol, small head, written as BIDS."""
     root = tmp_path_factory.mktemp("phantom")
     plans = generate_cohort(root, phantom_config, n_jobs=2)
     return root, plans
@@ -27,14 +41,26 @@ def phantom_cohort(
 
 @pytest.fixture(scope="session")
 def two_site_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Eight subjects (4 HC, 4 PD) from sites A (RAS) and B (LAS), as ``sn-phantom`` writes."""
+    """Eight subjects (4 HC, 4 PD) from sites A (RAS) and B (LAS), as ``sn-phantom`` writes,
+    with the small test head and field of view."""
     from hydra import compose, initialize_config_dir
 
     from sn_platform.cli import phantom_config
     from sn_platform.composition import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="phantom", overrides=["subjects=8", "seed=5"])
+        cfg = compose(
+            config_name="phantom",
+            overrides=[
+                "subjects=8",
+                "seed=5",
+                # SMALL_HEAD_FOV_MM and SMALL_HEAD; site B's in whole 0.6 x 0.6 x 1.2 mm voxels.
+                "site_catalog.A.fov_mm=[136.0,136.0,40.0]",
+                "site_catalog.B.fov_mm=[136.2,136.2,40.8]",
+                "generator.head_scale=0.5",
+                "generator.midbrain_offset_mm=[8.0,8.0,5.0]",
+            ],
+        )
     root = tmp_path_factory.mktemp("two_site")
     generate_cohort(root, phantom_config(cfg), n_jobs=2)
     return root
@@ -67,3 +93,21 @@ def registered_model(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFac
         )
     train_and_evaluate(run_spec(cfg))
     return uri
+
+
+@pytest.fixture(scope="session")
+def bids_errors() -> Callable[[Path], list[dict[str, Any]]]:
+    """A function: dataset folder -> the errors ``bids-validator-deno`` reports on it."""
+    name = "bids-validator-deno"
+    beside = Path(sys.executable).with_name(name)
+    executable = str(beside) if beside.exists() else shutil.which(name)
+    if executable is None:
+        pytest.skip(f"{name} not installed (it is in the test extra: pip install -e '.[test]')")
+
+    def errors(root: Path) -> list[dict[str, Any]]:
+        command = [str(executable), "--format", "json", str(root)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        issues = json.loads(result.stdout)["issues"]["issues"]
+        return [issue for issue in issues if issue["severity"] == "error"]
+
+    return errors

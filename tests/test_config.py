@@ -143,6 +143,6 @@ def test_phantom_config_sites_and_generator():
     cfg = _compose("subjects=7", "seed=3", name="phantom")
     sites = {name: instantiate(node, _convert_="all") for name, node in cfg.site_catalog.items()}
     assert all(isinstance(site, SiteProtocol) for site in sites.values())
-    assert sites["A"].shape == (128, 128, 32) and sites["B"].orientation == "LAS"
+    assert sites["A"].shape == (440, 440, 40) and sites["B"].orientation == "LAS"
     generator = instantiate(cfg.generator, _convert_="all")
     assert isinstance(generator, PhantomConfig) and (generator.subjects, generator.seed) == (7, 3)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sn_platform.errors import one_line
+
+BIDS_LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
 class DataValidationError(ValueError):
@@ -79,11 +82,16 @@ def read_participants(root: Path) -> dict[str, dict[str, str]]:
     path = Path(root) / "participants.tsv"
     if not path.exists():
         return {}
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataValidationError(path, f"not a UTF-8 TSV table ({one_line(error, 120)})") from None
     if rows and "participant_id" not in rows[0]:
         raise DataValidationError(path, "no participant_id column")
-    return {row["participant_id"].removeprefix("sub-"): row for row in rows}
+    # A short row has no id (None): it describes no one.
+    named = [row for row in rows if row["participant_id"]]
+    return {row["participant_id"].removeprefix("sub-"): row for row in named}
 
 
 def discover_subjects(
@@ -115,6 +123,12 @@ def discover_subjects(
         raise DataValidationError(root, "dataset folder does not exist")
     found = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
     wanted = found if subjects is None else [str(s).removeprefix("sub-") for s in subjects]
+    for participant_id in wanted:
+        if not BIDS_LABEL.fullmatch(participant_id):
+            raise DataValidationError(
+                root / f"sub-{participant_id}",
+                "not a BIDS participant label (letters and digits only)",
+            )
     unknown = sorted(set(wanted) - set(found))
     if unknown:
         raise DataValidationError(root, f"no folder for subjects {', '.join(unknown)}")
@@ -187,6 +201,7 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
         raise DataValidationError(
             path, f"{len(image.shape)}D image of shape {image.shape}; a 3D volume is expected"
         )
+    _check_header(path, image)
     try:
         data = np.asarray(image.dataobj, dtype=np.float64)
     except Exception as error:
@@ -203,6 +218,34 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
             raise DataValidationError(path, f"label is not binary (values {shown})")
     shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
     return data, Geometry(shape=shape, affine=np.asarray(image.affine, dtype=np.float64))
+
+
+MAX_VOLUME_BYTES = 2**31  # far above any MRI volume: a larger claim is a broken header
+QFORM_SFORM_TOLERANCE_MM = 0.01
+
+
+def _check_header(path: Path, image: nib.Nifti1Image | nib.Nifti2Image) -> None:
+    """Refuse what a reader would misread: a size no file holds, an affine with NaN or a
+    zero voxel size, and a qform and sform that place the volume differently (viewers and
+    libraries differ in which one they use)."""
+    claimed = int(np.prod(image.shape)) * image.get_data_dtype().itemsize
+    if claimed > MAX_VOLUME_BYTES:
+        raise DataValidationError(
+            path, f"header claims {claimed / 2**30:.3g} GiB of voxels {image.shape}; broken header"
+        )
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if not np.isfinite(affine).all():
+        raise DataValidationError(path, "affine has NaN/Inf entries")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise DataValidationError(path, "affine is singular (a voxel size of 0)")
+    header = image.header
+    if int(header["qform_code"]) > 0 and int(header["sform_code"]) > 0:
+        qform, sform = header.get_qform(), header.get_sform()
+        deviation = float(np.abs(qform - sform).max())
+        if not np.isfinite(deviation) or deviation > QFORM_SFORM_TOLERANCE_MM:
+            raise DataValidationError(
+                path, f"qform and sform disagree by {deviation:.4g} mm; fix the header"
+            )
 
 
 def check_same_grid(

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.errors import folder_name
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class DataSettings:
     label_probabilities: Mapping[int, float] = field(default_factory=lambda: {0: 0.5, 1: 0.5})
 
     def __post_init__(self) -> None:
+        folder_name("data.label_source", self.label_source)
         object.__setattr__(self, "patch_size", tuple(int(n) for n in self.patch_size))
         probabilities = {int(k): float(v) for k, v in self.label_probabilities.items()}
         object.__setattr__(self, "label_probabilities", probabilities)

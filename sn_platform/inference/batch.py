@@ -8,8 +8,8 @@ Data engine in ``sn_platform.inference.ray_engine``, so both write identical out
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +19,6 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
-from sn_platform import __version__
 from sn_platform.data.bids import (
     DataValidationError,
     SubjectRecord,
@@ -27,11 +26,19 @@ from sn_platform.data.bids import (
     validate_subject,
 )
 from sn_platform.data.io import write_nifti, write_text
-from sn_platform.errors import one_line
+from sn_platform.errors import StorageError, one_line
 from sn_platform.evaluation import plots
 from sn_platform.evaluation.cohort import agreement_report
 from sn_platform.evaluation.subject import evaluate_case, load_reference_case
 from sn_platform.evaluation.tables import table_text
+from sn_platform.inference.bids_outputs import (
+    json_text,
+    read_measures,
+    table_columns,
+    write_dataset_files,
+    write_image_sidecars,
+)
+from sn_platform.inference.claims import share_work
 from sn_platform.inference.options import BatchJob, InferenceOptions
 from sn_platform.inference.postprocess import keep_largest_component_per_hemisphere
 from sn_platform.inference.predictor import NativePrediction, Segmenter
@@ -67,6 +74,10 @@ class OutputPaths:
             figure=Path(output) / "figures" / f"{stem}_qc.png",
             measures=anat / f"{stem}_measures.json",
         )
+
+    def images(self) -> list[Path]:
+        """The NIfTI outputs (each gets a JSON sidecar)."""
+        return [path for path in vars(self).values() if path.name.endswith(".nii.gz")]
 
     def complete(self) -> bool:
         """All outputs exist (the measures JSON is written last)."""
@@ -116,11 +127,12 @@ def segment_subject(
     # The voxels the network saw (the slab below the RN): overlap and measures use them.
     slab = prediction.field_of_view.astype(np.uint8)
     write_nifti(paths.slab, slab, prediction.affine, like=header)
+    write_image_sidecars(paths.images(), record.echoes)
     title = f"sub-{record.participant_id}  {row['group']}  QC: {row['qc_flag']}"
     if "dsc" in row:
         title += f"  DSC {row['dsc']:.3f}"
     plots.save_subject_overlay(case.echo1, case.affine, mask, case.manual, title, paths.figure)
-    write_text(paths.measures, json.dumps(row, indent=2))
+    write_text(paths.measures, json_text(row))
     return row
 
 
@@ -130,7 +142,7 @@ def run_subject(
     """One subject end to end: ``{"row": ...}``, or ``{"error": ...}`` naming the problem."""
     paths = OutputPaths.of(job.output, participant_id)
     if paths.complete() and not job.options.overwrite:
-        return {"row": json.loads(paths.measures.read_text()), "skipped": True}
+        return {"row": read_measures(paths.measures), "skipped": True}
     try:
         (record,) = discover_subjects(
             job.root,
@@ -141,6 +153,8 @@ def run_subject(
             subjects=[participant_id],
         )
         return {"row": segment_subject(segmenters, record, job.output, job.options)}
+    except StorageError:
+        raise  # a full disk stops the batch: every later subject would fail the same way
     except Exception as error:  # one subject's failure, whatever it is, must not stop the rest
         reason = one_line(error)
         if not isinstance(error, DataValidationError | ValueError | OSError):
@@ -181,14 +195,34 @@ def select_subjects(root: Path, wanted: Iterable[str | int] | None) -> list[str]
 Engine = Callable[[list[str]], list[dict[str, Any]]]
 
 
+def _held_elsewhere(output: Path) -> Callable[[list[str]], None]:
+    def say(held: list[str]) -> None:
+        print(
+            f"sn-infer: {len(held)} subjects are being written by another sn-infer in "
+            f"{output}; waiting for them (sub-{held[0]} first)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return say
+
+
 def local_engine(segmenters: Sequence[Segmenter], job: BatchJob) -> Engine:
-    """Runs subjects one after another in this process, with a progress bar."""
+    """Runs subjects one after another in this process, with a progress bar; another
+    sn-infer on the same output folder shares the work (``claims.share_work``)."""
 
     def run(participant_ids: list[str]) -> list[dict[str, Any]]:
-        bar = tqdm(
-            participant_ids, desc="sn-infer", unit="subject", disable=not job.options.progress
-        )
-        return [run_subject(segmenters, job, participant_id) for participant_id in bar]
+        with tqdm(
+            total=len(participant_ids), desc="sn-infer", unit="subject",
+            disable=not job.options.progress,
+        ) as bar:  # fmt: skip
+
+            def one(participant_id: str) -> dict[str, Any]:
+                result = run_subject(segmenters, job, participant_id)
+                bar.update()
+                return result
+
+            return share_work(job.output, participant_ids, one, _held_elsewhere(job.output))
 
     return run
 
@@ -196,7 +230,7 @@ def local_engine(segmenters: Sequence[Segmenter], job: BatchJob) -> Engine:
 def write_reports(
     output: Path, results: Sequence[dict[str, Any]], model_uris: Sequence[str], root: Path
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """measures.tsv, errors.tsv, agreement.json, dataset_description.json and index.html.
+    """measures.tsv, errors.tsv, agreement.json, index.html and the BIDS dataset files.
 
     Returns the rows and the errors.
     """
@@ -212,16 +246,8 @@ def write_reports(
         errors_path.unlink(missing_ok=True)
     with_manual = [r for r in rows if "nm_volume_ratio_manual" in r]
     if with_manual:
-        write_text(output / "agreement.json", json.dumps(agreement_report(with_manual), indent=2))
-    description = {
-        "Name": "sn-platform substantia nigra segmentation",
-        "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "sn-platform", "Version": __version__, "Description": "sn-infer"}],
-        "SourceDatasets": [{"URL": Path(root).resolve().as_uri()}],
-        "ModelURIs": list(model_uris),
-    }
-    write_text(output / "dataset_description.json", json.dumps(description, indent=2))
+        write_text(output / "agreement.json", json_text(agreement_report(with_manual)))
+    write_dataset_files(output, root, model_uris, table_columns(output / "measures.tsv"))
     figures = [
         OutputPaths.of(output, r["participant_id"].removeprefix("sub-")).figure for r in rows
     ]

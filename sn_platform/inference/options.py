@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sn_platform.errors import folder_name
 from sn_platform.inference.predictor import InferenceSettings
 
 ENGINES = ("local", "ray")
@@ -94,3 +95,7 @@ class BatchJob:
     output: Path
     options: InferenceOptions = field(default_factory=InferenceOptions)
     label_source: str | None = "manual"
+
+    def __post_init__(self) -> None:
+        if self.label_source is not None:
+            folder_name("label_source", self.label_source)

@@ -14,41 +14,25 @@ from scipy import ndimage
 FloatArray = NDArray[np.float64]
 
 
-def echo_signals(
-    m0_eff: FloatArray, r2star_per_s: FloatArray, echo_times_ms: NDArray[np.float64]
-) -> FloatArray:
-    """Noise-free mono-exponential T2* decay.
-
-    Parameters
-    ----------
-    m0_eff : (X, Y, Z) effective proton density after MT preparation (a.u.)
-    r2star_per_s : (X, Y, Z) R2* in 1/s
-    echo_times_ms : (E,) echo times in ms
-
-    Returns
-    -------
-    (E, X, Y, Z) signal magnitudes (a.u.)
-    """
-    te_s = np.asarray(echo_times_ms, dtype=np.float64)[:, None, None, None] * 1e-3
-    return m0_eff[None] * np.exp(-te_s * r2star_per_s[None])
-
-
 def polynomial_bias_field(
     shape: tuple[int, int, int], order: int, amplitude: float, rng: np.random.Generator
 ) -> FloatArray:
     """Smooth multiplicative bias field ``exp(sum c_ijk x^i y^j z^k)`` (TorchIO's convention).
 
     The log-field is rescaled so that the field spans ``[1 - amplitude, 1 + amplitude]``
-    at most (``amplitude`` 0.1-0.3 for +/-10-30 %).
+    at most (``amplitude`` 0.1-0.3 for +/-10-30 %). It is summed as ``sum_i x^i P_i(y, z)``,
+    so a large grid costs ``order + 1`` full-volume passes.
     """
-    axes = [np.linspace(-1.0, 1.0, n) for n in shape]
-    x, y, z = np.meshgrid(*axes, indexing="ij")
-    log_field = np.zeros(shape)
+    x, y, z = (np.linspace(-1.0, 1.0, n) for n in shape)
+    planes = np.zeros((order + 1, shape[1], shape[2]))
     for i in range(order + 1):
         for j in range(order + 1 - i):
             for k in range(order + 1 - i - j):
                 if i + j + k:
-                    log_field += rng.uniform(-1.0, 1.0) * x**i * y**j * z**k
+                    planes[i] += rng.uniform(-1.0, 1.0) * np.outer(y**j, z**k)
+    log_field = np.zeros(shape)
+    for i, plane in enumerate(planes):
+        log_field += (x**i)[:, None, None] * plane[None]
     peak = np.abs(log_field).max()
     if peak > 0:
         log_field *= np.log1p(amplitude) / peak
@@ -61,25 +45,38 @@ def smooth_noise(
     """Gaussian-filtered white noise rescaled to a standard deviation of ``sd``."""
     field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma_voxels, mode="wrap")
     field_sd = field.std()
-    return field * (sd / field_sd) if field_sd > 0 else field
+    if field_sd > 0:
+        field *= sd / field_sd
+    return np.asarray(field)
 
 
 def slice_profile_blur(
-    signals: FloatArray, voxel_mm: tuple[float, float, float], slice_thickness_mm: float
+    signal: FloatArray,
+    voxel_mm: tuple[float, float, float],
+    slice_thickness_mm: float,
+    out: FloatArray | None = None,
 ) -> FloatArray:
     """Point-spread function: mild in-plane blur, through-plane by the slice thickness.
 
-    ``signals`` is (E, X, Y, Z); returns the blurred array of the same shape.
+    ``signal`` is one echo (X, Y, Z); returns the blurred array of the same shape (in
+    ``out`` when given).
     """
     through_plane = 0.4 * max(slice_thickness_mm / voxel_mm[2], 1.0)
-    return ndimage.gaussian_filter(signals, (0.0, 0.4, 0.4, through_plane), mode="nearest")
+    return np.asarray(
+        ndimage.gaussian_filter(signal, (0.4, 0.4, through_plane), output=out, mode="nearest")
+    )
 
 
-def rician_magnitude(signals: FloatArray, noise_sd: float, rng: np.random.Generator) -> FloatArray:
-    """Magnitude of the signal plus complex Gaussian noise (Rician statistics)."""
-    real = signals + rng.normal(0.0, noise_sd, signals.shape)
-    imaginary = rng.normal(0.0, noise_sd, signals.shape)
-    return np.hypot(real, imaginary)
+def rician_magnitude(
+    signals: NDArray[np.floating], noise_sd: float, rng: np.random.Generator
+) -> NDArray[np.float32]:
+    """Magnitude of the signal plus complex Gaussian noise (Rician statistics), float32."""
+    real = rng.standard_normal(signals.shape, dtype=np.float32)
+    real *= noise_sd
+    real += signals
+    imaginary = rng.standard_normal(signals.shape, dtype=np.float32)
+    imaginary *= noise_sd
+    return np.hypot(real, imaginary, out=real)
 
 
 def qsm_streaks(
@@ -88,7 +85,11 @@ def qsm_streaks(
     amplitude_ppm: float,
     rng: np.random.Generator,
 ) -> FloatArray:
-    """Mild streaking: stripes along the magic-angle cone of the dipole kernel (ppm)."""
+    """Mild streaking: stripes along the magic-angle cone of the dipole kernel (ppm).
+
+    The stripes run parallel to B0 (z), so they vary in-plane only; a smooth random
+    envelope (in-plane times through-plane) makes them come and go.
+    """
     azimuth = rng.uniform(0.0, 2.0 * np.pi)
     polar = np.deg2rad(54.7)
     direction = np.array(
@@ -96,13 +97,13 @@ def qsm_streaks(
     )
     normal = np.cross(direction, [0.0, 0.0, 1.0])
     normal /= np.linalg.norm(normal)
-    grids = np.meshgrid(
-        *[np.arange(n) * s for n, s in zip(shape, voxel_mm, strict=True)], indexing="ij"
-    )
-    projection = sum(g * n for g, n in zip(grids, normal, strict=True))
+    x, y = (np.arange(n) * s for n, s in zip(shape[:2], voxel_mm[:2], strict=True))
+    projection = normal[0] * x[:, None] + normal[1] * y[None, :]
     bins = np.arange(np.floor(projection.min()), np.ceil(projection.max()) + 2.0, 0.5)
     profile = ndimage.gaussian_filter1d(rng.standard_normal(bins.size), 1.0)
     profile *= amplitude_ppm / max(profile.std(), 1e-12)
     stripes = np.interp(projection, bins, profile)
-    envelope = smooth_noise(shape, (6.0, 6.0, 3.0), 1.0, rng)
-    return stripes * np.abs(envelope)
+    in_plane = smooth_noise(shape[:2], (6.0, 6.0), 1.0, rng)
+    through_plane = smooth_noise(shape[2:], (3.0,), 1.0, rng)
+    envelope = np.abs(in_plane[:, :, None] * through_plane[None, None, :])
+    return stripes[:, :, None] * envelope

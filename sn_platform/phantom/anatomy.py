@@ -8,7 +8,8 @@ with a per-subject pose, so the same code serves any grid, resolution and orient
 Geometry (PHANTOM.md): the SN is a crescent slab curving from anteromedial to
 posterolateral, behind the crus cerebri, centroid about 8 mm from the midline; the
 SNpc is its dorsolateral part; nigrosome-1 a small comma in the dorsolateral caudal
-third; the red nucleus sits dorsomedially above the SN's middle.
+third; the red nucleus sits dorsomedially above the SN's middle; the subthalamic nucleus,
+an iron-rich lens, sits dorsolateral to the SN's lateral end, above the RN's lower part.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
 FloatArray = NDArray[np.float64]
 
@@ -38,7 +40,9 @@ class SideAnatomy:
 
     The SN occupies ``a^2 + b^4 + c^4 < 1`` in arc coordinates: ``a`` across the slab
     (radial, negative = dorsal), ``b`` along the arc (negative = lateral), ``c``
-    craniocaudal (negative = caudal).
+    craniocaudal (negative = caudal). The subthalamic nucleus (STN) is centred at
+    ``stn_angle`` and ``stn_radius`` on the same arc and at height ``stn_centre_z``;
+    ``stn_radii`` are its semi-axes along the arc, across it and craniocaudally.
     """
 
     sn_radius: float
@@ -53,6 +57,10 @@ class SideAnatomy:
     nigrosome_size: tuple[float, float, float]
     red_nucleus_radii: tuple[float, float, float]
     red_nucleus_centre: tuple[float, float, float]
+    stn_angle: float
+    stn_radius: float
+    stn_centre_z: float
+    stn_radii: tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -92,9 +100,26 @@ def substantia_nigra_distance(arc: ArcCoordinates, anatomy: SideAnatomy) -> Floa
 def ellipsoid_distance(
     u: FloatArray, centre: tuple[float, float, float], radii: tuple[float, float, float]
 ) -> FloatArray:
-    """Approximate signed distance (mm) to an axis-aligned ellipsoid."""
-    offset = (u - np.asarray(centre)) / np.asarray(radii)
-    return (np.linalg.norm(offset, axis=1) - 1.0) * min(radii)
+    """Signed distance (mm) to an axis-aligned ellipsoid, exact to first order at its surface.
+
+    The level ``|(u - centre) / radii|`` is divided by its gradient's norm, which lies
+    between ``1 / max(radii)`` and ``1 / min(radii)``; so shells offset from the surface
+    keep their thickness on elongated ellipsoids too.
+    """
+    level = np.zeros(u.shape[0])
+    slope = np.zeros(u.shape[0])
+    for k in range(3):
+        scaled = u[:, k] - centre[k]
+        scaled /= radii[k]
+        level += scaled**2
+        scaled /= radii[k]
+        slope += scaled**2
+    np.sqrt(level, out=level)
+    np.sqrt(slope, out=slope)
+    slope /= np.maximum(level, 1e-12)
+    np.clip(slope, 1.0 / max(radii), 1.0 / min(radii), out=slope)
+    level -= 1.0
+    return level / slope
 
 
 def snpc_membership(
@@ -141,6 +166,15 @@ def nigrosome_distance(arc: ArcCoordinates, u_z: FloatArray, anatomy: SideAnatom
         (dr / (0.5 * thickness)) ** 2 + (ds / (0.5 * length)) ** 2 + (dz / (0.5 * height)) ** 2
     )
     return (level - 1.0) * 0.5 * thickness
+
+
+def subthalamic_distance(u: FloatArray, side: float, anatomy: SideAnatomy) -> FloatArray:
+    """Signed distance (mm) to the subthalamic nucleus: a lens whose long axis follows the arc."""
+    x = side * u[:, 0] - ARC_CENTRE_MM[0] - anatomy.stn_radius * np.cos(anatomy.stn_angle)
+    y = u[:, 1] - ARC_CENTRE_MM[1] - anatomy.stn_radius * np.sin(anatomy.stn_angle)
+    cos, sin = np.cos(anatomy.stn_angle), np.sin(anatomy.stn_angle)
+    local = np.stack([cos * y - sin * x, cos * x + sin * y, u[:, 2] - anatomy.stn_centre_z], 1)
+    return ellipsoid_distance(local, (0.0, 0.0, 0.0), anatomy.stn_radii)
 
 
 def crus_distance(arc: ArcCoordinates, u_z: FloatArray, anatomy: SideAnatomy) -> FloatArray:
@@ -202,4 +236,4 @@ def vessel_distance(
 
 def _soft_step(value: FloatArray, width: float) -> FloatArray:
     """Logistic step from 0 (value << 0) to 1 (value >> 0) over ``width``."""
-    return 1.0 / (1.0 + np.exp(np.clip(-value / width, -60.0, 60.0)))
+    return np.asarray(special.expit(value / width))

@@ -7,6 +7,8 @@ A generous tracing never cuts into the structure, so the result always contains 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
@@ -16,6 +18,9 @@ from sn_platform.phantom.acquisition import smooth_noise
 # Sampling along the slice axis large enough that the distance transform never
 # crosses slices: the in-plane distance a slice-by-slice rater perceives.
 _NO_THROUGH_PLANE_MM = 1e6
+# How far (mm) beyond its margin a tracing can reach: more than five SDs of the largest
+# jitter, so tracing inside a box this much larger than the structure changes nothing.
+RATER_REACH_MM = 6.0
 
 
 def in_plane_distance_mm(
@@ -61,3 +66,47 @@ def rater_tracing(
     """
     traced = in_plane_distance_mm(structure, voxel_mm) <= margin_mm + jitter_mm
     return traced | structure
+
+
+def rater_pair(
+    structure: NDArray[np.bool_],
+    voxel_mm: tuple[float, float, float],
+    margin_mm: float,
+    jitter_sd_mm: tuple[float, float],
+    shared_fraction: float,
+    streams: Sequence[np.random.Generator],
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Two raters' tracings of ``structure`` whose boundary errors share ``shared_fraction``.
+
+    Part of a rater's error follows what the image shows (a blurred edge misleads both
+    raters alike); the rest is the rater's own. Each rater's jitter SD stays as given.
+    ``streams`` are three generators: the shared error, rater 1's and rater 2's own.
+    Work is confined to a box around the structure (RATER_REACH_MM beyond the margin).
+    """
+    tracings = (np.zeros_like(structure), np.zeros_like(structure))
+    box = _box_around(structure, voxel_mm, margin_mm + RATER_REACH_MM)
+    if box is None:
+        return tracings
+    crop = structure[box]
+    shared = boundary_jitter(crop.shape, voxel_mm, streams[0])
+    for tracing, sd_mm, stream in zip(tracings, jitter_sd_mm, streams[1:], strict=True):
+        own = boundary_jitter(crop.shape, voxel_mm, stream)
+        jitter = sd_mm * (np.sqrt(shared_fraction) * shared + np.sqrt(1.0 - shared_fraction) * own)
+        tracing[box] = rater_tracing(crop, voxel_mm, margin_mm, jitter)
+    return tracings
+
+
+def _box_around(
+    mask: NDArray[np.bool_], voxel_mm: tuple[float, float, float], reach_mm: float
+) -> tuple[slice, slice, slice] | None:
+    """Bounding box of ``mask`` grown by ``reach_mm`` in-plane and one slice, or None if empty."""
+    if not mask.any():
+        return None
+    grow = (int(np.ceil(reach_mm / voxel_mm[0])), int(np.ceil(reach_mm / voxel_mm[1])), 1)
+    box = []
+    for axis, (size, extra) in enumerate(zip(mask.shape, grow, strict=True)):
+        occupied = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(
+            slice(max(int(occupied[0]) - extra, 0), min(int(occupied[-1]) + 1 + extra, size))
+        )
+    return (box[0], box[1], box[2])

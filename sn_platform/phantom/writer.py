@@ -43,9 +43,9 @@ def write_subject(root: Path, subject: SimulatedSubject) -> None:
     write_nifti(chimap_path(root, sub), subject.chi_ppm, subject.affine)
     for name, mask in subject.truth.items():
         write_nifti(label_path(root, "truth", sub, name), mask, subject.affine)
-    write_nifti(label_path(root, "manual", sub, "SN"), subject.manual, subject.affine)
-    write_nifti(label_path(root, "manual", sub, "RN"), subject.manual_rn, subject.affine)
-    write_nifti(label_path(root, "manual2", sub, "SN"), subject.manual2, subject.affine)
+    for source, masks in subject.tracings.items():
+        for name, mask in masks.items():
+            write_nifti(label_path(root, source, sub, name), mask, subject.affine)
 
 
 def _generate_one(args: tuple[Path, PhantomConfig, int, bool]) -> SubjectPlan:
@@ -103,9 +103,13 @@ def _write_dataset_files(root: Path, config: PhantomConfig, plans: list[SubjectP
     }
     write_text(root / "dataset_description.json", json.dumps(description, indent=2))
     for source, description_text in (
-        ("manual", "rater 1: SN traced with a generous margin (training target)"),
-        ("manual2", "rater 2: independent SN tracing"),
-        ("truth", "exact phantom structures: SN, SNpc, N1 (nigrosome-1), RN, CC (crus cerebri)"),
+        ("manual", "rater 1: SN, RN and CC (crus cerebri) traced with a generous margin"),
+        ("manual2", "rater 2: independent SN, RN and CC tracings"),
+        (
+            "truth",
+            "exact phantom structures: SN, SNpc, N1 (nigrosome-1), RN, CC (crus cerebri), "
+            "STN (subthalamic nucleus)",
+        ),
     ):
         derivative = {
             "Name": description_text,

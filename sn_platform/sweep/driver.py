@@ -11,11 +11,13 @@ single writer that all trials log through.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from ray import tune
 from sn_platform import tracking
 from sn_platform.composition import build
 from sn_platform.data.io import write_text
-from sn_platform.errors import ConfigError
+from sn_platform.errors import ConfigError, folder_name, one_line
 from sn_platform.evaluation import plots
 from sn_platform.evaluation.tables import write_table
 from sn_platform.sweep.compose import absolute, compose_training, pinned_paths, training_overrides
@@ -41,6 +43,8 @@ from sn_platform.training.assembly import run_spec
 from sn_platform.training.checks import check_run
 from sn_platform.training.run import RunSpec
 from sn_platform.training.subjects import split_subjects
+
+REGISTRATION_TRIES = 6  # 5 s apart: a restarted private server answers well within that
 
 
 class SweepInterrupted(RuntimeError):
@@ -60,6 +64,7 @@ class SweepOutcome:
 
 
 def _check_folds(tune: TuneSettings, spec: RunSpec) -> None:
+    folder_name("tune.name", tune.name)
     if tune.cv.folds > spec.data.splits.folds:
         raise ConfigError(f"tune.cv.folds: {tune.cv.folds} not in 1..{spec.data.splits.folds}")
 
@@ -126,6 +131,26 @@ def _fold_results(grid: Any) -> list[FoldResult]:
                 )
             )  # fmt: skip
     return results
+
+
+def _deliver_trial_journals(grid: Any, endpoint: str, name: str) -> None:
+    """Deliver to ``endpoint`` what finished folds could not (their store was down when
+    they ended, or a resumed sweep's server has a new port)."""
+    for result in grid:
+        metrics = result.metrics or {}
+        if not metrics.get("done"):
+            continue
+        for finished in json.loads(metrics["finished"]).values():
+            folder = finished.get("tracking")
+            if not folder or not Path(folder).exists():
+                continue
+            try:
+                tracking.with_retries(partial(tracking.sync, Path(folder), endpoint))
+            except Exception as error:  # whatever the store raises, after every retry
+                raise SweepInterrupted(
+                    f"{folder}: the tracking store does not take this trial's history "
+                    f"({one_line(error, 160)}); resume with tune.resume=true tune.name={name}"
+                ) from None
 
 
 def _start_parent(
@@ -226,20 +251,34 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
                     f"sweep stopped with {unfinished} of {expected} trials unfinished; "
                     f"resume with tune.resume=true tune.name={tune_cfg.name}"
                 )
-            leaderboard = rank(
-                aggregate(_fold_results(grid), len(folds)), dict(tune_cfg.selection), tune_cfg.mode
-            )
+            results = _fold_results(grid)
+            _deliver_trial_journals(grid, endpoint, str(tune_cfg.name))
+            selection = dict(tune_cfg.selection)
+            leaderboard = rank(aggregate(results, len(folds)), selection, tune_cfg.mode)
             members = None
             if tune_cfg.final == "ensemble" and leaderboard:
                 members = collect_fold_weights(
                     grid, leaderboard[0]["config_id"], experiment_dir / "ensemble" / "members"
                 )
-            outcome = _finish(cfg, parent, leaderboard, experiment_dir, base, resources, members)
+            state_file = storage / f"{tune_cfg.name}.sn-sweep.json"
+            outcome = _finish(
+                cfg,
+                parent,
+                leaderboard,
+                experiment_dir,
+                state_file,
+                endpoint,
+                base,
+                resources,
+                members,
+            )
         except SweepInterrupted:
-            parent.finish("KILLED")
+            with contextlib.suppress(Exception):  # the store may be the reason we stop
+                parent.finish("KILLED")
             raise
         except BaseException:
-            parent.finish("FAILED")
+            with contextlib.suppress(Exception):  # the store may be down too: keep the cause
+                parent.finish("FAILED")
             raise
         finally:
             ray.shutdown()
@@ -258,17 +297,61 @@ def _init_ray(cfg: DictConfig) -> None:
         ray.init(address=cfg.ray.address, log_to_driver=False)
 
 
+def _final_model(
+    state_file: Path, config_id: str, train: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The final model of ``config_id``: recorded in the sweep's state file once trained
+    (a resumed sweep never trains it again), else ``train()``, recorded."""
+    state = json.loads(state_file.read_text())
+    recorded = state.get("final")
+    if recorded is not None and recorded["config_id"] == config_id:
+        return dict(recorded["result"])
+    result = train()
+    state["final"] = {"config_id": config_id, "result": result}
+    write_text(state_file, json.dumps(state))
+    return result
+
+
+def _register(
+    cfg: DictConfig,
+    endpoint: str,
+    parent: tracking.RunLogger,
+    best: Mapping[str, Any],
+    final: dict[str, Any],
+    members: int,
+) -> str:
+    """Deliver the final run's journal, log the parent's summary and register the champion;
+    its version. Raises when the store does not take it."""
+    if final.get("tracking"):
+        delivered = tracking.sync(Path(final["tracking"]), endpoint)
+        final |= {"run_id": delivered["run_id"], "model_uri": delivered["model_uri"]}
+    numeric = {k: float(v) for k, v in best.items() if isinstance(v, float) and math.isfinite(v)}
+    parent.log_metrics({f"best/{k}": v for k, v in numeric.items()}, 0)
+    parent.log_metrics(final["metrics"], 0)
+    version = register_champion(cfg, parent.run_id, best, final, members)
+    parent.set_tags({"sn.champion_version": version})
+    tracking.link_children(parent.run_id, tracking.COMPARED_METRICS, "Runs of this sweep")
+    parent.finish()
+    return version
+
+
 def _finish(
     cfg: DictConfig,
     parent: tracking.RunLogger,
     leaderboard: list[dict[str, Any]],
     experiment_dir: Path,
+    state_file: Path,
+    endpoint: str,
     base: list[str],
     resources: Mapping[str, float],
     members: list[str] | None = None,
 ) -> SweepOutcome:
     """Leaderboard artifacts, the final model of the best configuration (a refit, or its
-    fold models as an ensemble when ``members`` are given), registration as champion."""
+    fold models as an ensemble when ``members`` are given), registration as champion.
+
+    Registration is retried; when the store still does not take it, the sweep stops with
+    it pending, and ``tune.resume=true`` completes it without training the model again.
+    """
     if not leaderboard or not math.isfinite(leaderboard[0]["score"]):
         raise RuntimeError("no configuration finished all its folds: nothing to select")
     tune_cfg = cfg.tune
@@ -278,7 +361,7 @@ def _finish(
     figure = experiment_dir / "selection.png"
     plots.save_selection_plot(leaderboard, keys, figure)
     for path in (table, figure):
-        parent.log_artifact(path, "leaderboard")
+        tracking.with_retries(partial(parent.log_artifact, path, "leaderboard"))
     best = leaderboard[0]
     chosen = [override(k, best[k]) for k in keys]
     # The refit runs alone: on a local Ray it takes every core, on a cluster a trial's share.
@@ -287,16 +370,25 @@ def _finish(
         cpus = max(cpus, float(ray.cluster_resources().get("CPU", cpus)))
     task = ray.remote(num_cpus=cpus, num_gpus=resources.get("gpu", 0))
     folder = experiment_dir / ("refit" if members is None else "ensemble")
-    final = task(final_model).remote(
-        [*base, *chosen], str(folder), parent.run_id, int(cpus), members
+    final = _final_model(
+        state_file,
+        str(best["config_id"]),
+        lambda: ray.get(
+            task(final_model).remote(
+                [*base, *chosen], str(folder), parent.run_id, int(cpus), members
+            )
+        ),
     )
-    refit = ray.get(final)
-    numeric = {k: float(v) for k, v in best.items() if isinstance(v, float) and math.isfinite(v)}
-    parent.log_metrics({f"best/{k}": v for k, v in numeric.items()}, 0)
-    parent.log_metrics(refit["metrics"], 0)
-    version = register_champion(cfg, parent.run_id, best, refit, len(members or []))
-    parent.set_tags({"sn.champion_version": version})
-    parent.finish()
+    try:
+        version = tracking.with_retries(
+            lambda: _register(cfg, endpoint, parent, best, final, len(members or [])),
+            REGISTRATION_TRIES,
+        )
+    except Exception as error:  # whatever the store raises, after every retry
+        raise SweepInterrupted(
+            f"the champion's registration is pending: the tracking store does not answer "
+            f"({one_line(error, 160)}); complete it with tune.resume=true tune.name={tune_cfg.name}"
+        ) from None
     return SweepOutcome(
-        leaderboard, parent.run_id, experiment_dir, refit["model_uri"], version, refit["metrics"]
+        leaderboard, parent.run_id, experiment_dir, final["model_uri"], version, final["metrics"]
     )

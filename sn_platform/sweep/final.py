@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from sn_platform.sweep.compose import compose_training
+from sn_platform.sweep.trial import TRACKING_PATIENCE_S
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.run import RunContext, evaluate_ensemble, train_and_evaluate
 
@@ -27,7 +28,10 @@ def final_model(
     torch.set_num_threads(max(1, threads))
     name = "refit" if members is None else "ensemble"
     logged = [*overrides, "tracking.log_model=true", "tracking.register=false", f"run_name={name}"]
-    context = RunContext(checkpoint_dir=Path(directory), parent_run_id=parent_run_id, run_key=name)
+    context = RunContext(
+        checkpoint_dir=Path(directory), parent_run_id=parent_run_id, run_key=name,
+        tracking_patience_s=TRACKING_PATIENCE_S,
+    )  # fmt: skip
     if members is None:
         resume = (Path(directory) / "last.pt").exists()
         refit = ["trainer.fold=null", "trainer.evaluate_test=true", f"trainer.resume={resume}"]
@@ -36,7 +40,9 @@ def final_model(
     else:
         spec = run_spec(compose_training(logged))
         outcome = evaluate_ensemble(spec, [Path(f) for f in members], context)
-    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id}
+    journal = str(outcome.tracking_folder) if outcome.tracking_folder else None
+    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id,
+            "tracking": journal}  # fmt: skip
 
 
 def collect_fold_weights(grid: Any, config_id: str, destination: Path) -> list[str]:

@@ -21,6 +21,9 @@ from sn_platform.training.assembly import run_spec
 from sn_platform.training.run import RunContext, train_and_evaluate
 
 FINISHED_FILE = "finished.json"
+# How long a finished fold keeps trying to deliver its tracking journal (the driver
+# restarts a dead private server in seconds; what is left it delivers itself at the end).
+TRACKING_PATIENCE_S = 60.0
 
 
 def _read_finished(state: Path) -> dict[str, Any]:
@@ -91,12 +94,14 @@ def run_trial(
                 "sn.trial_id": context_id,
                 "sn.node_id": ray.get_runtime_context().get_node_id(),
             },
+            tracking_patience_s=TRACKING_PATIENCE_S,
         )
         outcome = train_and_evaluate(run_spec(cfg), context)
         finished[str(fold)] = {
             "metrics": outcome.metrics,
             "rows": outcome.evaluations["val"].rows,
             "run_id": outcome.run_id,
+            "tracking": str(outcome.tracking_folder) if outcome.tracking_folder else None,
         }
         write_text(state / FINISHED_FILE, json.dumps(finished))
     dice = [f["metrics"].get("best/val/dsc", math.nan) for f in finished.values()]

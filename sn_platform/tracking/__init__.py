@@ -1,10 +1,15 @@
-"""Tracking: MLflow runs, the logged model and its registry, a private server. The only
-stage that imports MLflow.
+"""Tracking: MLflow runs, the logged model and its registry, a private server, and the
+local journal every training run logs through (``buffer``). The only stage that imports
+MLflow.
 
 A local store is ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/``; a team
 or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.sh``).
 """
 
+from sn_platform.tracking import buffer
+from sn_platform.tracking.buffer import BufferedRun, sync, with_retries
+from sn_platform.tracking.datasets import log_dataset
+from sn_platform.tracking.links import COMPARED_METRICS, link_children, runs_page
 from sn_platform.tracking.models import (
     SegmenterModel,
     load_segmenter,
@@ -25,18 +30,26 @@ from sn_platform.tracking.runs import (
 from sn_platform.tracking.server import local_server
 
 __all__ = [
+    "COMPARED_METRICS",
     "PARENT_TAG",
     "RUN_KEY_TAG",
+    "BufferedRun",
     "RunLogger",
     "SegmenterModel",
     "absolute_uri",
+    "buffer",
     "configure",
     "experiment_id",
     "flatten",
+    "link_children",
     "load_segmenter",
     "load_segmenters",
     "local_server",
+    "log_dataset",
     "log_segmenter",
     "register",
+    "runs_page",
     "source_version",
+    "sync",
+    "with_retries",
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,16 @@ from mlflow.pyfunc import PythonModel
 from mlflow.types import Schema, TensorSpec
 from torch import nn
 
+import sn_platform
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.inference.export import export_network
 from sn_platform.inference.predictor import InferenceSettings, Segmenter, predict_array
 from sn_platform.models.factory import build_module
 from sn_platform.runtime import select_device
 from sn_platform.tracking.runs import configure
+
+# What ``sn_platform.tracking.models`` imports when a model loads (its code travels along).
+REQUIREMENTS = ("mlflow", "torch", "torchio", "nibabel", "numpy", "scipy")
 
 
 class SegmenterModel(PythonModel):
@@ -57,6 +64,20 @@ class SegmenterModel(PythonModel):
         return torch.stack(probabilities).numpy()
 
 
+def package_copy(folder: Path) -> Path:
+    """A copy of the ``sn_platform`` package (no caches) in ``folder``: the code that travels
+    with a logged model, so it loads where the package is not installed."""
+    source = Path(sn_platform.__file__).parent
+    target = Path(folder) / "sn_platform"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
+
+
+def pinned_requirements() -> list[str]:
+    """The installed versions of what loading the model imports (``REQUIREMENTS``)."""
+    return [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
+
+
 def log_segmenter(
     run_id: str,
     model: nn.Module,
@@ -87,14 +108,18 @@ def log_segmenter(
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
         bundle_path = Path(folder) / "bundle.json"
         bundle_path.write_text(json.dumps(bundle, indent=2))
+        network = Path(folder) / "network.pt2"
+        export_network(model, channels, settings.patch_size, network)
+        artifacts = {"weights": weights, "bundle": bundle_path, "network": network}
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=SegmenterModel(),
-                artifacts={"weights": str(weights), "bundle": str(bundle_path)},
+                artifacts={k: str(v) for k, v in artifacts.items()},
+                code_paths=[str(package_copy(Path(folder)))],
                 signature=signature,
                 input_example=example,
-                pip_requirements=["torch", "torchio", "nibabel", "numpy", "mlflow"],
+                pip_requirements=pinned_requirements(),
             )
     return str(info.model_uri)
 

@@ -16,6 +16,9 @@ MAX_PARAM_LENGTH = 6000
 BATCH_SIZE = 100
 PARENT_TAG = "mlflow.parentRunId"
 RUN_KEY_TAG = "sn.run_key"
+# MLflow 3's UI opens an experiment on the view of its kind (GenAI traces by default).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def configure(uri: str) -> None:
@@ -34,14 +37,20 @@ def absolute_uri(uri: str) -> str:
 
 
 def experiment_id(name: str, artifact_location: str | None = None) -> str:
-    """Id of experiment ``name``, created (with artifacts under ``artifact_location``) if new."""
+    """Id of experiment ``name``, created (with artifacts under ``artifact_location``) if new,
+    tagged as a model-training experiment so the UI opens on its runs."""
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            client.set_experiment_tag(
+                experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
         return str(experiment.experiment_id)
     location = None if artifact_location is None else Path(artifact_location).resolve().as_uri()
+    kind = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
     try:
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(client.create_experiment(name, artifact_location=location, tags=kind))
     except mlflow.exceptions.MlflowException:
         # Another process created it between the lookup and the creation.
         found = client.get_experiment_by_name(name)
@@ -135,10 +144,12 @@ class RunLogger:
         for start in range(0, len(items), BATCH_SIZE):
             self.client.log_batch(self.run_id, params=items[start : start + BATCH_SIZE])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Metrics of one step (epoch)."""
-        now = int(1000 * time.time())
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int, timestamp_ms: int | None = None
+    ) -> None:
+        """Metrics of one step (epoch), stamped ``timestamp_ms`` (ms since the epoch; now)."""
+        stamp = int(1000 * time.time()) if timestamp_ms is None else int(timestamp_ms)
+        items = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
         for start in range(0, len(items), BATCH_SIZE):
             self.client.log_batch(self.run_id, metrics=items[start : start + BATCH_SIZE])
 
@@ -154,6 +165,6 @@ class RunLogger:
         """Upload ``text`` as ``artifact_file``."""
         self.client.log_text(self.run_id, text, artifact_file)
 
-    def finish(self, status: str = "FINISHED") -> None:
-        """Mark the run FINISHED, FAILED or KILLED."""
-        self.client.set_terminated(self.run_id, status=status)
+    def finish(self, status: str = "FINISHED", end_time_ms: int | None = None) -> None:
+        """Mark the run FINISHED, FAILED or KILLED (at ``end_time_ms``; now)."""
+        self.client.set_terminated(self.run_id, status=status, end_time=end_time_ms)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from sn_platform.data.io import atomic_write
 from sn_platform.data.loaders import stack_echoes
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
+from sn_platform.errors import ConfigError, one_line
 from sn_platform.runtime import Runtime, autocast, restore_rng_state, rng_state
 from sn_platform.training.settings import TrainerSettings
 
@@ -30,6 +31,10 @@ BEST_WEIGHTS = "best.pt"
 
 Report = Callable[[Mapping[str, float], int], None]
 Validate = Callable[[nn.Module], Mapping[str, float]]
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint that cannot be (safely) loaded; the message names the file."""
 
 
 @dataclass
@@ -75,17 +80,34 @@ def _improved(value: float, progress: Progress, settings: TrainerSettings) -> bo
     return delta > settings.min_delta
 
 
+def load_tensors(path: Path) -> Any:
+    """A checkpoint file's tensors and plain values; never runs code from the file.
+
+    Raises
+    ------
+    CheckpointError
+        when the file is unreadable or holds anything else (code, arbitrary objects).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError ...
+        reason = one_line(error, 160)
+        raise CheckpointError(
+            f"{path}: not a plain sn-platform checkpoint ({reason}); refusing to load it"
+        ) from None
+
+
 def read_checkpoint(directory: Path) -> dict[str, Any] | None:
     """The last checkpoint in ``directory``, or None when there is none."""
     path = Path(directory) / LAST_CHECKPOINT
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return dict(load_tensors(path))
 
 
 def load_best_weights(model: nn.Module, directory: Path) -> None:
     """Load the best epoch's weights saved by ``Trainer.fit``."""
-    model.load_state_dict(torch.load(Path(directory) / BEST_WEIGHTS, map_location="cpu"))
+    model.load_state_dict(load_tensors(Path(directory) / BEST_WEIGHTS))
 
 
 class Trainer:
@@ -133,7 +155,7 @@ class Trainer:
         restore_rng_state(checkpoint["rng"])
         self.progress = Progress(**checkpoint["progress"])
 
-    def _save(self, extra: Mapping[str, Any]) -> None:
+    def _save(self) -> None:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         payload = {
             "model": self.model.state_dict(),
@@ -142,7 +164,6 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
             "progress": asdict(self.progress),
-            "extra": dict(extra),
         }
         atomic_write(self.checkpoint_dir / LAST_CHECKPOINT, partial(torch.save, payload))
 
@@ -182,7 +203,6 @@ class Trainer:
         validate: Validate | None = None,
         report: Report | None = None,
         batches_per_epoch: int | None = None,
-        extra: Mapping[str, Any] | None = None,
     ) -> Progress:
         """Train from ``progress.epoch`` to ``max_epochs`` (or early stop).
 
@@ -209,7 +229,7 @@ class Trainer:
                 metrics["val/seconds"] = time.perf_counter() - start
             self._track_best(metrics, validate is not None)
             self.progress.last_metrics = metrics
-            self._save(extra or {})
+            self._save()
             if report is not None:
                 report(metrics, self.progress.epoch)
         if not (self.checkpoint_dir / BEST_WEIGHTS).exists():

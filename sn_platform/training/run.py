@@ -25,7 +25,7 @@ from sn_platform.inference.predictor import InferenceSettings
 from sn_platform.models.ensemble import ProbabilityEnsemble
 from sn_platform.models.factory import build_module
 from sn_platform.runtime import Runtime, seed_everything
-from sn_platform.tracking import RunLogger
+from sn_platform.tracking import BufferedRun
 from sn_platform.tracking.settings import TrackingSettings
 from sn_platform.training.checks import check_run
 from sn_platform.training.engine import (
@@ -74,11 +74,16 @@ class RunContext:
     parent_run_id: str | None = None
     run_key: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    tracking_patience_s: float = 0.0
 
 
 @dataclass
 class TrainingOutcome:
-    """What a run produced: final metrics (best weights), per-subject rows, the model."""
+    """What a run produced: final metrics (best weights), per-subject rows, the model.
+
+    ``tracking_folder`` is the run's tracking journal; ``tracking_pending`` says the store
+    does not have all of it yet (``sn-track sync`` of the folder delivers it).
+    """
 
     metrics: dict[str, float]
     progress: Progress
@@ -86,6 +91,16 @@ class TrainingOutcome:
     run_id: str | None = None
     model_uri: str | None = None
     evaluations: dict[str, Any] = field(default_factory=dict)
+    tracking_folder: Path | None = None
+    tracking_pending: bool = False
+
+    def tracked_by(self, tracker: BufferedRun | None) -> TrainingOutcome:
+        """This outcome with the run id, model URI and delivery state of ``tracker``."""
+        if tracker is not None:
+            self.run_id, self.model_uri = tracker.run_id, tracker.model_uri
+            self.tracking_folder = tracker.folder
+            self.tracking_pending = tracker.journal.pending() > 0
+        return self
 
 
 def _prepare_checkpoints(directory: Path, resume: bool) -> dict[str, Any] | None:
@@ -120,9 +135,10 @@ def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> Trai
     subjects = split_subjects(spec.data, spec.trainer.fold)
     directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
     checkpoint = _prepare_checkpoints(directory, spec.trainer.resume)
-    resumed_run_id = (checkpoint or {}).get("extra", {}).get("mlflow_run_id")
-    with tracked_run(spec, subjects, runtime, context, resumed_run_id) as tracker:
-        return _train(spec, runtime, subjects, directory, checkpoint, context.report, tracker)
+    resume = checkpoint is not None
+    with tracked_run(spec, subjects, runtime, context, directory, resume) as tracker:
+        outcome = _train(spec, runtime, subjects, directory, checkpoint, context.report, tracker)
+    return outcome.tracked_by(tracker)
 
 
 def _train(
@@ -132,7 +148,7 @@ def _train(
     directory: Path,
     checkpoint: Mapping[str, Any] | None,
     report: Report | None,
-    tracker: RunLogger | None,
+    tracker: BufferedRun | None,
 ) -> TrainingOutcome:
     data = spec.data
     model = build_module(spec.model)
@@ -171,15 +187,12 @@ def _train(
             report(metrics, epoch)
 
     batches = math.ceil(len(subjects.train) * data.samples_per_volume / data.batch_size)
-    run_id = None if tracker is None else tracker.run_id
-    progress = trainer.fit(make_batches, validate, on_epoch, batches, {"mlflow_run_id": run_id})
+    progress = trainer.fit(make_batches, validate, on_epoch, batches)
     load_best_weights(model, directory)
     evaluators = [validate] if validate is not None else []
     if spec.trainer.evaluate_test and subjects.test:
         evaluators.append(_validator(spec, runtime, subjects.test, "test"))
-    outcome = TrainingOutcome(
-        {"best/epoch": float(progress.best_epoch)}, progress, directory, run_id
-    )
+    outcome = TrainingOutcome({"best/epoch": float(progress.best_epoch)}, progress, directory)
     _evaluate_and_log(spec, model, dict(spec.model), evaluators, outcome, tracker)
     return outcome
 
@@ -202,18 +215,15 @@ def evaluate_ensemble(
     model_config = {"_target_": f"{ProbabilityEnsemble.__module__}.ProbabilityEnsemble",
                     "member": dict(spec.model), "count": len(weight_files)}  # fmt: skip
     directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
-    with tracked_run(spec, subjects, runtime, context, None) as tracker:
+    with tracked_run(spec, subjects, runtime, context, directory, False) as tracker:
         outcome = TrainingOutcome(
-            {"ensemble/members": float(len(weight_files))},
-            Progress(),
-            directory,
-            None if tracker is None else tracker.run_id,
+            {"ensemble/members": float(len(weight_files))}, Progress(), directory
         )
         evaluator = _validator(spec, runtime, subjects.test, "test")
         _evaluate_and_log(
             spec, model.to(runtime.device), model_config, [evaluator], outcome, tracker
         )
-        return outcome
+    return outcome.tracked_by(tracker)
 
 
 def _evaluate_and_log(
@@ -222,7 +232,7 @@ def _evaluate_and_log(
     model_config: dict[str, Any],
     evaluators: Sequence[Validator],
     outcome: TrainingOutcome,
-    tracker: RunLogger | None,
+    tracker: BufferedRun | None,
 ) -> None:
     """Evaluate the final weights, write and log the tables and plots, log the model."""
     for evaluator in evaluators:
@@ -237,4 +247,4 @@ def _evaluate_and_log(
     if tracker is not None:
         tracker.log_metrics(outcome.metrics, outcome.progress.epoch)
         if spec.tracking.log_model:
-            outcome.model_uri = log_model(spec, tracker, model, model_config, outcome.metrics)
+            log_model(spec, tracker, model, model_config, outcome.metrics)

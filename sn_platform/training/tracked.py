@@ -20,18 +20,20 @@ if TYPE_CHECKING:
     from sn_platform.training.run import RunContext, RunSpec
 
 
+TRACKING_FOLDER = "tracking"
+
+
 def _open_run(
     spec: RunSpec,
     subjects: SubjectSplit,
     runtime: Runtime,
     context: RunContext,
-    resumed_run_id: str | None,
-) -> tracking.RunLogger:
-    """The resumed MLflow run, or a new one with the config, spec, splits and tags."""
+    directory: Path,
+    resume: bool,
+) -> tracking.BufferedRun:
+    """The run's buffered MLflow run in ``directory/tracking``: the resumed one, or a new one
+    with the config, spec, splits and tags."""
     settings = spec.tracking
-    tracking.configure(settings.uri)
-    if resumed_run_id:
-        return tracking.RunLogger.reopen(resumed_run_id)
     fold = spec.trainer.fold
     tags = {
         "sn.dataset_fingerprint": dataset_fingerprint(subjects.all),
@@ -43,12 +45,21 @@ def _open_run(
         f"{len(subjects.test)} test",
         **context.tags,
     }
-    run = tracking.RunLogger.start(
-        settings.experiment, spec.name, tags, settings.artifact_location,
-        context.parent_run_id, key=context.run_key,
+    start = {
+        "experiment": settings.experiment, "run_name": spec.name, "tags": tags,
+        "artifact_location": settings.artifact_location,
+        "parent_run_id": context.parent_run_id, "key": context.run_key,
+    }  # fmt: skip
+    folder = directory / TRACKING_FOLDER
+    resumed = resume and (folder / tracking.buffer.STATE).exists()
+    run = tracking.BufferedRun.open(folder, tracking.absolute_uri(settings.uri), start, resume)
+    if resumed:
+        return run
+    sizes = {"train": subjects.train, "validation": subjects.validation, "test": subjects.test}
+    run.log_dataset(
+        Path(str(spec.data.root)), tags["sn.dataset_fingerprint"],
+        {split: len(records) for split, records in sizes.items()},
     )  # fmt: skip
-    if run.client.get_run(run.run_id).data.params:
-        return run  # a keyed run restarted before its first checkpoint: all logged already
     run.log_params(tracking.flatten(spec.config))
     run.log_text(yaml.safe_dump(dict(spec.config), sort_keys=False), "config/config.yaml")
     run.log_text(spec.data.preprocessing.to_json(), "config/preprocessing.json")
@@ -62,44 +73,44 @@ def tracked_run(
     subjects: SubjectSplit,
     runtime: Runtime,
     context: RunContext,
-    resumed_run_id: str | None,
-) -> Iterator[tracking.RunLogger | None]:
-    """The run's MLflow run while the block runs (None when tracking is off): FINISHED at
-    the end, KILLED after Ctrl-C, FAILED after an error."""
+    directory: Path,
+    resume: bool,
+) -> Iterator[tracking.BufferedRun | None]:
+    """The run's buffered MLflow run while the block runs (None when tracking is off):
+    FINISHED at the end, KILLED after Ctrl-C, FAILED after an error; then delivered, trying
+    for ``context.tracking_patience_s`` seconds (what is left waits in its folder)."""
     if not spec.tracking.enabled:
         yield None
         return
-    run = _open_run(spec, subjects, runtime, context, resumed_run_id)
+    run = _open_run(spec, subjects, runtime, context, directory, resume)
     try:
         yield run
     except BaseException as error:
         run.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        run.close()
         raise
     run.finish()
+    run.close(context.tracking_patience_s)
 
 
 def log_model(
     spec: RunSpec,
-    run: tracking.RunLogger,
+    run: tracking.BufferedRun,
     model: nn.Module,
     model_config: Mapping[str, Any],
     metrics: Mapping[str, float],
-) -> str:
-    """Log the final weights as a pyfunc model and register it when asked; its model URI."""
-    model_uri = tracking.log_segmenter(
-        run.run_id,
-        model.cpu(),
-        model_config,
-        spec.data.preprocessing,
-        spec.inference,
-        spec.data.label,
-    )
+) -> None:
+    """Log the final weights as a pyfunc model, registered when asked (through the buffer:
+    its URI is ``run.model_uri`` once the store has it)."""
+    registration = None
     if spec.tracking.register:
-        tracking.register(
-            model_uri,
-            spec.tracking.model_name,
-            spec.tracking.alias,
-            tags={"run_id": run.run_id, **{k: f"{v:.4g}" for k, v in metrics.items()}},
-            description=f"{spec.name}: trained by sn-train on {spec.data.root}",
-        )
-    return model_uri
+        registration = {
+            "name": spec.tracking.model_name,
+            "alias": spec.tracking.alias,
+            "tags": {k: f"{v:.4g}" for k, v in metrics.items()},
+            "description": f"{spec.name}: trained by sn-train on {spec.data.root}",
+        }
+    run.log_model(
+        model.cpu(), model_config, spec.data.preprocessing, spec.inference, spec.data.label,
+        registration,
+    )  # fmt: skip

@@ -15,6 +15,7 @@ from sn_platform.data.bids import (
     discover_subjects,
     echo_path,
     label_path,
+    load_volume,
     validate_subject,
 )
 
@@ -137,3 +138,44 @@ def test_subject_selection_and_unknown_subject(tmp_path):
     assert [r.participant_id for r in discover_subjects(root, subjects=["sub-02"])] == ["02"]
     with pytest.raises(DataValidationError, match="no folder for subjects 07"):
         discover_subjects(root, subjects=["07"])
+
+
+@pytest.mark.parametrize("wanted", ["../x", "01/../../etc", "sub-../", "0 1", "é1"])
+def test_a_participant_label_cannot_lead_out_of_the_dataset(tmp_path, wanted):
+    root = _tiny_dataset(tmp_path)
+    with pytest.raises(DataValidationError, match="not a BIDS participant label"):
+        discover_subjects(root, subjects=[wanted])
+
+
+def _header_case(root: Path, case: str) -> Path:
+    path = echo_path(root, "01", 1)
+    image = nib.load(path)
+    header = image.header.copy()
+    if case == "qform/sform":
+        header.set_qform(np.diag([1.0, 1.0, 1.0, 1.0]), code=1)
+    else:
+        header["qform_code"] = 0
+        rows = np.diag([0.5, 0.0, 1.0, 1.0]) if case == "singular" else np.full((4, 4), np.nan)
+        header["srow_x"], header["srow_y"], header["srow_z"] = rows[:3]
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(header.binaryblock + raw[348:]))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [("qform/sform", "qform and sform disagree by 0.5 mm"), ("singular", "affine is singular"),
+     ("nan", "affine has NaN/Inf entries")],
+)  # fmt: skip
+def test_headers_a_reader_would_misread_are_refused(tmp_path, case, problem):
+    path = _header_case(_tiny_dataset(tmp_path), case)
+    with pytest.raises(DataValidationError, match=problem) as caught:
+        load_volume(path)
+    assert caught.value.path == path
+
+
+def test_participants_table_that_is_not_text_is_named(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    (root / "participants.tsv").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(DataValidationError, match=r"participants\.tsv: not a UTF-8 TSV table"):
+        discover_subjects(root)

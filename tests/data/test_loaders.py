@@ -49,7 +49,7 @@ def test_whole_subject_is_the_normalised_slab(phantom_cohort):
     spec = PreprocessingSpec()
     subject = subjects_dataset(records[:1], spec)[0]
     image = stack_echoes(subject, spec)
-    assert image.shape == (3, 128, 128, 3)
+    assert image.shape == (3, 272, 272, 3)  # the phantom_cohort slab: 136 x 136 mm
     assert torch.allclose(image.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(image.std(dim=(1, 2, 3)), torch.ones(3), atol=1e-3)
     manual = nib.load(records[0].labels["SN"]).get_fdata()
@@ -64,7 +64,7 @@ def test_whole_volume_without_red_nucleus_label(phantom_cohort):
     root, _ = phantom_cohort
     record = discover_subjects(root, optional_labels=())[0]
     subject = subjects_dataset([record], PreprocessingSpec())[0]
-    assert subject["echo1"].shape == (1, 128, 128, 32)
+    assert subject["echo1"].shape == (1, 272, 272, 40)
 
 
 def test_orientation_does_not_change_the_network_input(phantom_cohort, tmp_path):

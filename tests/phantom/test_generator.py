@@ -23,6 +23,9 @@ from sn_platform.phantom.raters import in_plane_distance_mm
 from sn_platform.phantom.summary import fitted_r2star_per_s
 from sn_platform.phantom.writer import generate_cohort
 
+# The default 220 x 220 x 40 mm slab on 2 mm in-plane voxels: the whole code path, fast.
+COARSE_SITE = SiteProtocol(voxel_mm=(2.0, 2.0, 1.0))
+
 
 def _load(path: Path) -> np.ndarray:
     return np.asarray(nib.load(path).dataobj)
@@ -52,10 +55,11 @@ def test_groups_are_balanced_and_written(phantom_cohort):
 def test_files_share_one_affine_and_open_with_nibabel(phantom_cohort):
     root, _ = phantom_cohort
     files = sorted(root.rglob("sub-001*.nii.gz"))
-    assert len(files) == 5 + 1 + 5 + 2 + 1  # echoes, QSM, truth, manual SN+RN, manual2
+    # Echoes, QSM, truth (SN, SNpc, N1, RN, CC, STN), each rater's SN, RN and CC.
+    assert len(files) == 5 + 1 + 6 + 3 + 3
     affines = [nib.load(f).affine for f in files]
     assert all(np.array_equal(a, affines[0]) for a in affines)
-    assert nib.load(files[0]).shape == (128, 128, 32)
+    assert nib.load(files[0]).shape == (272, 272, 40)  # 136 x 136 x 40 mm
     assert np.allclose(nib.load(files[0]).header.get_zooms(), (0.5, 0.5, 1.0))
 
 
@@ -162,13 +166,13 @@ def test_manual_contains_truth_with_the_margin(phantom_cohort, phantom_config):
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path):
-    config = PhantomConfig(subjects=1, seed=5)
+    config = PhantomConfig(subjects=1, seed=5, sites=(COARSE_SITE,))
     digests = []
     for run in ("a", "b"):
         generate_cohort(tmp_path / run, config, n_jobs=1)
         files = sorted((tmp_path / run).rglob("*.nii.gz"))
         digests.append([hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
-    assert digests[0] == digests[1] and len(digests[0]) == 14
+    assert digests[0] == digests[1] and len(digests[0]) == 18
     other = simulate_subject(
         sample_subject_plan(replace(config, seed=6), 0), replace(config, seed=6)
     )
@@ -177,11 +181,11 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 
 
 def test_storage_orientation_changes_arrays_not_anatomy():
-    ras = PhantomConfig(subjects=1, seed=2, sites=(SiteProtocol(orientation="RAS"),))
-    pir = replace(ras, sites=(SiteProtocol(orientation="PIR"),))
+    ras = PhantomConfig(subjects=1, seed=2, sites=(COARSE_SITE,))
+    pir = replace(ras, sites=(replace(COARSE_SITE, orientation="PIR"),))
     a = simulate_subject(sample_subject_plan(ras, 0), ras)
     b = simulate_subject(sample_subject_plan(pir, 0), pir)
-    assert b.truth["SN"].shape == (128, 32, 128)
+    assert b.truth["SN"].shape == (110, 40, 110)
     canonical_a = nib.as_closest_canonical(nib.Nifti1Image(a.truth["SN"], a.affine))
     canonical_b = nib.as_closest_canonical(nib.Nifti1Image(b.truth["SN"], b.affine))
     assert np.array_equal(canonical_a.affine, canonical_b.affine)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,11 +12,13 @@ import torchio as tio
 from torch import nn
 
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
+from sn_platform.errors import StorageError
 from sn_platform.models.losses import DiceLoss
 from sn_platform.runtime import Runtime, seed_everything
 from sn_platform.training.engine import (
     BEST_WEIGHTS,
     LAST_CHECKPOINT,
+    CheckpointError,
     Trainer,
     learning_rate_factor,
     read_checkpoint,
@@ -130,3 +134,38 @@ def test_precision_is_resolved_once_for_training_and_validation(tmp_path):
     )  # fmt: skip
     assert (runtime.precision, trainer.precision) == ("none", "none")
     assert not trainer.scaler.is_enabled()
+
+
+def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_stops(tmp_path, monkeypatch):
+    trainer = _trainer(tmp_path, TrainerSettings(max_epochs=3, progress=False))
+
+    def full_disk(payload, path, *args, **kwargs):
+        Path(path).write_bytes(b"PK partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def disk_fills_after(metrics, epoch):
+        monkeypatch.setattr(torch, "save", full_disk)
+
+    with pytest.raises(StorageError, match=r"\.pt: no space left on device"):
+        trainer.fit(_batches(), report=disk_fills_after)
+    monkeypatch.undo()
+    checkpoint = read_checkpoint(tmp_path)
+    assert checkpoint is not None and checkpoint["progress"]["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BEST_WEIGHTS, LAST_CHECKPOINT]
+
+
+def test_checkpoints_load_without_running_code_and_code_is_refused(tmp_path):
+    trainer = _trainer(tmp_path, TrainerSettings(max_epochs=1, progress=False))
+    trainer.fit(_batches())
+    checkpoint = read_checkpoint(tmp_path)  # weights_only=True: tensors and plain values
+    assert checkpoint is not None and checkpoint["progress"]["epoch"] == 1
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"model": Payload()}, tmp_path / LAST_CHECKPOINT)
+    with pytest.raises(CheckpointError, match=r"last\.pt: not a plain sn-platform checkpoint"):
+        read_checkpoint(tmp_path)
+    assert not marker.exists()

@@ -1,0 +1,191 @@
+"""What makes ``sn-infer``'s folder a valid BIDS derivative dataset.
+
+Every image gets a JSON sidecar (``Sources`` and ``SpatialReference`` as BIDS URIs into
+the input dataset, ``Type`` and ``Description``); ``measures.tsv`` gets a data dictionary
+(``measures.json``: description and units of each column); JSON is strict (NaN and
+infinity as ``null``); ``dataset_description.json`` links the input dataset as ``raw``;
+what BIDS has no place for (tables, the report, figures, per-subject measures) is listed
+in ``.bidsignore``, as fMRIPrep does. ``bids-validator-deno OUTPUT`` reports no error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sn_platform import __version__
+from sn_platform.data.io import write_text
+
+BIDS_VERSION = "1.10.0"
+RAW = "raw"  # the DatasetLinks name of the input dataset in BIDS URIs
+BIDSIGNORE = (
+    "measures.tsv", "measures.json", "agreement.json", "errors.tsv", "index.html",
+    "figures", "sub-*/anat/*_measures.json",
+)  # fmt: skip
+STRUCTURES = {"SN": "substantia nigra", "RN": "red nucleus", "CC": "crus cerebri"}
+UNIT_SUFFIXES = {"_mm3": "mm^3", "_mm": "mm", "_ppm": "ppm"}
+COLUMNS: dict[str, dict[str, Any]] = {
+    "participant_id": {"Description": "subject label, as in the input dataset"},
+    "group": {"Description": "diagnostic group, from the input's participants.tsv"},
+    "sn_volume_mm3": {"Description": "volume of the automatic SN mask"},
+    "sn_volume_left_mm3": {"Description": "volume of the automatic SN mask, left side"},
+    "sn_volume_right_mm3": {"Description": "volume of the automatic SN mask, right side"},
+    "nm_volume_ratio": {
+        "Description": "neuromelanin volume ratio of the automatic SN mask (echo 1 voxels "
+        "above the NM threshold over the mask's voxels; dimensionless)"
+    },
+    "chi_mean_ppm": {
+        "Description": "mean QSM susceptibility above 0.015 ppm inside the automatic SN mask"
+    },
+    "qc_flag": {"Description": "'ok', or the reasons to review the subject, separated by '; '"},
+    "dsc": {"Description": "Dice coefficient, automatic vs manual SN mask, in the slab"},
+    "hd95_mm": {"Description": "95th percentile Hausdorff distance, automatic vs manual mask"},
+    "dsc_truth": {"Description": "Dice coefficient, automatic vs true SN (phantom only)"},
+    "hd95_truth_mm": {"Description": "95th percentile Hausdorff distance to the true SN"},
+    "manual_volume_mm3": {"Description": "volume of the manual SN mask in the slab"},
+    "slices_in_agreement": {
+        "Description": "slices of the slab where the automatic and manual masks agree"
+    },
+    "nm_volume_ratio_manual": {
+        "Description": "neuromelanin volume ratio of the manual SN mask (dimensionless)"
+    },
+    "chi_mean_ppm_manual": {"Description": "mean QSM susceptibility of the manual SN mask"},
+}
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON ``null``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any) -> str:
+    """Strict JSON (``null`` for NaN and infinity, which JSON has no literal for)."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False) + "\n"
+
+
+def read_measures(path: Path) -> dict[str, Any]:
+    """A subject's measures JSON, ``null`` read back as NaN (the tables' missing value)."""
+    row = json.loads(Path(path).read_text())
+    return {k: float("nan") if v is None else v for k, v in row.items()}
+
+
+def sidecar_path(image: Path) -> Path:
+    """``x.nii.gz`` -> ``x.json``."""
+    return image.with_name(image.name.removesuffix(".gz").removesuffix(".nii") + ".json")
+
+
+def _entities(image: Path) -> dict[str, str]:
+    """``sub-01_label-SN_mask.nii.gz`` -> ``{"sub": "01", "label": "SN", "suffix": "mask"}``."""
+    stem = image.name.split(".")[0]
+    *pairs, suffix = stem.split("_")
+    return {**dict(p.split("-", 1) for p in pairs), "suffix": suffix}
+
+
+def image_sidecar(image: Path, echoes: Sequence[Path], images: Sequence[Path]) -> dict[str, Any]:
+    """The sidecar of one output image.
+
+    Parameters
+    ----------
+    image : a ``_mask`` or ``_probseg`` NIfTI in the subject's ``anat`` folder
+    echoes : the input magnitude images the network read (echo 1 first)
+    images : all output images of the subject; a ``label-X_mask`` is derived from the
+        ``label-X_probseg`` among them when there is one, otherwise from the echoes
+    """
+    entities = _entities(image)
+    raw = [f"bids:{RAW}:sub-{entities['sub']}/anat/{echo.name}" for echo in echoes]
+    label = entities.get("label")
+    structure = STRUCTURES.get(label or "", label)
+    probseg = image.name.replace("_mask.", "_probseg.")
+    sources = [f"bids::{image.parent.parent.name}/anat/{probseg}"] if any(
+        other.name == probseg and other != image for other in images
+    ) else raw  # fmt: skip
+    sidecar: dict[str, Any] = {"Sources": sources, "SpatialReference": raw[0]}
+    if entities["suffix"] == "probseg":
+        sidecar["Description"] = (
+            f"probability of the {structure} ({label}) per voxel, from the network's "
+            "grid-sampled prediction resampled onto the grid of echo 1"
+        )
+    elif entities.get("desc") == "slab":
+        sidecar |= {
+            "Type": "ROI",
+            "Description": "the slab the network analysed; overlap and measures use its voxels",
+        }
+    else:
+        sidecar |= {
+            "Type": "ROI",
+            "Description": f"{structure} ({label}), automatic segmentation on the grid of echo 1",
+        }
+    return sidecar
+
+
+def write_image_sidecars(images: Sequence[Path], echoes: Sequence[Path]) -> None:
+    """Write the JSON sidecar of every image in ``images`` beside it."""
+    for image in images:
+        write_text(sidecar_path(image), json_text(image_sidecar(image, echoes, images)))
+
+
+def column_description(column: str) -> dict[str, Any]:
+    """Description and units of a ``measures.tsv`` column (units from the name's suffix)."""
+    entry = dict(COLUMNS.get(column, {"Description": column.replace("_", " ")}))
+    measure = column.removesuffix("_manual")
+    units = [u for suffix, u in UNIT_SUFFIXES.items() if measure.endswith(suffix)]
+    if units:
+        entry.setdefault("Units", units[0])
+    return entry
+
+
+def table_columns(table: Path) -> list[str]:
+    """Header of a TSV file."""
+    with Path(table).open() as handle:
+        return handle.readline().rstrip("\n").split("\t")
+
+
+def dataset_description(root: Path, model_uris: Sequence[str]) -> dict[str, Any]:
+    """``dataset_description.json`` of the derivative, linking the input as ``raw``."""
+    source = Path(root).resolve().as_uri()
+    return {
+        "Name": "sn-platform substantia nigra segmentation",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "sn-platform", "Version": __version__, "Description": "sn-infer"}],
+        "SourceDatasets": [{"URL": source}],
+        "DatasetLinks": {RAW: source},
+        "ModelURIs": list(model_uris),
+    }
+
+
+README = """# sn-platform substantia nigra segmentation
+
+Written by `sn-infer` (sn-platform {version}) from `{source}` with {models}.
+
+Per subject, in `sub-<id>/anat/`: `_label-SN_mask` (automatic SN mask, uint8, on the grid
+and header of echo 1), `_label-SN_probseg` (its probability), `_desc-slab_mask` (the
+voxels analysed), each with a JSON sidecar; `_label-SN_measures.json` (the subject's row).
+Cohort: `measures.tsv` (dictionary: `measures.json`), `agreement.json` (automatic vs
+manual measures), `errors.tsv` (failed subjects), `index.html` (QC report) and `figures/`.
+Files that BIDS has no place for are listed in `.bidsignore`.
+"""
+
+
+def write_dataset_files(
+    output: Path, root: Path, model_uris: Sequence[str], columns: Iterable[str]
+) -> None:
+    """``dataset_description.json``, ``README.md``, ``.bidsignore`` and ``measures.json``."""
+    output = Path(output)
+    description = dataset_description(root, model_uris)
+    write_text(output / "dataset_description.json", json_text(description))
+    models = ", ".join(f"`{uri}`" for uri in model_uris) or "no model"
+    text = README.format(version=__version__, source=Path(root).resolve(), models=models)
+    write_text(output / "README.md", text)
+    write_text(output / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")
+    dictionary = {column: column_description(column) for column in columns}
+    write_text(output / "measures.json", json_text(dictionary))
