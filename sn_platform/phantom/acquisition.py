@@ -12,11 +12,12 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 FloatArray = NDArray[np.float64]
+Float32Array = NDArray[np.float32]
 
 
 def polynomial_bias_field(
     shape: tuple[int, int, int], order: int, amplitude: float, rng: np.random.Generator
-) -> FloatArray:
+) -> Float32Array:
     """Smooth multiplicative bias field ``exp(sum c_ijk x^i y^j z^k)`` (TorchIO's convention).
 
     The log-field is rescaled so that the field spans ``[1 - amplitude, 1 + amplitude]``
@@ -30,32 +31,33 @@ def polynomial_bias_field(
             for k in range(order + 1 - i - j):
                 if i + j + k:
                     planes[i] += rng.uniform(-1.0, 1.0) * np.outer(y**j, z**k)
-    log_field = np.zeros(shape)
+    log_field = np.zeros(shape, np.float32)
     for i, plane in enumerate(planes):
-        log_field += (x**i)[:, None, None] * plane[None]
-    peak = np.abs(log_field).max()
+        log_field += (x[:, None, None] ** i).astype(np.float32) * plane[None].astype(np.float32)
+    peak = float(np.abs(log_field).max())
     if peak > 0:
         log_field *= np.log1p(amplitude) / peak
-    return np.exp(log_field)
+    return np.exp(log_field, out=log_field)
 
 
 def smooth_noise(
     shape: tuple[int, ...], sigma_voxels: tuple[float, ...], sd: float, rng: np.random.Generator
-) -> FloatArray:
-    """Gaussian-filtered white noise rescaled to a standard deviation of ``sd``."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma_voxels, mode="wrap")
-    field_sd = field.std()
+) -> Float32Array:
+    """Gaussian-filtered white noise rescaled to a standard deviation of ``sd`` (float32)."""
+    white = rng.standard_normal(shape, dtype=np.float32)
+    field = ndimage.gaussian_filter(white, sigma_voxels, output=white, mode="wrap")
+    field_sd = float(field.std())
     if field_sd > 0:
         field *= sd / field_sd
-    return np.asarray(field)
+    return np.asarray(field, dtype=np.float32)
 
 
 def slice_profile_blur(
-    signal: FloatArray,
+    signal: NDArray[np.floating],
     voxel_mm: tuple[float, float, float],
     slice_thickness_mm: float,
-    out: FloatArray | None = None,
-) -> FloatArray:
+    out: NDArray[np.floating] | None = None,
+) -> NDArray[np.floating]:
     """Point-spread function: mild in-plane blur, through-plane by the slice thickness.
 
     ``signal`` is one echo (X, Y, Z); returns the blurred array of the same shape (in
@@ -84,11 +86,12 @@ def qsm_streaks(
     voxel_mm: tuple[float, float, float],
     amplitude_ppm: float,
     rng: np.random.Generator,
-) -> FloatArray:
+) -> Float32Array:
     """Mild streaking: stripes along the magic-angle cone of the dipole kernel (ppm).
 
     The stripes run parallel to B0 (z), so they vary in-plane only; a smooth random
-    envelope (in-plane times through-plane) makes them come and go.
+    envelope makes them come and go: the magnitude of the sum of an in-plane and a
+    through-plane field, one pass over the volume. The result has SD ``amplitude_ppm``.
     """
     azimuth = rng.uniform(0.0, 2.0 * np.pi)
     polar = np.deg2rad(54.7)
@@ -101,9 +104,10 @@ def qsm_streaks(
     projection = normal[0] * x[:, None] + normal[1] * y[None, :]
     bins = np.arange(np.floor(projection.min()), np.ceil(projection.max()) + 2.0, 0.5)
     profile = ndimage.gaussian_filter1d(rng.standard_normal(bins.size), 1.0)
-    profile *= amplitude_ppm / max(profile.std(), 1e-12)
-    stripes = np.interp(projection, bins, profile)
+    stripes = np.interp(projection, bins, profile).astype(np.float32)
     in_plane = smooth_noise(shape[:2], (6.0, 6.0), 1.0, rng)
     through_plane = smooth_noise(shape[2:], (3.0,), 1.0, rng)
-    envelope = np.abs(in_plane[:, :, None] * through_plane[None, None, :])
-    return stripes[:, :, None] * envelope
+    streaks = np.abs(in_plane[:, :, None] + through_plane[None, None, :])
+    streaks *= stripes[:, :, None]
+    streaks *= amplitude_ppm / max(float(streaks.std()), 1e-12)
+    return streaks

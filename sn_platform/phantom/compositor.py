@@ -19,6 +19,8 @@ from sn_platform.phantom.regions import Box, Region
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+# Signals and chi are stored in single precision: a whole head is tens of millions of values.
+Values = NDArray[np.floating]
 
 # Memberships below this are left out of painting: a logistic edge is at this level about
 # 1.4 mm outside a structure (anatomy.EDGE_MM = 0.1 mm).
@@ -37,7 +39,7 @@ class Canvas:
     """Echo signals (E, n) and chi (n,) ppm of the voxels of one box of the grid (the head).
 
     Everything outside the box is air (no signal, chi 0), so it need not be stored.
-    ``box`` is the canvas's voxel box; arrays are flattened in its C order.
+    ``box`` is the canvas's voxel box; arrays are float32, flattened in its C order.
     """
 
     def __init__(
@@ -48,8 +50,8 @@ class Canvas:
         self.echo_times_ms = echo_times_ms
         self.first_echo_ms = first_echo_ms
         self.crus_r2star = crus_r2star
-        self.signals = np.zeros((echo_times_ms.size, int(np.prod(self.shape))))
-        self.chi = np.zeros(int(np.prod(self.shape)))
+        self.signals = np.zeros((echo_times_ms.size, int(np.prod(self.shape))), np.float32)
+        self.chi = np.zeros(int(np.prod(self.shape)), np.float32)
 
     def within(self, box: Box) -> Box | None:
         """The part of ``box`` (grid voxels) inside the canvas, or None if they do not meet."""
@@ -87,17 +89,10 @@ class Canvas:
         signals[local] = painter.signals.reshape(-1, *region.shape)
         chi[local[1:]] = painter.chi.reshape(region.shape)
 
-    def echo_on_grid(self, echo: int, grid_shape: tuple[int, int, int]) -> FloatArray:
-        """Echo ``echo`` (0-based) on the whole grid (X, Y, Z), air outside the canvas."""
-        return self._on_grid(self.signals[echo], grid_shape)
-
-    def chi_on_grid(self, grid_shape: tuple[int, int, int]) -> FloatArray:
+    def chi_on_grid(self, grid_shape: tuple[int, int, int]) -> NDArray[np.float32]:
         """Chi (ppm) on the whole grid (X, Y, Z), 0 outside the canvas."""
-        return self._on_grid(self.chi, grid_shape)
-
-    def _on_grid(self, values: FloatArray, grid_shape: tuple[int, int, int]) -> FloatArray:
-        grid = np.zeros(grid_shape)
-        grid[self.box] = values.reshape(self.shape)
+        grid = np.zeros(grid_shape, np.float32)
+        grid[self.box] = self.chi.reshape(self.shape)
         return grid
 
     def _local(self, box: Box) -> Box:
@@ -107,7 +102,7 @@ class Canvas:
         )
         return (a, b, c)
 
-    def _painter(self, signals: FloatArray, chi: FloatArray) -> RegionPainter:
+    def _painter(self, signals: Values, chi: Values) -> RegionPainter:
         return RegionPainter(signals, chi, self.echo_times_ms, self.first_echo_ms, self.crus_r2star)
 
 
@@ -116,8 +111,8 @@ class RegionPainter:
 
     def __init__(
         self,
-        signals: FloatArray,
-        chi: FloatArray,
+        signals: Values,
+        chi: Values,
         echo_times_ms: FloatArray,
         first_echo_ms: float,
         crus_r2star: float,
@@ -128,7 +123,7 @@ class RegionPainter:
         self.first_echo_s = first_echo_ms * 1e-3
         self.crus_r2star = crus_r2star
         self.sn_weight = np.zeros(chi.size)
-        self._scratch: FloatArray | None = None
+        self._scratch: Values | None = None
 
     def paint(
         self,

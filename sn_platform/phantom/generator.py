@@ -36,6 +36,8 @@ RATER_LABELS = ("SN", "RN", "CC")
 # Half-size (mm) of the box around the SN centre that must stay inside the field of view:
 # the SN, RN, STN, crus, cisterns and vessels, rotated and deformed.
 MIDBRAIN_HALF_EXTENT_MM = (25.0, 25.0, 15.0)
+# Precision of the stored QSM (ppm): 2^-14, about 1/160 of the reconstruction noise.
+QSM_STEP_PPM = 2.0**-14
 
 
 @dataclass(frozen=True)
@@ -353,7 +355,7 @@ def simulate_subject(plan: SubjectPlan, config: PhantomConfig) -> SimulatedSubje
         plan=plan,
         affine=stored_affine,
         echoes=np.stack([reorient(echo) for echo in echoes]),
-        chi_ppm=reorient(chi).astype(np.float32),
+        chi_ppm=reorient(chi),
         truth=stored_masks(anatomy.labels),
         tracings={source: stored_masks(masks) for source, masks in tracings.items()},
     )
@@ -373,7 +375,7 @@ def _acquire_echoes(
     gain = plan.intensity_scale * polynomial_bias_field(canvas.shape, 3, plan.bias_amplitude, rng)
     noise_sd = plan.intensity_scale / plan.snr
     echoes = np.empty((site.n_echoes, *site.shape), dtype=np.int16)
-    weighted, blurred = np.empty(canvas.shape), np.empty(canvas.shape)
+    weighted, blurred = np.empty(canvas.shape, np.float32), np.empty(canvas.shape, np.float32)
     signal = np.zeros(site.shape, dtype=np.float32)
     for number, relative in enumerate(canvas.signals):
         np.multiply(relative.reshape(canvas.shape), gain, out=weighted)
@@ -395,11 +397,22 @@ def _with_ghost(
 
 
 def _reconstruct_qsm(
-    chi_ppm: FloatArray, site: SiteProtocol, noise_sd_ppm: float, rng: np.random.Generator
-) -> FloatArray:
-    """QSM (ppm): the true chi plus smooth reconstruction noise and mild streaks, air too."""
-    noise = smooth_noise(site.shape, (1.2, 1.2, 0.8), noise_sd_ppm * rng.uniform(0.8, 1.2), rng)
-    return chi_ppm + noise + qsm_streaks(site.shape, site.voxel_mm, 0.4 * noise_sd_ppm, rng)
+    chi_ppm: NDArray[np.float32], site: SiteProtocol, noise_sd_ppm: float, rng: np.random.Generator
+) -> NDArray[np.float32]:
+    """QSM (ppm): the true chi plus smooth reconstruction noise and mild streaks, air too.
+
+    ``chi_ppm`` (X, Y, Z) becomes the QSM, in place.
+
+    Stored in steps of QSM_STEP_PPM, far below the noise: a noisy whole-head map then
+    compresses to half the size, twice as fast.
+    """
+    qsm = chi_ppm
+    qsm += smooth_noise(site.shape, (1.2, 1.2, 0.8), noise_sd_ppm * rng.uniform(0.8, 1.2), rng)
+    qsm += qsm_streaks(site.shape, site.voxel_mm, 0.4 * noise_sd_ppm, rng)
+    qsm /= QSM_STEP_PPM
+    np.round(qsm, out=qsm)
+    qsm *= QSM_STEP_PPM
+    return qsm
 
 
 def _rater_tracings(

@@ -39,7 +39,7 @@ def boundary_jitter(
     voxel_mm: tuple[float, float, float],
     rng: np.random.Generator,
     correlation_mm: float = 1.5,
-) -> NDArray[np.float64]:
+) -> NDArray[np.float32]:
     """Smooth random boundary displacement field with unit SD (mm per unit of SD).
 
     Smooth in-plane over ``correlation_mm``; about one slice through-plane, since each
@@ -53,7 +53,7 @@ def rater_tracing(
     structure: NDArray[np.bool_],
     voxel_mm: tuple[float, float, float],
     margin_mm: float,
-    jitter_mm: NDArray[np.float64] | float = 0.0,
+    jitter_mm: NDArray[np.floating] | float = 0.0,
 ) -> NDArray[np.bool_]:
     """One rater's tracing of ``structure`` (X, Y, Z) bool: margin plus boundary jitter.
 

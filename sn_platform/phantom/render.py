@@ -111,10 +111,11 @@ def render_anatomy(plan: SubjectPlan, rng: np.random.Generator) -> RenderedAnato
         _paint_layers(canvas, plan, [layer.mirrored(side) for layer in TEMPORAL_LOBE_LAYERS])
     _paint_layers(canvas, plan, CEREBELLUM_LAYERS)
 
-    brainstem = _deformed_region(canvas, plan, BRAINSTEM_BOX_MM)
-    with canvas.painting(brainstem) as painter:
-        _paint_brainstem(painter, brainstem.u, plan.head)
-    nuclei = _deformed_region(canvas, plan, NUCLEI_BOX_MM)
+    for slab in split_box(_canvas_box(canvas, plan, BRAINSTEM_BOX_MM), SLAB_VOXELS):
+        brainstem = _deformed_region(plan, slab)
+        with canvas.painting(brainstem) as painter:
+            _paint_brainstem(painter, brainstem.u, plan.head)
+    nuclei = _deformed_region(plan, _canvas_box(canvas, plan, NUCLEI_BOX_MM))
     with canvas.painting(nuclei) as painter:
         labels = _paint_nuclei(painter, nuclei, plan, rng)
     return RenderedAnatomy(
@@ -124,16 +125,20 @@ def render_anatomy(plan: SubjectPlan, rng: np.random.Generator) -> RenderedAnato
     )
 
 
-def _deformed_region(
-    canvas: Canvas, plan: SubjectPlan, anatomical_box: tuple[Vector, Vector]
-) -> Region:
-    """Deformed coordinates of the canvas voxels around an anatomical (centre, half) box."""
+def _canvas_box(canvas: Canvas, plan: SubjectPlan, anatomical_box: tuple[Vector, Vector]) -> Box:
+    """The canvas voxels around a posed anatomical (centre, half-size) box, deformed."""
     site = plan.site
     centre, half = anatomical_box
     lower, upper = box_world_bounds(plan.pose, centre, half, DEFORMATION_MARGIN_MM)
     box = world_box(site.shape, site.voxel_mm, lower, upper)
     box = None if box is None else canvas.within(box)
     assert box is not None, "PhantomConfig keeps the midbrain inside the field of view"
+    return box
+
+
+def _deformed_region(plan: SubjectPlan, box: Box) -> Region:
+    """Deformed anatomical coordinates of the voxels of ``box``."""
+    site = plan.site
     return region_coordinates(site.shape, site.voxel_mm, plan.pose, box, deformed=True)
 
 
@@ -236,7 +241,7 @@ def _paint_nuclei(
         painter=painter,
         u=u,
         tissue=tissue,
-        texture=smooth_noise(region.shape, (2.0, 2.0, 1.0), 1.0, rng).ravel(),
+        texture=smooth_noise(region.shape, (2.0, 2.0, 1.0), 1.0, rng).astype(np.float64).ravel(),
         voxel_volume_mm3=float(np.prod(plan.site.voxel_mm)),
         labels={name: np.zeros(u.shape[0], dtype=bool) for name in TRUTH_LABELS},
     )
@@ -279,7 +284,7 @@ def _paint_nuclei(
 
 def _paint_vein(canvas: Canvas, plan: SubjectPlan, rng: np.random.Generator) -> FloatArray:
     """The basal vein winding around the peduncle, over the crus; its membership (X, Y, Z)."""
-    region = _deformed_region(canvas, plan, VEIN_BOX_MM)
+    region = _deformed_region(plan, _canvas_box(canvas, plan, VEIN_BOX_MM))
     u = region.u
     ring = anat.vessel_distance(
         u, rng.uniform(0.5, 0.9), rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0])

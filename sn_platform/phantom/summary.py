@@ -19,6 +19,8 @@ from sn_platform.data.bids import (
     load_volume,
 )
 from sn_platform.evaluation.metrics import dice
+from sn_platform.phantom.generator import RATER_LABELS, RATER_SOURCES
+from sn_platform.phantom.render import TRUTH_LABELS
 
 FIGURES = (
     "sn_volume_per_side_mm3",
@@ -28,7 +30,11 @@ FIGURES = (
     "r2star_sn_per_s",
     "r2star_rn_per_s",
     "n1_minus_sn_late_echoes",
+    "chi_stn_ppm",
+    "r2star_stn_per_s",
     "rater_dsc",
+    "rater_dsc_rn",
+    "rater_dsc_cc",
 )
 
 
@@ -50,12 +56,17 @@ def subject_figures(root: Path, participant_id: str) -> dict[str, float]:
     chi, _ = load_volume(chimap_path(root, participant_id))
     truth = {
         name: load_volume(label_path(root, "truth", participant_id, name), "label")[0].astype(bool)
-        for name in ("SN", "SNpc", "N1", "RN", "CC")
+        for name in TRUTH_LABELS
     }
-    manual = [
-        load_volume(label_path(root, source, participant_id, "SN"), "label")[0].astype(bool)
-        for source in ("manual", "manual2")
-    ]
+    rater_dsc = {
+        name: dice(
+            *(
+                load_volume(label_path(root, source, participant_id, name), "label")[0]
+                for source in RATER_SOURCES
+            )
+        )
+        for name in RATER_LABELS
+    }
     voxel = float(np.prod(geometry.voxel_mm))
     sn, n1 = truth["SN"], truth["N1"]
     late = [
@@ -76,7 +87,13 @@ def subject_figures(root: Path, participant_id: str) -> dict[str, float]:
             np.array([e[truth["RN"]].mean() for e in echoes]), np.array(times)
         ),
         "n1_minus_sn_late_echoes": float(np.nanmean(late)) if n1.any() else float("nan"),
-        "rater_dsc": dice(manual[0], manual[1]),
+        "chi_stn_ppm": float(chi[truth["STN"]].mean()),
+        "r2star_stn_per_s": fitted_r2star_per_s(
+            np.array([e[truth["STN"]].mean() for e in echoes]), np.array(times)
+        ),
+        "rater_dsc": rater_dsc["SN"],
+        "rater_dsc_rn": rater_dsc["RN"],
+        "rater_dsc_cc": rater_dsc["CC"],
     }
 
 

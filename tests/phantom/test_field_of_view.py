@@ -91,8 +91,9 @@ def test_air_around_the_head_holds_rician_noise_only(phantom_cohort, coarse_site
             # Zero signal plus complex noise: Rayleigh, mean = sigma * sqrt(pi / 2).
             assert floor_ratios == pytest.approx([1.0] * 5, abs=0.05)
             assert crus_over_air > 15.0  # SNR 30-100 over a noise floor of 1.25 sigma
-            assert abs(chi_mean) < 0.003
-            assert 0.005 < chi_sd < 0.02  # QSM noise SD 0.01 ppm plus streaks
+            assert abs(chi_mean) < 0.005
+            # QSM noise SD 0.01 ppm, plus streaks (0.004 ppm times an envelope up to ~3x).
+            assert 0.008 < chi_sd < 0.04
 
 
 def test_midbrain_offsets_span_the_configured_range():
