@@ -401,10 +401,8 @@ def _reconstruct_qsm(
 ) -> NDArray[np.float32]:
     """QSM (ppm): the true chi plus smooth reconstruction noise and mild streaks, air too.
 
-    ``chi_ppm`` (X, Y, Z) becomes the QSM, in place.
-
-    Stored in steps of QSM_STEP_PPM, far below the noise: a noisy whole-head map then
-    compresses to half the size, twice as fast.
+    ``chi_ppm`` (X, Y, Z) becomes the QSM, in place, in steps of QSM_STEP_PPM: far below
+    the noise, and a noisy whole-head map then compresses to half the size, twice as fast.
     """
     qsm = chi_ppm
     qsm += smooth_noise(site.shape, (1.2, 1.2, 0.8), noise_sd_ppm * rng.uniform(0.8, 1.2), rng)

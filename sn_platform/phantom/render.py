@@ -1,9 +1,9 @@
 """Render one subject's anatomy into noise-free echo signals, chi and truth labels.
 
 The head, temporal lobes and cerebellum are painted on rigid coordinates, each inside its
-own bounding box; the brainstem, the midbrain and its nuclei inside one box around the
-midbrain, on deformed coordinates (the smooth per-subject shape variation). Outside the
-head the canvas stays air: no signal, chi 0.
+own bounding box; then, on deformed coordinates (the smooth per-subject shape variation),
+the brainstem, the nuclei and the basal vein, each inside a box around the midbrain.
+Pointwise stages go slab by slab. Outside the head the canvas stays air: no signal, chi 0.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ NUCLEI_BOX_MM: tuple[Vector, Vector] = ((0.0, 0.0, -1.0), (22.0, 18.0, 15.0))
 VEIN_BOX_MM: tuple[Vector, Vector] = ((0.0, -5.0, 0.0), (23.0, 23.0, 12.0))
 # The smooth deformation moves structures by up to about 3 mm.
 DEFORMATION_MARGIN_MM = 3.0
-# Voxels per slab when the head is painted slab by slab (pointwise work, any slab size).
+# Voxels per slab for the head and brainstem (pointwise work, so any slab size).
 SLAB_VOXELS = 500_000
 # The SNpc is 1-3 voxels thick: partial volume and the point-spread function lower its
 # measured echo-1 contrast to about 83 % of the tissue's excess over the crus (measured on
