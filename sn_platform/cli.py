@@ -163,7 +163,14 @@ def _infer_app(cfg: DictConfig) -> None:
         raise SystemExit(f"sn-infer: give {' and '.join(f'{k}=PATH' for k in missing)}")
     uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
     try:
-        job = BatchJob(Path(cfg.input), Path(cfg.output), build(cfg, "infer"), cfg.label_source)
+        job = BatchJob(
+            Path(cfg.input),
+            Path(cfg.output),
+            build(cfg, "infer"),
+            cfg.label_source,
+            build(cfg, "measures"),
+            cfg.truth_source,
+        )
         for uri in uris:
             check_model_uri(uri, bool(cfg.allow_remote_code))
     except ConfigError as error:

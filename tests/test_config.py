@@ -46,7 +46,10 @@ def test_models_instantiate_for_the_configured_patch(model):
     cfg = _compose(f"model={model}", "data.patch_size=[32,32,3]")
     network = instantiate(cfg.model)
     assert isinstance(network, VNet)
-    assert network(torch.zeros(1, 3, 32, 32, 3)).shape == (1, 1, 32, 32, 3)
+    # background, SN and RN of data.labels; one label gives one (sigmoid) channel
+    assert network(torch.zeros(1, 3, 32, 32, 3)).shape == (1, 3, 32, 32, 3)
+    single = _compose(f"model={model}", "data.patch_size=[32,32,3]", "data.labels=[SN]")
+    assert single.model.out_channels == 1
 
 
 @pytest.mark.parametrize("loss", _options("loss"))
@@ -80,7 +83,8 @@ def test_data_options_build_their_settings(data):
     assert isinstance(settings, DataSettings) and settings.patch_size == (48, 48, 3)
     assert settings.preprocessing == PreprocessingSpec(min_shape=(48, 48, 3))
     assert settings.splits.file == "/data/bids/splits_final.json"
-    assert settings.label_probabilities == {0: 0.5, 1: 0.5}
+    assert settings.labels == ("SN", "RN")
+    assert settings.label_probabilities == {0: 0.4, 1: 0.4, 2: 0.2}
 
 
 @pytest.mark.parametrize("experiment", _options("experiment"))

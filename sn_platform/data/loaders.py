@@ -13,13 +13,25 @@ from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec, echo_key
 
 
-def make_subject(
-    record: SubjectRecord, spec: PreprocessingSpec, label: str | None = "SN"
-) -> tio.Subject:
-    """A TorchIO subject: the spec's echoes as separate images, the label, and the slab reference.
+def class_map(record: SubjectRecord, labels: Sequence[str]) -> tio.LabelMap:
+    """One label map of class indices (X, Y, Z): 0 background, ``i`` the i-th of ``labels``.
 
-    The reference label (RN) is included when the record has it, so the slab can be cut.
+    Where labels overlap (a generously drawn SN over the crus) the earlier label wins,
+    so the first label (the SN) is never lost.
     """
+    first = tio.LabelMap(record.labels[labels[0]])
+    classes = torch.zeros_like(first.data, dtype=torch.uint8)
+    for index in range(len(labels), 0, -1):
+        mask = tio.LabelMap(record.labels[labels[index - 1]]).data > 0
+        classes[mask] = index
+    return tio.LabelMap(tensor=classes, affine=first.affine)
+
+
+def make_subject(
+    record: SubjectRecord, spec: PreprocessingSpec, labels: Sequence[str] = ()
+) -> tio.Subject:
+    """A TorchIO subject: the spec's echoes as separate images and, when ``labels`` are
+    given and the record has them all, their class map (``class_map``)."""
     missing = [e for e in spec.echoes if e > len(record.echoes)]
     if missing:
         raise ValueError(
@@ -29,10 +41,8 @@ def make_subject(
     images: dict[str, object] = {
         echo_key(e): tio.ScalarImage(record.echoes[e - 1]) for e in spec.echoes
     }
-    if label is not None and label in record.labels:
-        images[LABEL_KEY] = tio.LabelMap(record.labels[label])
-    if spec.slab_slices is not None and spec.slab_reference in record.labels:
-        images[spec.slab_reference] = tio.LabelMap(record.labels[spec.slab_reference])
+    if labels and all(name in record.labels for name in labels):
+        images[LABEL_KEY] = class_map(record, labels)
     return tio.Subject(participant_id=record.participant_id, group=record.group or "n/a", **images)
 
 
@@ -48,15 +58,15 @@ def subjects_dataset(
     records: Sequence[SubjectRecord],
     spec: PreprocessingSpec,
     augmentation: tio.Transform | None = None,
-    label: str | None = "SN",
+    labels: Sequence[str] = ("SN",),
     cache: bool = True,
 ) -> tio.SubjectsDataset:
     """Subjects with the full preprocessing (and augmentation, for training).
 
-    With ``cache`` the spatial steps (read, reorient, resample, slab, pad) run once, here,
+    With ``cache`` the spatial steps (read, reorient, resample, pad) run once, here,
     and only augmentation and normalisation run at every access: an epoch re-reads nothing.
     """
-    subjects = [make_subject(r, spec, label) for r in records]
+    subjects = [make_subject(r, spec, labels) for r in records]
     if not cache:
         return tio.SubjectsDataset(subjects, transform=spec.transform(augmentation))
     spatial = spec.spatial_transform()
@@ -72,7 +82,8 @@ def training_queue(
     label_probabilities: Mapping[int, float] | None = None,
     num_workers: int = 0,
 ) -> tio.Queue:
-    """Patch queue with a label-weighted sampler (random crops centred on SN or background)."""
+    """Patch queue with a class-weighted sampler (random crops centred on each class with
+    its probability: background, SN, RN, CC ...)."""
     probabilities = dict(label_probabilities or {0: 0.5, 1: 0.5})
     patch = (int(patch_size[0]), int(patch_size[1]), int(patch_size[2]))
     sampler = tio.LabelSampler(patch, label_name=LABEL_KEY, label_probabilities=probabilities)

@@ -1,22 +1,22 @@
 """The one preprocessing spec shared by training, sweeps and inference.
 
 A ``PreprocessingSpec`` is plain data (JSON round-trip) recorded with every model, and
-builds the TorchIO pipeline: canonical orientation, optional resampling, the method's
-slab below the red nucleus, padding to at least the patch size, and per-echo intensity
-normalisation. Augmentation sits between the spatial and the intensity steps, so it acts
-on magnitudes (Rician noise, bias field and gamma need non-negative intensities).
+builds the TorchIO pipeline: canonical orientation, optional resampling, padding to at
+least the patch size, and per-echo intensity normalisation. The whole field of view is
+kept: the method's slab below the red nucleus is placed after prediction, from the
+predicted RN (``sn_platform.inference.localise``). Augmentation sits between the
+spatial and the intensity steps, so it acts on magnitudes (Rician noise, bias field and
+gamma need non-negative intensities).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import torch
 import torchio as tio
-
-from sn_platform.data.slab import slab_below
 
 LABEL_KEY = "label"
 
@@ -24,33 +24,6 @@ LABEL_KEY = "label"
 def echo_key(echo: int) -> str:
     """Subject key of echo ``echo`` (1-based): each echo is its own TorchIO image."""
     return f"echo{echo}"
-
-
-class SlabBelowReference(tio.SpatialTransform):
-    """Crop to the ``n_slices`` axial slices just below a reference label (the RN).
-
-    Needs canonical (RAS) orientation. A subject without the reference label, or whose
-    reference is empty, is left whole: the method's default on new data.
-    """
-
-    def __init__(self, n_slices: int, reference: str = "RN", **kwargs: Any):
-        super().__init__(**kwargs)
-        if n_slices < 1:
-            raise ValueError(f"n_slices must be >= 1, got {n_slices}")
-        self.n_slices = n_slices
-        self.reference = reference
-        self.args_names = ["n_slices", "reference"]
-
-    def apply_transform(self, subject: tio.Subject) -> tio.Subject:
-        if self.reference not in subject:
-            return subject
-        image = cast(tio.Image, subject[self.reference])
-        slices = slab_below(image.data[0].numpy().astype(bool), self.n_slices)
-        if not slices:
-            return subject
-        depth = image.shape[-1]
-        cropping = (0, 0, 0, 0, slices[0], depth - 1 - slices[-1])
-        return tio.Crop(cropping)(subject)
 
 
 @dataclass(frozen=True)
@@ -62,8 +35,6 @@ class PreprocessingSpec:
     echoes : 1-based echo numbers used as channels, in order
     orientation : voxel-axis orientation of the network input (RAS)
     spacing_mm : target voxel spacing (mm), or None to keep each subject's own
-    slab_slices : slices below the reference label to keep, or None for the whole volume
-    slab_reference : label that defines the slab (the red nucleus)
     min_shape : volumes smaller than this (voxels) are zero-padded up to it (the patch size)
     normalization : ``zscore`` (mean 0, SD 1 per echo) or ``percentile`` (0.5-99.5 % to 0-1)
     """
@@ -71,8 +42,6 @@ class PreprocessingSpec:
     echoes: tuple[int, ...] = (1, 2, 3)
     orientation: str = "RAS"
     spacing_mm: tuple[float, float, float] | None = (0.5, 0.5, 1.0)
-    slab_slices: int | None = 3
-    slab_reference: str = "RN"
     min_shape: tuple[int, int, int] = (64, 64, 3)
     normalization: Literal["zscore", "percentile"] = "zscore"
 
@@ -96,15 +65,13 @@ class PreprocessingSpec:
         return [echo_key(e) for e in self.echoes]
 
     def spatial_transform(self) -> tio.Compose:
-        """Canonical orientation, resampling, slab and padding (images and labels alike)."""
+        """Canonical orientation, resampling and padding (images and labels alike)."""
         steps: list[tio.Transform] = [
             tio.To(torch.float32, include=self.echo_keys),
             tio.ToOrientation(self.orientation) if self.orientation != "RAS" else tio.ToCanonical(),
         ]
         if self.spacing_mm is not None:
             steps.append(tio.Resample(self.spacing_mm))
-        if self.slab_slices is not None:
-            steps.append(SlabBelowReference(self.slab_slices, self.slab_reference))
         steps.append(tio.CropOrPad(self.min_shape, only_pad=True))
         return tio.Compose(steps)
 

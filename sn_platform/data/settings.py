@@ -35,16 +35,19 @@ class SplitSettings:
 
 @dataclass(frozen=True)
 class DataSettings:
-    """A BIDS dataset, the label trained on, and how patches are drawn from it.
+    """A BIDS dataset, the labels trained on, and how patches are drawn from it.
 
     Parameters
     ----------
     root : BIDS dataset folder (None until given)
     label_source : derivatives folder of the training target (``manual`` = rater 1)
-    label : the label trained on (``SN``)
+    labels : the labels trained on, in class order: one label (``[SN]``) trains a binary
+        (sigmoid) network; several (``[SN, RN, CC]``) a softmax over background (class 0)
+        and each label (class 1, 2, ...), so the model localises the RN and CC itself
     patch_size : patch (voxels) of the preprocessed volume, (X, Y, Z)
     samples_per_volume, queue_length, batch_size, num_workers : TorchIO queue and loader
-    label_probabilities : label value -> probability of a patch centred on it
+    label_probabilities : class (0 background, i the i-th label) -> probability of a
+        patch centred on it
     preprocessing : the preprocessing spec, shared by training and inference
     splits : the saved subject-level split
     """
@@ -53,7 +56,7 @@ class DataSettings:
     preprocessing: PreprocessingSpec
     splits: SplitSettings
     label_source: str = "manual"
-    label: str = "SN"
+    labels: tuple[str, ...] = ("SN",)
     patch_size: tuple[int, int, int] = (64, 64, 3)
     samples_per_volume: int = 8
     queue_length: int = 64
@@ -64,8 +67,17 @@ class DataSettings:
     def __post_init__(self) -> None:
         folder_name("data.label_source", self.label_source)
         object.__setattr__(self, "patch_size", tuple(int(n) for n in self.patch_size))
+        object.__setattr__(self, "labels", tuple(str(name) for name in self.labels))
         probabilities = {int(k): float(v) for k, v in self.label_probabilities.items()}
         object.__setattr__(self, "label_probabilities", probabilities)
+        if not self.labels or len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be distinct label names, got {list(self.labels)}")
+        unknown = sorted(set(probabilities) - set(range(len(self.labels) + 1)))
+        if unknown:
+            raise ValueError(
+                f"label_probabilities: classes {unknown} not in 0..{len(self.labels)} "
+                f"(0 background, then {list(self.labels)})"
+            )
         for name in ("samples_per_volume", "batch_size", "queue_length"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

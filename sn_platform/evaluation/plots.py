@@ -18,7 +18,12 @@ from sn_platform.data.orientation import canonical_array
 from sn_platform.evaluation.measures import agreement
 from sn_platform.evaluation.subject import MEASURES, ReferenceCase
 
-TITLES = {"nm_volume_ratio": "NM volume ratio", "chi_mean_ppm": "mean susceptibility (ppm)"}
+TITLES = {
+    "nm_volume_ratio": "NM volume ratio (slab)",
+    "chi_mean_ppm": "mean susceptibility (ppm, slab)",
+    "nm_volume_ratio_whole": "NM volume ratio (whole SN)",
+    "chi_mean_ppm_whole": "mean susceptibility (ppm, whole SN)",
+}
 
 
 def _save(figure: Figure, path: Path) -> None:
@@ -127,7 +132,9 @@ def save_overlays(
         participant = str(row["participant_id"]).removeprefix("sub-")
         case = cases[participant]
         label = f"{title}: sub-{participant}  DSC {row['dsc']:.3f}"
-        _draw_axial(axis, case.echo1, case.affine, predictions[participant], case.manual, label)
+        _draw_axial(
+            axis, case.echo1, case.affine, predictions[participant], case.manual.get("SN"), label
+        )
     figure.suptitle("echo 1: manual (green) and automatic (red) SN", fontsize=10)
     _save(figure, path)
 

@@ -1,15 +1,15 @@
-"""One subject's automatic SN mask against its manual (and truth) labels, on the native grid.
+"""One subject's automatic masks against its manual (and truth) labels, on the native grid.
 
-DSC, HD95, volumes, slices in agreement, and the method's NM volume ratio and mean
-susceptibility from the automatic and the manual ROI. Used by training validation,
+DSC, HD95, volumes, slices in agreement, the slab offset, and the method's NM volume
+ratio and mean susceptibility from the automatic, manual and truth ROIs, in the slab
+and over the whole SN. Used by training validation,
 sweeps and batch inference alike.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sn_platform.data.bids import Geometry, SubjectRecord, check_same_grid, load_volume
-from sn_platform.evaluation import measures, metrics
+from sn_platform.data.slab import Slab, SlabRule, axial_axis
+from sn_platform.evaluation import metrics
+from sn_platform.evaluation.reference import roi_measures
+from sn_platform.evaluation.settings import MeasureSettings
 
-MEASURES = ("nm_volume_ratio", "chi_mean_ppm")
+# The ROI's measures in the slab (the method's; unsuffixed) and over the whole SN.
+MEASURES = ("nm_volume_ratio", "chi_mean_ppm", "nm_volume_ratio_whole", "chi_mean_ppm_whole")
 # Short names in metric keys, e.g. ``val/nm_ratio_pearson_r``.
-MEASURE_METRIC_NAMES = {"nm_volume_ratio": "nm_ratio", "chi_mean_ppm": "chi_mean"}
+MEASURE_METRIC_NAMES = {
+    "nm_volume_ratio": "nm_ratio",
+    "chi_mean_ppm": "chi_mean",
+    "nm_volume_ratio_whole": "nm_ratio_whole",
+    "chi_mean_ppm_whole": "chi_mean_whole",
+}
+SN = "SN"
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,8 @@ class ReferenceCase:
     """What a prediction of one subject is compared with, on the subject's native grid.
 
     ``echo1`` (X, Y, Z) magnitude, ``chi`` (X, Y, Z) QSM in ppm or None, ``manual`` and
-    ``truth`` (X, Y, Z) bool or None, ``affine`` (4, 4) mm.
+    ``truth`` label name (SN, RN, CC) -> (X, Y, Z) bool, only the labels that exist;
+    ``affine`` (4, 4) mm.
     """
 
     participant_id: str
@@ -37,8 +48,8 @@ class ReferenceCase:
     affine: NDArray[np.float64]
     echo1: NDArray[np.float64]
     chi: NDArray[np.float64] | None
-    manual: NDArray[np.bool_] | None
-    truth: NDArray[np.bool_] | None
+    manual: Mapping[str, NDArray[np.bool_]] = field(default_factory=dict)
+    truth: Mapping[str, NDArray[np.bool_]] = field(default_factory=dict)
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
@@ -47,44 +58,45 @@ class ReferenceCase:
 
 
 def load_reference_case(
-    record: SubjectRecord, label: str = "SN", truth_path: Path | None = None
+    record: SubjectRecord, truth_paths: Mapping[str, Path] | None = None
 ) -> ReferenceCase:
-    """Read echo 1, the QSM map and the labels of a subject (all checked to share one grid)."""
+    """Read echo 1, the QSM map, the record's (manual) labels and the truth labels of a
+    subject (all checked to share one grid)."""
     echo1, geometry = load_volume(record.echoes[0])
 
-    def read(path: Path | None, kind: str) -> NDArray[np.float64] | None:
-        if path is None:
-            return None
+    def read(path: Path, kind: str) -> NDArray[np.float64]:
         data, other = load_volume(path, kind)
         check_same_grid(path, other, geometry, tolerance_mm=1e-3)
         return data
 
-    manual = read(record.labels.get(label), "label")
-    truth = read(truth_path if truth_path is not None and truth_path.exists() else None, "label")
+    def masks(paths: Mapping[str, Path]) -> dict[str, NDArray[np.bool_]]:
+        return {name: read(path, "label") > 0.5 for name, path in paths.items() if path.exists()}
+
     return ReferenceCase(
         participant_id=record.participant_id,
         group=record.group or "n/a",
         affine=geometry.affine,
         echo1=echo1,
-        chi=read(record.chimap, "image"),
-        manual=None if manual is None else manual > 0.5,
-        truth=None if truth is None else truth > 0.5,
+        chi=None if record.chimap is None else read(record.chimap, "image"),
+        manual=masks(record.labels),
+        truth=masks(truth_paths or {}),
     )
 
 
-def _quiet(function: Any, *args: Any) -> float:
-    """A measure whose undefined cases (empty ROI) are NaN, without a warning per subject."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(function(*args))
-
-
-def subject_measures(case: ReferenceCase, roi: NDArray[np.bool_]) -> dict[str, float]:
-    """NM volume ratio (echo 1) and mean susceptibility (ppm) of ``roi``."""
-    chi = float("nan") if case.chi is None else _quiet(measures.chi_mean_ppm, case.chi, roi)
-    return {
-        "nm_volume_ratio": _quiet(measures.nm_volume_ratio, case.echo1, roi),
-        "chi_mean_ppm": chi,
+def _roi_measures(
+    case: ReferenceCase,
+    labels: Mapping[str, NDArray[np.bool_]],
+    reference: NDArray[np.bool_] | None,
+    slab: Slab,
+    settings: MeasureSettings,
+    suffix: str = "",
+) -> dict[str, float]:
+    """Measures of ``labels["SN"]`` in the slab (unsuffixed) and whole, each name + suffix."""
+    roi = labels[SN]
+    in_slab = roi_measures(case.echo1, case.chi, roi, reference, slab.mask, settings)
+    whole = roi_measures(case.echo1, case.chi, roi, reference, None, settings)
+    return {f"{k}{suffix}": v for k, v in in_slab.items()} | {
+        f"{k}_whole{suffix}": v for k, v in whole.items()
     }
 
 
@@ -97,48 +109,81 @@ def _overlap(
 
 
 def evaluate_case(
-    case: ReferenceCase, prediction: NDArray[np.bool_], field_of_view: NDArray[np.bool_]
+    case: ReferenceCase,
+    predicted: Mapping[str, NDArray[np.bool_]],
+    slab: Slab,
+    settings: MeasureSettings | None = None,
+    rule: SlabRule | None = None,
 ) -> dict[str, Any]:
     """One row of the per-subject table.
 
-    The manual and truth labels are compared inside ``field_of_view`` (the slab the
-    network saw); volumes in mm^3, distances in mm.
+    Parameters
+    ----------
+    case : the subject's images and reference labels
+    predicted : label name -> (X, Y, Z) bool, the automatic masks (SN; RN and CC where
+        the model has them)
+    slab : the slab the automatic measures use (from the predicted RN, or the manual one)
+    settings : the measures' reference region and QSM threshold
+    rule : how manual and truth slabs are placed from their own RN
+
+    The automatic ROI is the predicted SN in ``slab`` with the predicted CC as reference;
+    the manual (truth) ROI is the manual (truth) SN in the slab below the manual (truth)
+    RN with the manual (else truth) CC. DSC and HD95 compare both inside the manual
+    (truth) slab, where it exists. Volumes in mm^3, distances in mm.
     """
+    settings, rule = settings or MeasureSettings(), rule or SlabRule()
     spacing = case.spacing_mm
-    axis = axial_axis(case.affine)
-    left, right = metrics.hemisphere_volumes_mm3(prediction, case.affine)
+    reference = settings.reference_label
+    sn = predicted[SN]
+    left, right = metrics.hemisphere_volumes_mm3(sn & slab.mask, case.affine)
     row: dict[str, Any] = {
         "participant_id": f"sub-{case.participant_id}",
         "group": case.group,
-        "sn_volume_mm3": metrics.volume_mm3(prediction, spacing),
+        "sn_volume_mm3": metrics.volume_mm3(sn & slab.mask, spacing),
         "sn_volume_left_mm3": left,
         "sn_volume_right_mm3": right,
-        **subject_measures(case, prediction),
+        "sn_volume_whole_mm3": metrics.volume_mm3(sn, spacing),
+        **_roi_measures(case, predicted, predicted.get(reference), slab, settings),
+        **{
+            f"{name.lower()}_volume_mm3": metrics.volume_mm3(mask, spacing)
+            for name, mask in predicted.items()
+            if name != SN
+        },
     }
-    if case.manual is not None:
-        manual = case.manual & field_of_view
-        dsc, hd95 = _overlap(prediction, manual, spacing)
-        manual_measures = subject_measures(case, manual)
+    manual_slab = rule.place(case.manual, case.affine)
+    if manual_slab is not None:
+        row["slab_offset_slices"] = slab.offset_slices(manual_slab)
+    if SN in case.manual:
+        compared = manual_slab if manual_slab is not None and manual_slab.found else slab
+        manual = case.manual[SN] & compared.mask
+        dsc, hd95 = _overlap(sn & compared.mask, manual, spacing)
+        manual_reference = case.manual.get(reference, case.truth.get(reference))
         row |= {
             "dsc": dsc,
             "hd95_mm": hd95,
             "manual_volume_mm3": metrics.volume_mm3(manual, spacing),
             "slices_in_agreement": metrics.slices_in_agreement(
-                prediction, manual, _slices_with(field_of_view, axis), axis=axis
+                sn & compared.mask,
+                manual,
+                _slices_with(compared.mask, axial_axis(case.affine)),
+                axis=axial_axis(case.affine),
             ),
-            "nm_volume_ratio_manual": manual_measures["nm_volume_ratio"],
-            "chi_mean_ppm_manual": manual_measures["chi_mean_ppm"],
+            **_roi_measures(case, case.manual, manual_reference, compared, settings, "_manual"),
         }
-    if case.truth is not None:
-        truth = case.truth & field_of_view
-        dsc_truth, hd95_truth = _overlap(prediction, truth, spacing)
-        row |= {"dsc_truth": dsc_truth, "hd95_truth_mm": hd95_truth}
+    for name in sorted(set(predicted) & set(case.manual) - {SN}):
+        row[f"dsc_{name.lower()}"] = metrics.dice(predicted[name], case.manual[name])
+    if SN in case.truth:
+        truth_slab = rule.place(case.truth, case.affine)
+        compared = truth_slab if truth_slab is not None and truth_slab.found else slab
+        truth = case.truth[SN] & compared.mask
+        dsc_truth, hd95_truth = _overlap(sn & compared.mask, truth, spacing)
+        row |= {
+            "dsc_truth": dsc_truth,
+            "hd95_truth_mm": hd95_truth,
+            **_roi_measures(case, case.truth, case.truth.get(reference), compared, settings,
+                            "_truth"),
+        }  # fmt: skip
     return row
-
-
-def axial_axis(affine: NDArray[np.float64]) -> int:
-    """Voxel axis closest to the world's inferior-superior axis."""
-    return int(np.argmax(np.abs(affine[2, :3]) / np.linalg.norm(affine[:3, :3], axis=0)))
 
 
 def _slices_with(mask: NDArray[np.bool_], axis: int) -> list[int]:

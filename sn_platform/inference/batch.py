@@ -23,6 +23,7 @@ from sn_platform.data.bids import (
     DataValidationError,
     SubjectRecord,
     discover_subjects,
+    label_path,
     validate_subject,
 )
 from sn_platform.data.io import write_nifti, write_text
@@ -39,16 +40,16 @@ from sn_platform.inference.bids_outputs import (
     write_image_sidecars,
 )
 from sn_platform.inference.claims import share_work
+from sn_platform.inference.localise import localise
 from sn_platform.inference.options import BatchJob, InferenceOptions
-from sn_platform.inference.postprocess import keep_largest_component_per_hemisphere
-from sn_platform.inference.predictor import NativePrediction, Segmenter
+from sn_platform.inference.predictor import InferenceSettings, NativePrediction, Segmenter
 from sn_platform.inference.qc import qc_flag
 from sn_platform.inference.report import write_index
 
 LABEL = "SN"
 REQUIRED_COLUMNS = (
     "participant_id", "group", "sn_volume_mm3", "sn_volume_left_mm3", "sn_volume_right_mm3",
-    "nm_volume_ratio", "chi_mean_ppm", "qc_flag",
+    "nm_volume_ratio", "chi_mean_ppm", "slab_source", "slab_bottom_mm", "slab_top_mm", "qc_flag",
 )  # fmt: skip
 MANUAL_COLUMNS = ("dsc", "hd95_mm", "nm_volume_ratio_manual", "chi_mean_ppm_manual")
 
@@ -84,6 +85,10 @@ class OutputPaths:
         paths = (self.mask, self.probseg, self.slab, self.figure, self.measures)
         return all(p.exists() for p in paths)
 
+    def label_mask(self, label: str) -> Path:
+        """The mask of another label (RN, CC) beside the SN's."""
+        return self.mask.with_name(self.mask.name.replace(f"label-{LABEL}_", f"label-{label}_"))
+
 
 def prepare(segmenters: Sequence[Segmenter], options: InferenceOptions) -> list[Segmenter]:
     """Segmenters with the options' inference settings, in evaluation mode."""
@@ -93,11 +98,14 @@ def prepare(segmenters: Sequence[Segmenter], options: InferenceOptions) -> list[
 def predict_ensemble(segmenters: Sequence[Segmenter], record: SubjectRecord) -> NativePrediction:
     """Mean native-grid probability of several models (each with its own preprocessing)."""
     predictions = [s.predict(record) for s in segmenters]
-    probability = np.mean([p.probability for p in predictions], axis=0).astype(np.float32)
+    labels = predictions[0].labels
+    if any(p.labels != labels for p in predictions):
+        raise ValueError(f"the ensemble's models predict different labels: {labels} and others")
+    probability = np.mean([p.probabilities for p in predictions], axis=0).astype(np.float32)
     field_of_view = np.logical_or.reduce([p.field_of_view for p in predictions])
     agreement = [p.tta_dice for p in predictions if math.isfinite(p.tta_dice)]
     tta_dice = float(np.mean(agreement)) if agreement else float("nan")
-    return NativePrediction(probability, field_of_view, predictions[0].affine, tta_dice)
+    return NativePrediction(probability, field_of_view, predictions[0].affine, labels, tta_dice)
 
 
 def _ordered(row: dict[str, Any]) -> dict[str, Any]:
@@ -105,33 +113,52 @@ def _ordered(row: dict[str, Any]) -> dict[str, Any]:
     return {**{c: row[c] for c in first}, **{k: v for k, v in row.items() if k not in first}}
 
 
+def _truth_paths(
+    job: BatchJob, participant_id: str, settings: InferenceSettings
+) -> dict[str, Path]:
+    """Truth label files (SN, slab reference, NM reference) under ``job.truth_source``."""
+    if job.truth_source is None:
+        return {}
+    names = {LABEL, settings.slab_reference, job.measures.reference_label}
+    return {n: label_path(job.root, job.truth_source, participant_id, n) for n in names}
+
+
 def segment_subject(
-    segmenters: Sequence[Segmenter], record: SubjectRecord, output: Path, options: InferenceOptions
+    segmenters: Sequence[Segmenter], record: SubjectRecord, output: Path, job: BatchJob
 ) -> dict[str, Any]:
-    """Validate, predict, post-process, measure, QC and write one subject; its TSV row."""
+    """Validate, predict, localise, measure, QC and write one subject; its TSV row."""
+    options = job.options
     validate_subject(record)
     prediction = predict_ensemble(segmenters, record)
-    threshold = segmenters[0].settings.threshold
-    mask = prediction.mask(threshold)
-    if options.keep_largest:
-        mask = keep_largest_component_per_hemisphere(mask, prediction.affine)
-    case = load_reference_case(record, LABEL)
-    row = evaluate_case(case, mask, prediction.field_of_view)
-    row["qc_flag"] = qc_flag(row, prediction, mask, options.qc)
+    settings = segmenters[0].settings
+    case = load_reference_case(record, _truth_paths(job, record.participant_id, settings))
+    found = localise(prediction, settings, options.keep_largest, case.manual, options.slab_from)
+    row = evaluate_case(case, found.masks, found.slab, job.measures, settings.slab_rule)
+    row |= {
+        "slab_source": found.slab_source,
+        "slab_bottom_mm": found.slab.bottom_mm,
+        "slab_top_mm": found.slab.top_mm,
+    }
+    row["qc_flag"] = qc_flag(
+        row, prediction, found, settings, options.qc, job.measures.reference_label
+    )
     row = _ordered(row)
     paths = OutputPaths.of(output, record.participant_id)
     header = cast(nib.Nifti1Header, nib.load(record.echoes[0]).header)
-    write_nifti(paths.mask, mask.astype(np.uint8), prediction.affine, like=header)
-    probability = prediction.probability.astype(np.float32)
+    for label, mask in found.masks.items():
+        write_nifti(paths.label_mask(label), mask.astype(np.uint8), prediction.affine, like=header)
+    probability = prediction.probability(LABEL).astype(np.float32)
     write_nifti(paths.probseg, probability, prediction.affine, like=header)
-    # The voxels the network saw (the slab below the RN): overlap and measures use them.
-    slab = prediction.field_of_view.astype(np.uint8)
-    write_nifti(paths.slab, slab, prediction.affine, like=header)
-    write_image_sidecars(paths.images(), record.echoes)
+    # The voxels the slab measures use: below the predicted (or manual) RN.
+    write_nifti(paths.slab, found.slab.mask.astype(np.uint8), prediction.affine, like=header)
+    others = [paths.label_mask(label) for label in found.masks if label != LABEL]
+    write_image_sidecars([*paths.images(), *others], record.echoes)
     title = f"sub-{record.participant_id}  {row['group']}  QC: {row['qc_flag']}"
     if "dsc" in row:
         title += f"  DSC {row['dsc']:.3f}"
-    plots.save_subject_overlay(case.echo1, case.affine, mask, case.manual, title, paths.figure)
+    plots.save_subject_overlay(
+        case.echo1, case.affine, found.masks[LABEL], case.manual.get(LABEL), title, paths.figure
+    )
     write_text(paths.measures, json_text(row))
     return row
 
@@ -149,10 +176,14 @@ def run_subject(
             n_echoes=max(max(s.spec.echoes) for s in segmenters),
             label_source=job.label_source,
             labels=(),
-            optional_labels=(LABEL, "RN"),
+            optional_labels=(
+                LABEL,
+                segmenters[0].settings.slab_reference,
+                job.measures.reference_label,
+            ),
             subjects=[participant_id],
         )
-        return {"row": segment_subject(segmenters, record, job.output, job.options)}
+        return {"row": segment_subject(segmenters, record, job.output, job)}
     except StorageError:
         raise  # a full disk stops the batch: every later subject would fail the same way
     except Exception as error:  # one subject's failure, whatever it is, must not stop the rest

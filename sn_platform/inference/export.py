@@ -2,7 +2,8 @@
 
 ``torch.export.load("network.pt2").module()(patches)`` maps preprocessed patches
 (B, C, X, Y, Z) float32, ``(X, Y, Z)`` the training patch size and ``B`` any batch size, to
-SN probabilities (B, 1, X, Y, Z); no ``sn_platform`` import is needed to run it.
+the probabilities of the model's labels (B, K, X, Y, Z), K = its ``labels`` (SN, RN, CC);
+no ``sn_platform`` import is needed to run it.
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sn_platform.inference.predictor import foreground_probability
+from sn_platform.inference.predictor import label_probabilities
 
 MAX_BATCH = 1024
 
 
 class ProbabilityNetwork(nn.Module):
-    """A segmentation network followed by the logits -> SN probability rule."""
+    """A segmentation network followed by the logits -> label probabilities rule."""
 
     def __init__(self, network: nn.Module):
         super().__init__()
         self.network = network
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        return foreground_probability(self.network(patches))
+        return label_probabilities(self.network(patches))
 
 
 def export_network(

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sn_platform.errors import folder_name
+from sn_platform.evaluation.settings import MeasureSettings
+from sn_platform.inference.localise import SLAB_SOURCES
 from sn_platform.inference.predictor import InferenceSettings
 
 ENGINES = ("local", "ray")
@@ -21,12 +23,14 @@ class QualityLimits:
 
     Parameters
     ----------
-    volume_range_mm3 : plausible SN volume (mm^3) of the predicted region
+    volume_range_mm3 : plausible SN volume (mm^3) of the predicted region in the slab
+    rn_volume_range_mm3 : plausible volume (mm^3) of the predicted red nuclei (both sides)
     min_confidence : lowest acceptable mean probability inside the mask
     min_tta_dice : lowest acceptable Dice between the two TTA passes
     """
 
     volume_range_mm3: tuple[float, float] = (50.0, 2000.0)
+    rn_volume_range_mm3: tuple[float, float] = (60.0, 1000.0)
     min_confidence: float = 0.75
     min_tta_dice: float = 0.8
 
@@ -49,7 +53,9 @@ class InferenceOptions:
     ----------
     threshold, patch_overlap, overlap_mode, batch_size, flip_tta : override the model's
         inference settings; None keeps the model's own
-    keep_largest : keep the largest component per hemisphere
+    keep_largest : keep the largest component per hemisphere (each label)
+    slab_from : ``predicted`` (below the model's RN, the default) or ``manual`` (below the
+        manual RN where ``derivatives/<label_source>`` has one, else the predicted)
     overwrite : redo subjects whose outputs exist
     engine : ``local`` (this process) or ``ray`` (an actor pool, ``ray``)
     progress : show a progress bar (local engine)
@@ -63,6 +69,7 @@ class InferenceOptions:
     batch_size: int | None = None
     flip_tta: bool | None = None
     keep_largest: bool = True
+    slab_from: str = "predicted"
     overwrite: bool = False
     engine: str = "local"
     progress: bool = True
@@ -72,6 +79,8 @@ class InferenceOptions:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.slab_from not in SLAB_SOURCES:
+            raise ValueError(f"slab_from must be one of {SLAB_SOURCES}, got {self.slab_from!r}")
         if self.patch_overlap is not None:
             object.__setattr__(self, "patch_overlap", tuple(int(n) for n in self.patch_overlap))
 
@@ -88,14 +97,20 @@ class BatchJob:
     """One sn-infer run: a BIDS dataset in, a derivatives folder out, and how.
 
     ``label_source`` names the derivatives folder with manual labels (SN for DSC and
-    agreement, RN for the slab); None reads none.
+    agreement, RN for ``slab_from=manual`` and the slab offset, CC for the manual NM
+    reference); None reads none. ``truth_source`` the derivatives folder of exact labels
+    (phantom data: DSC and measures against truth, and the CC where no manual one exists);
+    None reads none. ``measures`` says how the measures are taken.
     """
 
     root: Path
     output: Path
     options: InferenceOptions = field(default_factory=InferenceOptions)
     label_source: str | None = "manual"
+    measures: MeasureSettings = field(default_factory=MeasureSettings)
+    truth_source: str | None = "truth"
 
     def __post_init__(self) -> None:
-        if self.label_source is not None:
-            folder_name("label_source", self.label_source)
+        for key in ("label_source", "truth_source"):
+            if getattr(self, key) is not None:
+                folder_name(key, getattr(self, key))

@@ -19,6 +19,7 @@ from torch import nn
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.loaders import make_subject, stack_echoes
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.data.slab import SlabRule
 from sn_platform.evaluation.metrics import dice
 from sn_platform.models.probabilities import class_probabilities
 from sn_platform.runtime import autocast
@@ -28,17 +29,23 @@ OVERLAP_MODES = ("average", "hann", "crop")
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """How a volume is tiled, aggregated and thresholded.
+    """How a volume is tiled, aggregated and thresholded, and where its slab goes.
 
     Parameters
     ----------
+    labels : what the network's classes are, in order after the background (``[SN]``:
+        one sigmoid channel; ``[SN, RN, CC]``: a softmax over background and the three)
     patch_size : patch (voxels) seen by the network, (X, Y, Z)
     patch_overlap : overlap (voxels) between neighbouring patches; even numbers
     overlap_mode : TorchIO aggregation of overlapping patches (average, hann, crop)
     batch_size : patches per forward pass
-    threshold : probability above which a voxel is SN
+    threshold : probability above which a voxel belongs to a label
     flip_tta : also predict the left-right mirrored volume and average the two
+    slab_slices : axial slices of the method's slab, just below ``slab_reference``
+    slab_reference : the label the slab is placed below (the red nucleus)
     """
+
+    labels: tuple[str, ...] = ("SN",)
 
     patch_size: tuple[int, int, int] = (64, 64, 3)
     patch_overlap: tuple[int, int, int] = (16, 16, 0)
@@ -46,8 +53,11 @@ class InferenceSettings:
     batch_size: int = 4
     threshold: float = 0.5
     flip_tta: bool = False
+    slab_slices: int = 3
+    slab_reference: str = "RN"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(str(name) for name in self.labels))
         object.__setattr__(self, "patch_size", tuple(int(n) for n in self.patch_size))
         object.__setattr__(self, "patch_overlap", tuple(int(n) for n in self.patch_overlap))
         if len(self.patch_size) != 3 or min(self.patch_size) < 1:
@@ -68,17 +78,25 @@ class InferenceSettings:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.slab_slices < 1:
+            raise ValueError(f"slab_slices must be >= 1, got {self.slab_slices}")
+
+    @property
+    def slab_rule(self) -> SlabRule:
+        """Where the method's slab goes: ``slab_slices`` slices below ``slab_reference``."""
+        return SlabRule(self.slab_slices, self.slab_reference)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def foreground_probability(logits: torch.Tensor) -> torch.Tensor:
-    """(B, 1, X, Y, Z) SN probability from logits (B, C, X, Y, Z): class 1 of
-    ``class_probabilities`` (the only channel of a one-channel network)."""
+def label_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """(B, K, X, Y, Z) probability of each of the K labels from logits (B, C, X, Y, Z):
+    ``class_probabilities`` without the background class (a one-channel network's only
+    channel is its label)."""
     probabilities = class_probabilities(logits)
-    return probabilities if probabilities.shape[1] == 1 else probabilities[:, 1:2]
+    return probabilities if probabilities.shape[1] == 1 else probabilities[:, 1:]
 
 
 @torch.inference_mode()
@@ -89,7 +107,7 @@ def predict_passes(
     device: torch.device,
     precision: str = "none",
 ) -> list[torch.Tensor]:
-    """SN probability (1, X, Y, Z) of each test-time pass over a preprocessed volume
+    """Label probabilities (K, X, Y, Z) of each test-time pass over a preprocessed volume
     (C, X, Y, Z), tiled by TorchIO: the volume, and its left-right mirror with ``flip_tta``
     (flipped back). The volume must be at least the patch size along each axis.
     """
@@ -109,7 +127,7 @@ def predict_passes(
             inputs = batch["image"][tio.DATA].to(device)
             with autocast(device, precision):
                 logits = model(inputs)
-            aggregator.add_batch(foreground_probability(logits.float()).cpu(), batch[tio.LOCATION])
+            aggregator.add_batch(label_probabilities(logits.float()).cpu(), batch[tio.LOCATION])
         probability = aggregator.get_output_tensor().float()
         probabilities.append(torch.flip(probability, dims=(1,)) if mirrored else probability)
     return probabilities
@@ -122,15 +140,16 @@ def predict_array(
     device: torch.device,
     precision: str = "none",
 ) -> torch.Tensor:
-    """SN probability (1, X, Y, Z): the mean of ``predict_passes``."""
+    """Label probabilities (K, X, Y, Z): the mean of ``predict_passes``."""
     return torch.stack(predict_passes(model, volume, settings, device, precision)).mean(dim=0)
 
 
 def pass_agreement(passes: list[torch.Tensor], threshold: float) -> float:
-    """Dice between the masks of the first two test-time passes (NaN with one pass)."""
+    """Dice between the first label's masks of the first two test-time passes (NaN with
+    one pass)."""
     if len(passes) < 2:
         return float("nan")
-    first, second = (p.numpy() > threshold for p in passes[:2])
+    first, second = (p[0].numpy() > threshold for p in passes[:2])
     return dice(first, second)
 
 
@@ -138,18 +157,26 @@ def pass_agreement(passes: list[torch.Tensor], threshold: float) -> float:
 class NativePrediction:
     """A prediction on the subject's original grid.
 
-    ``probability`` (X, Y, Z) float32 in [0, 1]; ``field_of_view`` (X, Y, Z) bool, the
-    voxels the network saw (the slab); ``affine`` (4, 4) of the input echo, mm.
+    ``probabilities`` (K, X, Y, Z) float32 in [0, 1], one per label of ``labels``;
+    ``field_of_view`` (X, Y, Z) bool, the voxels the network saw; ``affine`` (4, 4) of
+    the input echo, mm.
     """
 
-    probability: NDArray[np.float32]
+    probabilities: NDArray[np.float32]
     field_of_view: NDArray[np.bool_]
     affine: NDArray[np.float64]
+    labels: tuple[str, ...] = ("SN",)
     tta_dice: float = float("nan")
 
-    def mask(self, threshold: float) -> NDArray[np.bool_]:
-        """Binary SN mask: probability above ``threshold``."""
-        return self.probability > threshold
+    def probability(self, label: str = "SN") -> NDArray[np.float32]:
+        """(X, Y, Z) probability of ``label``; all zeros when the model has no such label."""
+        if label not in self.labels:
+            return np.zeros(self.probabilities.shape[1:], dtype=np.float32)
+        return self.probabilities[self.labels.index(label)]
+
+    def mask(self, threshold: float, label: str = "SN") -> NDArray[np.bool_]:
+        """Binary mask of ``label``: probability above ``threshold``."""
+        return self.probability(label) > threshold
 
 
 def to_native_grid(
@@ -158,7 +185,7 @@ def to_native_grid(
     native_shape: Sequence[int],
     native_affine: NDArray[np.float64],
 ) -> NativePrediction:
-    """Resample a network-space probability (1, X, Y, Z) onto the native grid (world space).
+    """Resample network-space probabilities (K, X, Y, Z) onto the native grid (world space).
 
     Linear interpolation for the probability, nearest neighbour for the field of view;
     native voxels outside the network's volume get probability 0.
@@ -166,12 +193,12 @@ def to_native_grid(
     subject = tio.Subject(
         probability=tio.ScalarImage(tensor=probability.float(), affine=network_affine),
         field_of_view=tio.LabelMap(
-            tensor=torch.ones_like(probability, dtype=torch.uint8), affine=network_affine
+            tensor=torch.ones_like(probability[:1], dtype=torch.uint8), affine=network_affine
         ),
     )
     target = (tuple(int(n) for n in native_shape), np.asarray(native_affine, dtype=np.float64))
     resampled = tio.Resample(target)(subject)
-    values = resampled.get_image("probability").data[0].numpy().clip(0.0, 1.0).astype(np.float32)
+    values = resampled.get_image("probability").data.numpy().clip(0.0, 1.0).astype(np.float32)
     field_of_view = resampled.get_image("field_of_view").data[0].numpy().astype(bool)
     return NativePrediction(values * field_of_view, field_of_view, target[1])
 
@@ -187,8 +214,8 @@ class Segmenter:
     precision: str = "none"
 
     def preprocess(self, record: SubjectRecord) -> tio.Subject:
-        """The record's echoes (and slab reference, when present) in the network's space."""
-        return self.spec.transform()(make_subject(record, self.spec, label=None))
+        """The record's echoes in the network's space."""
+        return self.spec.transform()(make_subject(record, self.spec))
 
     def predict_preprocessed(
         self, subject: tio.Subject, native_shape: Sequence[int], native_affine: NDArray
@@ -202,7 +229,8 @@ class Segmenter:
         probability = torch.stack(passes).mean(dim=0)
         network_affine = subject.get_image(self.spec.echo_keys[0]).affine
         native = to_native_grid(probability, network_affine, native_shape, native_affine)
-        return replace(native, tta_dice=pass_agreement(passes, self.settings.threshold))
+        agreement = pass_agreement(passes, self.settings.threshold)
+        return replace(native, labels=self.settings.labels, tta_dice=agreement)
 
     def predict(self, record: SubjectRecord) -> NativePrediction:
         """Predict a subject from its files onto the grid of its first echo."""

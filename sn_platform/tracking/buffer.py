@@ -141,7 +141,7 @@ def _apply(record: Mapping[str, Any], journal: Journal, state: dict[str, Any]) -
         model_uri = log_segmenter(
             run.run_id, model, record["model"],
             PreprocessingSpec.from_dict(record["preprocessing"]),
-            InferenceSettings(**record["inference"]), record["label"],
+            InferenceSettings(**record["inference"]),
         )  # fmt: skip
         registration = record["register"]
         if registration is not None:
@@ -315,7 +315,6 @@ class BufferedRun:
         model_config: Mapping[str, Any],
         spec: PreprocessingSpec,
         settings: InferenceSettings,
-        label: str,
         registration: Mapping[str, Any] | None = None,
     ) -> None:
         """The model as a pyfunc (``tracking.models.log_segmenter``), registered when
@@ -325,7 +324,7 @@ class BufferedRun:
         self._record({
             "op": "model", "weights": self.journal.relative(weights),
             "model": dict(model_config), "preprocessing": spec.to_dict(),
-            "inference": settings.to_dict(), "label": label,
+            "inference": settings.to_dict(),
             "register": None if registration is None else dict(registration),
         })  # fmt: skip
 

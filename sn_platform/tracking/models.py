@@ -34,8 +34,9 @@ REQUIREMENTS = ("mlflow", "torch", "torchio", "nibabel", "numpy", "scipy")
 class SegmenterModel(PythonModel):
     """The pyfunc flavour: a V-Net with its preprocessing spec and inference settings.
 
-    ``predict`` takes preprocessed volumes (N, C, X, Y, Z) float32 and returns SN
-    probabilities (N, 1, X, Y, Z); ``segmenter`` runs the whole pipeline on BIDS files.
+    ``predict`` takes preprocessed volumes (N, C, X, Y, Z) float32 and returns the label
+    probabilities (N, K, X, Y, Z), K = ``labels`` (SN, RN, CC); ``segmenter`` runs the
+    whole pipeline on BIDS files (the slab is placed below the predicted RN).
     """
 
     segmenter: Segmenter
@@ -84,7 +85,6 @@ def log_segmenter(
     model_config: Mapping[str, Any],
     spec: PreprocessingSpec,
     settings: InferenceSettings,
-    label: str = "SN",
 ) -> str:
     """Log the model as a pyfunc named ``model`` in ``run_id``; returns its model URI.
 
@@ -93,14 +93,14 @@ def log_segmenter(
     channels = len(spec.echoes)
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1, -1))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1, -1))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(settings.labels), -1, -1, -1))]),
     )
     bundle = {
         "model": dict(model_config),
         "preprocessing": spec.to_dict(),
         "inference": settings.to_dict(),
         "channels": [f"echo-{e} magnitude" for e in spec.echoes],
-        "label": label,
+        "labels": list(settings.labels),
     }
     example = np.zeros((1, channels, *settings.patch_size), dtype=np.float32)
     with tempfile.TemporaryDirectory() as folder:

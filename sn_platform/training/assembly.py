@@ -21,6 +21,7 @@ def run_spec(cfg: DictConfig) -> RunSpec:
         data=build(cfg, "data"),
         trainer=build(cfg, "trainer"),
         inference=build(cfg, "inference"),
+        measures=build(cfg, "measures"),
         tracking=build(cfg, "tracking"),
         model=config["model"],
         loss=build(cfg, "loss"),

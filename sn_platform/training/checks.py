@@ -35,7 +35,7 @@ def canonical_extent_mm(path: Path) -> NDArray[np.float64]:
 
 
 def check_run(spec: RunSpec) -> None:
-    """Check the data root, the optimiser, the fold, and that the patch fits the slab and
+    """Check the data root, the optimiser, the fold, the labels, and that the patch fits
     the preprocessed volumes (image headers only). Raises ``ConfigError`` (one line)."""
     data = spec.data
     _check(data.root is not None, "data.root", "not set; give data.root=/path/to/bids")
@@ -54,12 +54,11 @@ def check_run(spec: RunSpec) -> None:
     folds, fold = data.splits.folds, spec.trainer.fold
     _check(fold is None or 0 <= fold < folds, "trainer.fold", f"{fold} not in 0..{folds - 1}")
     preprocessing, patch = data.preprocessing, np.array(data.patch_size, dtype=float)
-    if preprocessing.slab_slices is not None:
-        _check(
-            patch[2] <= preprocessing.slab_slices,
-            "data.patch_size",
-            f"{list(data.patch_size)} is deeper than the {preprocessing.slab_slices}-slice slab",
-        )
+    _check(
+        tuple(spec.inference.labels) == tuple(data.labels),
+        "inference.labels",
+        f"{list(spec.inference.labels)} differs from data.labels {list(data.labels)}",
+    )
     if preprocessing.spacing_mm is not None:
         for echo in sorted(root.glob("sub-*/anat/*_echo-1_part-mag_MEGRE.nii*")):
             voxels = canonical_extent_mm(echo) / np.array(preprocessing.spacing_mm)

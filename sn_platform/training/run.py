@@ -21,6 +21,7 @@ from sn_platform.data.loaders import patch_loader, subjects_dataset, training_qu
 from sn_platform.data.settings import DataSettings
 from sn_platform.errors import ConfigError
 from sn_platform.evaluation.outputs import write_evaluation
+from sn_platform.evaluation.settings import MeasureSettings
 from sn_platform.inference.predictor import InferenceSettings
 from sn_platform.models.ensemble import ProbabilityEnsemble
 from sn_platform.models.factory import build_module
@@ -57,6 +58,7 @@ class RunSpec:
     data: DataSettings
     trainer: TrainerSettings
     inference: InferenceSettings
+    measures: MeasureSettings
     tracking: TrackingSettings
     model: Mapping[str, Any]
     loss: nn.Module
@@ -115,10 +117,10 @@ def _validator(
     spec: RunSpec, runtime: Runtime, records: Sequence[SubjectRecord], prefix: str
 ) -> Validator:
     """Whole-volume evaluation of ``records`` (against truth too, where the data has it)."""
-    label = spec.data.label
-    truth = truth_label_paths(Path(str(spec.data.root)), records, label)
+    wanted = {*spec.data.labels, spec.inference.slab_reference, spec.measures.reference_label}
+    truth = truth_label_paths(Path(str(spec.data.root)), records, sorted(wanted))
     return Validator(
-        records, spec.data.preprocessing, spec.inference, runtime, label, truth, prefix
+        records, spec.data.preprocessing, spec.inference, runtime, truth, spec.measures, prefix
     )
 
 
@@ -152,7 +154,7 @@ def _train(
 ) -> TrainingOutcome:
     data = spec.data
     model = build_module(spec.model)
-    dataset = subjects_dataset(subjects.train, data.preprocessing, spec.augmentation, data.label)
+    dataset = subjects_dataset(subjects.train, data.preprocessing, spec.augmentation, data.labels)
 
     def make_batches() -> Any:
         queue = training_queue(

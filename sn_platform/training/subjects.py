@@ -34,8 +34,8 @@ def split_subjects(data: DataSettings, fold: int | None) -> SubjectSplit:
         Path(str(data.root)),
         n_echoes=max(spec.echoes),
         label_source=data.label_source,
-        labels=(data.label,),
-        optional_labels=(spec.slab_reference,) if spec.slab_slices is not None else (),
+        labels=data.labels,
+        optional_labels=(),
     )
     for record in records:
         validate_subject(record)
@@ -59,7 +59,15 @@ def split_subjects(data: DataSettings, fold: int | None) -> SubjectSplit:
     )
 
 
-def truth_label_paths(root: Path, records: Sequence[SubjectRecord], label: str) -> dict[str, Path]:
-    """Truth labels (``derivatives/truth``, phantom data) of the records that have one."""
-    paths = {r.participant_id: label_path(root, "truth", r.participant_id, label) for r in records}
-    return {k: v for k, v in paths.items() if v.exists()}
+def truth_label_paths(
+    root: Path, records: Sequence[SubjectRecord], labels: Sequence[str]
+) -> dict[str, dict[str, Path]]:
+    """Truth labels (``derivatives/truth``, phantom data): subject id -> label -> file, for
+    the labels that exist."""
+    paths = {
+        r.participant_id: {
+            name: label_path(root, "truth", r.participant_id, name) for name in labels
+        }
+        for r in records
+    }
+    return {k: {name: p for name, p in v.items() if p.exists()} for k, v in paths.items()}

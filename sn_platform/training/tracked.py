@@ -111,6 +111,5 @@ def log_model(
             "description": f"{spec.name}: trained by sn-train on {spec.data.root}",
         }
     run.log_model(
-        model.cpu(), model_config, spec.data.preprocessing, spec.inference, spec.data.label,
-        registration,
+        model.cpu(), model_config, spec.data.preprocessing, spec.inference, registration,
     )  # fmt: skip

@@ -12,7 +12,9 @@ from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.loaders import make_subject
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.evaluation.cohort import Evaluation, summarise
+from sn_platform.evaluation.settings import MeasureSettings
 from sn_platform.evaluation.subject import ReferenceCase, evaluate_case, load_reference_case
+from sn_platform.inference.localise import localise
 from sn_platform.inference.predictor import InferenceSettings, Segmenter
 from sn_platform.runtime import Runtime
 
@@ -22,11 +24,12 @@ class Validator:
 
     Parameters
     ----------
-    records : subjects with their manual label
+    records : subjects with their manual labels (SN; RN and CC place and measure the
+        manual ROI)
     spec, settings : preprocessing and inference settings of the model
     runtime : device and precision, the same as training's
-    label : name of the manual label (SN)
-    truth_paths : optional truth label per subject id (phantom data)
+    truth_paths : optional truth labels per subject id, label -> file (phantom data)
+    measures : how the clinical measures are taken
     prefix : metric prefix (``val``, ``test``)
     """
 
@@ -36,23 +39,25 @@ class Validator:
         spec: PreprocessingSpec,
         settings: InferenceSettings,
         runtime: Runtime,
-        label: str = "SN",
-        truth_paths: Mapping[str, Path] | None = None,
+        truth_paths: Mapping[str, Mapping[str, Path]] | None = None,
+        measures: MeasureSettings | None = None,
         prefix: str = "val",
     ):
         truth_paths = truth_paths or {}
         self.spec, self.settings, self.runtime, self.prefix = spec, settings, runtime, prefix
+        self.measures = measures or MeasureSettings()
         self.cases: dict[str, ReferenceCase] = {
-            r.participant_id: load_reference_case(r, label, truth_paths.get(r.participant_id))
+            r.participant_id: load_reference_case(r, truth_paths.get(r.participant_id))
             for r in records
         }
         transform = spec.transform()
         self.inputs: dict[str, tio.Subject] = {
-            r.participant_id: transform(make_subject(r, spec, label=None)) for r in records
+            r.participant_id: transform(make_subject(r, spec)) for r in records
         }
 
     def evaluate(self, model: nn.Module) -> Evaluation:
-        """Predict every subject onto its native grid and compare with its references."""
+        """Predict every subject onto its native grid, place its slab below the predicted
+        RN, and compare with its references (as sn-infer does)."""
         segmenter = Segmenter(
             model, self.spec, self.settings, self.runtime.device, self.runtime.precision
         )
@@ -61,9 +66,11 @@ class Validator:
             prediction = segmenter.predict_preprocessed(
                 self.inputs[participant_id], case.echo1.shape, case.affine
             )
-            mask = prediction.mask(self.settings.threshold)
-            masks[participant_id] = mask
-            rows.append(evaluate_case(case, mask, prediction.field_of_view))
+            found = localise(prediction, self.settings)
+            masks[participant_id] = found.masks["SN"]
+            rows.append(
+                evaluate_case(case, found.masks, found.slab, self.measures, self.settings.slab_rule)
+            )
         return Evaluation(rows, summarise(rows, self.prefix), masks)
 
     def __call__(self, model: nn.Module) -> dict[str, float]:

@@ -19,13 +19,10 @@ from sn_platform.data.loaders import (
     training_queue,
 )
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
-from sn_platform.data.slab import slab_below
 
 
 def test_spec_round_trips_through_json():
-    spec = PreprocessingSpec(
-        echoes=(1, 2), spacing_mm=None, slab_slices=None, normalization="percentile"
-    )
+    spec = PreprocessingSpec(echoes=(1, 2), spacing_mm=None, normalization="percentile")
     assert PreprocessingSpec.from_json(spec.to_json()) == spec
     with pytest.raises(ValueError, match="unknown preprocessing keys"):
         PreprocessingSpec.from_dict({**spec.to_dict(), "colour": "blue"})
@@ -33,38 +30,27 @@ def test_spec_round_trips_through_json():
         PreprocessingSpec(normalization="minmax")  # type: ignore[arg-type]
 
 
-def test_slab_below_red_nucleus():
-    rn = np.zeros((4, 4, 12), bool)
-    rn[1:3, 1:3, 7:10] = True
-    assert slab_below(rn, 3) == [4, 5, 6]
-    rn[:, :, :] = False
-    rn[1, 1, 1:3] = True
-    assert slab_below(rn, 3) == [0]
-    assert slab_below(np.zeros((2, 2, 5), bool), 3) == []
-
-
-def test_whole_subject_is_the_normalised_slab(phantom_cohort):
+def test_whole_field_of_view_with_one_class_map(phantom_cohort):
     root, _ = phantom_cohort
-    records = discover_subjects(root)
+    records = discover_subjects(root, labels=("SN", "RN"))
     spec = PreprocessingSpec()
-    subject = subjects_dataset(records[:1], spec)[0]
+    subject = subjects_dataset(records[:1], spec, labels=("SN", "RN"))[0]
     image = stack_echoes(subject, spec)
-    assert image.shape == (3, 272, 272, 3)  # the phantom_cohort slab: 136 x 136 mm
+    assert image.shape == (3, 272, 272, 40)  # no slab: the whole 136 x 136 x 40 mm view
     assert torch.allclose(image.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(image.std(dim=(1, 2, 3)), torch.ones(3), atol=1e-3)
-    manual = nib.load(records[0].labels["SN"]).get_fdata()
-    rn = nib.load(records[0].labels["RN"]).get_fdata().astype(bool)
-    slab = slab_below(rn, 3)
-    assert torch.equal(
-        subject[LABEL_KEY].data[0], torch.from_numpy(manual[:, :, slab]).to(torch.uint8)
-    )
+    manual = nib.load(records[0].labels["SN"]).get_fdata() > 0
+    rn = nib.load(records[0].labels["RN"]).get_fdata() > 0
+    expected = np.where(manual, 1, np.where(rn, 2, 0))  # the SN wins where both are drawn
+    assert torch.equal(subject[LABEL_KEY].data[0], torch.from_numpy(expected).to(torch.uint8))
 
 
-def test_whole_volume_without_red_nucleus_label(phantom_cohort):
+def test_no_class_map_without_every_label(phantom_cohort):
     root, _ = phantom_cohort
     record = discover_subjects(root, optional_labels=())[0]
-    subject = subjects_dataset([record], PreprocessingSpec())[0]
+    subject = subjects_dataset([record], PreprocessingSpec(), labels=("SN", "RN"))[0]
     assert subject["echo1"].shape == (1, 272, 272, 40)
+    assert LABEL_KEY not in subject
 
 
 def test_orientation_does_not_change_the_network_input(phantom_cohort, tmp_path):

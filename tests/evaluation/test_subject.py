@@ -7,35 +7,42 @@ import math
 import numpy as np
 import pytest
 
+from sn_platform.data.slab import Slab, place_slab
 from sn_platform.evaluation.cohort import summarise
 from sn_platform.evaluation.measures import nm_volume_ratio
+from sn_platform.evaluation.settings import MeasureSettings
 from sn_platform.evaluation.subject import ReferenceCase, evaluate_case
 from sn_platform.evaluation.tables import table_text
 
 AFFINE = np.diag([0.5, 0.5, 1.0, 1.0])
 
 
-def _case() -> tuple[ReferenceCase, np.ndarray, np.ndarray]:
+ROI_ONLY = MeasureSettings(nm_reference="roi")
+
+
+def _case() -> tuple[ReferenceCase, dict[str, np.ndarray], Slab]:
     shape = (20, 20, 10)
     manual = np.zeros(shape, bool)
-    manual[4:12, 4:12, 3:8] = True  # 5 slices, only 3 inside the field of view
+    manual[4:12, 4:12, 3:8] = True  # 5 slices, only 3 inside the slab
+    red_nucleus = np.zeros(shape, bool)
+    red_nucleus[14:18, 14:18, 6:9] = True  # the slab below it: slices 3, 4, 5
     prediction = np.zeros(shape, bool)
     prediction[6:14, 4:12, 3:6] = True
-    field_of_view = np.zeros(shape, bool)
-    field_of_view[..., 3:6] = True
     rng = np.random.default_rng(0)
     echo1 = rng.normal(100.0, 5.0, shape)
     echo1[4:8, 4:12, 3:8] += 30.0  # a bright "SNpc" in the medial part of the manual ROI
     echo1[4:6, 4:6, 3:5] += 100.0  # and a very bright core in two of the slab's slices
     chi = np.full(shape, 0.01)
     chi[:10] = 0.05
-    case = ReferenceCase("01", "PD", AFFINE, echo1, chi, manual, manual.copy())
-    return case, prediction, field_of_view
+    labels = {"SN": manual, "RN": red_nucleus}
+    case = ReferenceCase("01", "PD", AFFINE, echo1, chi, labels, {"SN": manual.copy()})
+    predicted = {"SN": prediction, "RN": red_nucleus.copy()}
+    return case, predicted, place_slab(red_nucleus, AFFINE, 3)
 
 
-def test_overlap_is_measured_inside_the_field_of_view():
-    case, prediction, field_of_view = _case()
-    row = evaluate_case(case, prediction, field_of_view)
+def test_overlap_is_measured_inside_the_slab():
+    case, predicted, slab = _case()
+    row = evaluate_case(case, predicted, slab, ROI_ONLY)
     # manual in the slab: 8 x 8 x 3 = 192 voxels; prediction 192; overlap 6 x 8 x 3 = 144.
     assert row["dsc"] == pytest.approx(2 * 144 / (192 + 192))
     assert row["dsc_truth"] == pytest.approx(0.75)
@@ -44,25 +51,49 @@ def test_overlap_is_measured_inside_the_field_of_view():
     assert row["hd95_mm"] == pytest.approx(1.0)  # the 2-voxel shift along x, 0.5 mm voxels
     assert row["slices_in_agreement"] == 3
     assert row["sn_volume_left_mm3"] + row["sn_volume_right_mm3"] == pytest.approx(48.0)
+    assert row["dsc_rn"] == 1.0 and row["slab_offset_slices"] == 0.0
+    assert row["rn_volume_mm3"] == pytest.approx(48 * 0.25)
 
 
 def test_measures_use_each_roi_on_the_native_images():
-    case, prediction, field_of_view = _case()
-    row = evaluate_case(case, prediction, field_of_view)
+    case, predicted, slab = _case()
+    row = evaluate_case(case, predicted, slab, ROI_ONLY)
     assert row["chi_mean_ppm"] == pytest.approx(0.05)  # voxels at 0.01 ppm are below 0.015
     assert row["chi_mean_ppm_manual"] == pytest.approx(0.05)
-    manual_in_slab = case.manual & field_of_view
+    manual_in_slab = case.manual["SN"] & slab.mask
     assert row["nm_volume_ratio_manual"] == pytest.approx(1.0)  # the 8-voxel core twice
     assert row["nm_volume_ratio_manual"] == pytest.approx(
         nm_volume_ratio(case.echo1, manual_in_slab)
     )
-    assert row["nm_volume_ratio"] == pytest.approx(nm_volume_ratio(case.echo1, prediction))
-    assert row["nm_volume_ratio_manual"] != pytest.approx(nm_volume_ratio(case.echo1, case.manual))
+    assert row["nm_volume_ratio"] == pytest.approx(nm_volume_ratio(case.echo1, predicted["SN"]))
+    assert row["nm_volume_ratio_manual"] != pytest.approx(
+        nm_volume_ratio(case.echo1, case.manual["SN"])
+    )
+    assert row["nm_volume_ratio_whole_manual"] == pytest.approx(
+        nm_volume_ratio(case.echo1, case.manual["SN"])
+    )
+    assert row["sn_volume_whole_mm3"] == pytest.approx(192 * 0.25)
+
+
+def test_a_slab_placed_off_the_manual_one_is_measured_against_the_manual_slab():
+    case, predicted, _ = _case()
+    higher = np.roll(predicted["RN"], 1, axis=2)
+    slab = place_slab(higher, AFFINE, 3)  # slices 4, 5, 6
+    row = evaluate_case(case, {"SN": predicted["SN"], "RN": higher}, slab, ROI_ONLY)
+    assert row["slab_offset_slices"] == 1.0
+    assert row["dsc"] == pytest.approx(2 * 144 / (192 + 192))  # in the manual slab
+    assert row["sn_volume_mm3"] == pytest.approx(128 * 0.25)  # slices 4 and 5 of the SN
+
+
+def test_without_a_reference_region_the_cc_ratio_is_nan():
+    case, predicted, slab = _case()
+    row = evaluate_case(case, predicted, slab)  # nm_reference CC; no CC anywhere
+    assert math.isnan(row["nm_volume_ratio"]) and math.isnan(row["nm_volume_ratio_manual"])
 
 
 def test_empty_prediction_gives_zero_dice_and_nan_distances():
-    case, prediction, field_of_view = _case()
-    row = evaluate_case(case, np.zeros_like(prediction), field_of_view)
+    case, predicted, slab = _case()
+    row = evaluate_case(case, {"SN": np.zeros_like(predicted["SN"])}, slab, ROI_ONLY)
     assert row["dsc"] == 0.0
     assert math.isnan(row["hd95_mm"]) and math.isnan(row["nm_volume_ratio"])
     assert row["sn_volume_mm3"] == 0.0

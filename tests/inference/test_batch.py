@@ -16,6 +16,7 @@ import pytest
 
 from sn_platform import tracking
 from sn_platform.data.bids import chimap_path, echo_path, label_path
+from sn_platform.data.slab import place_slab
 from sn_platform.evaluation.measures import chi_mean_ppm, nm_volume_ratio
 from sn_platform.inference.batch import (
     REQUIRED_COLUMNS,
@@ -74,22 +75,35 @@ def test_outputs_match_a_recomputation_from_the_written_files(
         assert mask_image.header.get_zooms() == echo.header.get_zooms()
         assert nib.load(paths.probseg).get_data_dtype() == np.float32
         assert paths.figure.exists()
-        mask = np.asarray(mask_image.dataobj) > 0
-        slab = np.asarray(nib.load(paths.slab).dataobj) > 0
-        manual = nib.load(label_path(two_site_cohort, "manual", participant, "SN")).get_fdata() > 0
-        manual &= slab
-        dsc = 2 * (mask & manual).sum() / (mask.sum() + manual.sum())
+        assert row["slab_source"] == "predicted"
+        written = sorted(paths.mask.parent.glob(f"sub-{participant}_label-*_mask.nii.gz"))
+        assert {p.name.split("_")[1] for p in written} == {"label-SN", "label-RN"}  # the model's
+        for path in written:
+            assert np.array_equal(nib.load(path).affine, echo.affine)
+        mask = np.asarray(mask_image.dataobj) > 0  # the whole SN
+        slab = np.asarray(nib.load(paths.slab).dataobj) > 0  # below the predicted RN
+        labels = {
+            name: nib.load(label_path(two_site_cohort, source, participant, name)).get_fdata() > 0
+            for name, source in (("SN", "manual"), ("RN", "manual"), ("CC", "truth"))
+        }
+        manual_slab = place_slab(labels["RN"], echo.affine, 3).mask
+        manual = labels["SN"] & manual_slab
+        in_manual_slab = mask & manual_slab
+        dsc = 2 * (in_manual_slab & manual).sum() / (in_manual_slab.sum() + manual.sum())
         assert float(row["dsc"]) == pytest.approx(dsc, rel=1e-5)
         echo1 = echo.get_fdata()
         chi = nib.load(chimap_path(two_site_cohort, participant)).get_fdata()
+        reference = labels["CC"] & manual_slab  # no manual CC here: the truth's, in the slab
         for column, value in (
-            ("chi_mean_ppm", chi_mean_ppm(chi, mask)),
+            ("chi_mean_ppm", chi_mean_ppm(chi, mask & slab)),
+            ("chi_mean_ppm_whole", chi_mean_ppm(chi, mask)),
             ("chi_mean_ppm_manual", chi_mean_ppm(chi, manual)),
-            ("nm_volume_ratio_manual", nm_volume_ratio(echo1, manual)),
+            ("nm_volume_ratio_manual", nm_volume_ratio(echo1, manual, reference)),
         ):
-            assert float(row[column]) == pytest.approx(value, rel=1e-5), column
+            written = float("nan") if row[column] == "n/a" else float(row[column])
+            assert written == pytest.approx(value, rel=1e-5, nan_ok=True), column
         assert float(row["sn_volume_mm3"]) == pytest.approx(
-            mask.sum() * np.prod(echo.header.get_zooms()), rel=1e-5
+            (mask & slab).sum() * np.prod(echo.header.get_zooms()), rel=1e-5
         )
 
 

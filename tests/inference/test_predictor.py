@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -67,7 +69,7 @@ def test_native_grid_mapping_is_the_same_in_world_space(axcodes):
     prediction = to_native_grid(probability, ras_affine, native_shape, native_affine)
     expected = reorient(probability[0].numpy())
     assert nib.aff2axcodes(native_affine) == tuple(axcodes)
-    np.testing.assert_allclose(prediction.probability, expected, atol=1e-5)
+    np.testing.assert_allclose(prediction.probability("SN"), expected, atol=1e-5)
     assert prediction.field_of_view.all()
 
 
@@ -79,7 +81,7 @@ def test_native_voxels_outside_the_network_volume_get_zero_and_no_field_of_view(
     prediction = to_native_grid(torch.ones(1, 8, 8, 3), slab_affine, (8, 8, 10), native_affine)
     covered = np.flatnonzero(prediction.field_of_view.any(axis=(0, 1)))
     assert covered.tolist() == [4, 5, 6]
-    assert prediction.probability[..., [0, 3, 7, 9]].max() == 0.0
+    assert prediction.probability()[..., [0, 3, 7, 9]].max() == 0.0
     assert prediction.mask(0.5).sum() == 8 * 8 * 3
 
 
@@ -106,9 +108,27 @@ def test_ensemble_is_the_mean_of_its_members_on_the_native_grid(phantom_cohort):
     ensemble = predict_ensemble(members, record)
     single = [m.predict(record) for m in members]
     np.testing.assert_allclose(
-        ensemble.probability, (single[0].probability + single[1].probability) / 2, atol=1e-6
+        ensemble.probabilities, (single[0].probabilities + single[1].probabilities) / 2, atol=1e-6
     )
-    assert ensemble.probability.shape == nib.load(record.echoes[0]).shape
+    assert ensemble.probabilities.shape == (1, *nib.load(record.echoes[0]).shape)
     assert 0.99 <= ensemble.tta_dice <= 1.0  # a voxel-wise model is flip-equivariant
-    covered = np.flatnonzero(ensemble.field_of_view.any(axis=(0, 1)))
-    assert 2 <= covered.size <= 4  # the slab below the RN, on the native grid
+    assert ensemble.field_of_view.all()  # the whole field of view; the slab comes later
+
+
+class ThreeLabelLogits(nn.Module):
+    """Softmax logits over background, SN, RN and CC: background 0, SN = the first channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        zero = torch.zeros_like(x[:, :1])
+        return torch.cat([zero, x[:, :1], zero - 9, zero - 9], dim=1)
+
+
+def test_a_multi_structure_network_gives_one_probability_per_label():
+    volume = torch.randn(1, 16, 16, 4)
+    settings = InferenceSettings(labels=("SN", "RN", "CC"), patch_size=(16, 16, 4),
+                                 patch_overlap=(0, 0, 0))  # fmt: skip
+    probabilities = predict_array(ThreeLabelLogits(), volume, settings, CPU)
+    assert probabilities.shape == (3, 16, 16, 4)
+    expected = torch.exp(volume[0]) / (1 + torch.exp(volume[0]) + 2 * math.exp(-9))
+    assert torch.allclose(probabilities[0], expected, atol=1e-5)
+    assert probabilities[1:].max() < 1e-3 and (probabilities.sum(0) < 1).all()  # background

@@ -25,7 +25,7 @@ from sn_platform.training.engine import (
 )
 from sn_platform.training.settings import TrainerSettings
 
-SPEC = PreprocessingSpec(echoes=(1,), spacing_mm=None, slab_slices=None, min_shape=(8, 8, 2))
+SPEC = PreprocessingSpec(echoes=(1,), spacing_mm=None, min_shape=(8, 8, 2))
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,7 @@ import json, mlflow
 from sn_platform.data.bids import discover_subjects
 from sn_platform.data.splits import Splits
 from sn_platform.evaluation.subject import load_reference_case, evaluate_case
+from sn_platform.inference.localise import localise
 from sn_platform.tracking import load_segmenter
 mlflow.set_tracking_uri({cfg.tracking.uri!r})
 segmenter = load_segmenter("runs:/{outcome.run_id}/model")
@@ -88,8 +89,9 @@ scores = []
 for record in discover_subjects({cfg.data.root!r}, subjects=wanted):
     prediction = segmenter.predict(record)
     case = load_reference_case(record)
-    mask = prediction.mask(segmenter.settings.threshold)
-    scores.append(evaluate_case(case, mask, prediction.field_of_view)["dsc"])
+    found = localise(prediction, segmenter.settings)
+    row = evaluate_case(case, found.masks, found.slab, rule=segmenter.settings.slab_rule)
+    scores.append(row["dsc"])
 print(json.dumps(sum(scores) / len(scores)))
 """
     result = subprocess.run(

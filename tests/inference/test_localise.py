@@ -1,0 +1,141 @@
+"""Localisation from a multi-structure prediction: the slab below the predicted RN, where
+it came from, and the QC flags, on constructed volumes with known answers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.evaluation.subject import ReferenceCase, evaluate_case
+from sn_platform.inference.batch import OutputPaths, run_subject
+from sn_platform.inference.localise import localise
+from sn_platform.inference.options import BatchJob, InferenceOptions, QualityLimits
+from sn_platform.inference.predictor import InferenceSettings, NativePrediction, Segmenter
+from sn_platform.inference.qc import qc_flag
+
+AFFINE = np.diag([0.5, 0.5, 1.0, 1.0])
+SHAPE = (40, 40, 16)
+SETTINGS = InferenceSettings(labels=("SN", "RN", "CC"))
+
+
+def _structures(rn_lowest: int | None = 9) -> dict[str, np.ndarray]:
+    """Both SNs over slices 4-10, both RNs (7 x 7 voxels x 4 slices each) from
+    ``rn_lowest`` up, both crura over every slice: the slab is slices ``rn_lowest - 3`` ..
+    ``rn_lowest - 1``."""
+    masks = {name: np.zeros(SHAPE, bool) for name in ("SN", "RN", "CC")}
+    for x in (6, 28):  # left and right of the midline x = 20
+        masks["SN"][x : x + 6, 20:28, 4:11] = True
+        masks["CC"][x : x + 6, 30:34, :] = True
+        if rn_lowest is not None:
+            masks["RN"][x : x + 7, 10:17, rn_lowest : rn_lowest + 4] = True
+    return masks
+
+
+def _prediction(masks: dict[str, np.ndarray]) -> NativePrediction:
+    probabilities = np.stack([np.where(masks[k], 0.9, 0.02) for k in ("SN", "RN", "CC")])
+    return NativePrediction(
+        probabilities.astype(np.float32), np.ones(SHAPE, bool), AFFINE, SETTINGS.labels
+    )
+
+
+def _row(found, masks, manual=None) -> dict:
+    case = ReferenceCase("01", "HC", AFFINE, np.ones(SHAPE), None, manual or {})
+    return evaluate_case(case, found.masks, found.slab, rule=SETTINGS.slab_rule)
+
+
+def test_slab_is_placed_below_the_predicted_red_nucleus():
+    found = localise(_prediction(_structures(rn_lowest=9)), SETTINGS)
+    assert found.slab_source == "predicted"
+    assert np.flatnonzero(found.slab.mask.any(axis=(0, 1))).tolist() == [6, 7, 8]
+    assert (found.slab.bottom_mm, found.slab.top_mm) == (6.0, 8.0)
+    assert set(found.masks) == {"SN", "RN", "CC"}
+    row = _row(found, _structures())
+    assert row["sn_volume_mm3"] == pytest.approx(2 * 6 * 8 * 3 * 0.25)
+    assert qc_flag(row, _prediction(_structures()), found, SETTINGS, QualityLimits()) == "ok"
+
+
+def test_slab_source_follows_slab_from_and_the_manual_red_nucleus():
+    prediction = _prediction(_structures(rn_lowest=9))
+    manual = {"RN": _structures(rn_lowest=10)["RN"]}
+    from_manual = localise(prediction, SETTINGS, manual=manual, slab_from="manual")
+    assert from_manual.slab_source == "manual"
+    assert np.flatnonzero(from_manual.slab.mask.any(axis=(0, 1))).tolist() == [7, 8, 9]
+    assert from_manual.predicted_slab.offset_slices(from_manual.slab) == -1.0
+    assert localise(prediction, SETTINGS, manual=manual).slab_source == "predicted"
+    no_manual = localise(prediction, SETTINGS, manual={}, slab_from="manual")
+    assert no_manual.slab_source == "predicted"  # no manual RN: the predicted slab
+    with pytest.raises(ValueError, match="slab_from"):
+        localise(prediction, SETTINGS, slab_from="atlas")
+
+
+def test_no_red_nucleus_in_view_is_flagged_not_crashed():
+    masks = _structures(rn_lowest=None)
+    prediction = _prediction(masks)
+    found = localise(prediction, SETTINGS)
+    assert not found.slab.found and found.slab_source == "predicted"
+    row = _row(found, masks, manual={"SN": masks["SN"]})
+    assert row["sn_volume_mm3"] == 0.0 and math.isnan(row["nm_volume_ratio"])
+    assert row["sn_volume_whole_mm3"] > 0  # the whole SN is still measured
+    flag = qc_flag(row, prediction, found, SETTINGS, QualityLimits())
+    assert flag.startswith("RN not found") and "empty mask" not in flag
+    assert "CC empty in the slab" in flag
+
+
+@pytest.mark.parametrize(
+    ("rn_lowest", "limits", "reason"),
+    [
+        (1, QualityLimits(), "slab touches the volume edge"),  # the slab is clipped at slice 0
+        (12, QualityLimits(), "slab touches the volume edge"),  # the RN reaches the top
+        (9, QualityLimits(rn_volume_range_mm3=(200, 1000)), "implausible RN volume 98 mm^3"),
+    ],
+)
+def test_qc_flags_of_the_slab_and_the_red_nucleus(rn_lowest, limits, reason):
+    masks = _structures(rn_lowest=rn_lowest)
+    found = localise(_prediction(masks), SETTINGS)
+    assert reason in qc_flag(_row(found, masks), _prediction(masks), found, SETTINGS, limits)
+
+
+def test_an_empty_crus_in_the_slab_is_flagged():
+    masks = _structures()
+    masks["CC"][..., 5:10] = False
+    found = localise(_prediction(masks), SETTINGS)
+    flag = qc_flag(_row(found, masks), _prediction(masks), found, SETTINGS, QualityLimits())
+    assert flag == "CC empty in the slab"
+
+
+class NoRedNucleus(torch.nn.Module):
+    """Softmax logits over background, SN, RN and CC that never find an RN or a CC."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        zero = torch.zeros_like(x[:, :1])
+        return torch.cat([zero, x[:, :1], zero - 9, zero - 9], dim=1)
+
+
+def test_sn_infer_flags_a_subject_without_red_nucleus_and_writes_every_mask(
+    phantom_cohort, tmp_path
+):
+    root, _ = phantom_cohort
+    settings = replace(SETTINGS, patch_size=(64, 64, 8), patch_overlap=(0, 0, 0))
+    spec = PreprocessingSpec(min_shape=(64, 64, 8))
+    segmenter = Segmenter(NoRedNucleus(), spec, settings, torch.device("cpu"))
+    job = BatchJob(root, tmp_path, InferenceOptions(progress=False, slab_from="predicted"))
+    result = run_subject([segmenter], job, "001")
+    row = result["row"]
+    assert row["qc_flag"].startswith("RN not found")
+    assert row["slab_source"] == "predicted" and math.isnan(row["slab_bottom_mm"])
+    assert math.isnan(row["slab_offset_slices"])  # the manual RN exists, the predicted not
+    paths = OutputPaths.of(tmp_path, "001")
+    for label in ("SN", "RN", "CC"):
+        assert paths.label_mask(label).exists()
+    assert not np.asarray(nib.load(paths.slab).dataobj).any()
+    manual = replace(job, options=InferenceOptions(progress=False, slab_from="manual",
+                                                   overwrite=True))  # fmt: skip
+    row = run_subject([segmenter], manual, "001")["row"]
+    assert row["slab_source"] == "manual" and math.isfinite(row["slab_bottom_mm"])
+    assert row["slab_top_mm"] - row["slab_bottom_mm"] == pytest.approx(2.0)  # 3 x 1 mm slices
