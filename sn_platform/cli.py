@@ -91,7 +91,7 @@ def _train_app(cfg: DictConfig) -> None:
     from sn_platform.training.run import train_and_evaluate
 
     try:
-        spec = run_spec(cfg)
+        spec = run_spec(cfg, tracking.load_segmenter_at)
         outcome = train_and_evaluate(spec)
     except (ConfigError, DataValidationError, StorageError) as error:
         raise SystemExit(f"sn-train: {error}") from None

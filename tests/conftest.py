@@ -66,32 +66,50 @@ def two_site_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+LOCALISER_URI = "models:/sn-localiser@champion"
+
+
 @pytest.fixture(scope="session")
 def registered_model(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A smoke-trained model registered as ``sn-vnet@champion``; returns the store's URI."""
+    """A smoke-trained cascade registered as ``sn-vnet@champion``: a localiser trained first
+    (``experiment=localiser``, registered as ``sn-localiser@champion``) centres the
+    segmenter's box and travels inside it. Returns the store's URI."""
     from hydra import compose, initialize_config_dir
 
     from sn_platform.composition import CONFIG_DIR
+    from sn_platform.tracking import load_segmenter_at
     from sn_platform.training.assembly import run_spec
     from sn_platform.training.run import train_and_evaluate
 
     work = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{work}/mlflow.db"
+    common = [
+        f"data.root={two_site_cohort}",
+        f"tracking.uri={uri}",
+        f"tracking.artifact_location={work}/mlruns",
+        "tracking.register=true",
+        "tracking.alias=champion",
+    ]
+    localiser = [
+        "experiment=localiser",
+        "trainer.max_epochs=3",
+        "trainer.device=cpu",
+        "trainer.progress=false",
+        "data.splits.file=${data.root}/splits_smoke.json",
+        "data.splits.folds=2",
+        "data.splits.test_fraction=0.0",
+        f"trainer.checkpoint_dir={work}/localiser",
+    ]
+    segmenter = [
+        "experiment=smoke",
+        "trainer.max_epochs=6",
+        f"trainer.checkpoint_dir={work}/checkpoints",
+        f"localiser={LOCALISER_URI}",
+    ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "experiment=smoke",
-                "trainer.max_epochs=6",
-                f"data.root={two_site_cohort}",
-                f"tracking.uri={uri}",
-                f"tracking.artifact_location={work}/mlruns",
-                f"trainer.checkpoint_dir={work}/checkpoints",
-                "tracking.register=true",
-                "tracking.alias=champion",
-            ],
-        )
-    train_and_evaluate(run_spec(cfg))
+        for overrides in (localiser, segmenter):
+            cfg = compose(config_name="config", overrides=[*common, *overrides])
+            train_and_evaluate(run_spec(cfg, load_segmenter_at))
     return uri
 
 

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from sn_platform.composition import CONFIG_DIR, build
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.settings import DataSettings
+from sn_platform.errors import ConfigError
 from sn_platform.inference.options import InferenceOptions, QualityLimits, RaySettings
 from sn_platform.inference.predictor import InferenceSettings
 from sn_platform.models.vnet import VNet
@@ -46,8 +47,8 @@ def test_models_instantiate_for_the_configured_patch(model):
     cfg = _compose(f"model={model}", "data.patch_size=[32,32,3]")
     network = instantiate(cfg.model)
     assert isinstance(network, VNet)
-    # background, SN and RN of data.labels; one label gives one (sigmoid) channel
-    assert network(torch.zeros(1, 3, 32, 32, 3)).shape == (1, 3, 32, 32, 3)
+    # background, SN, RN and CC of data.labels; one label gives one (sigmoid) channel
+    assert network(torch.zeros(1, 3, 32, 32, 3)).shape == (1, 4, 32, 32, 3)
     single = _compose(f"model={model}", "data.patch_size=[32,32,3]", "data.labels=[SN]")
     assert single.model.out_channels == 1
 
@@ -81,10 +82,12 @@ def test_data_options_build_their_settings(data):
     cfg = _compose(f"data={data}", "data.root=/data/bids", "data.patch_size=[48,48,3]")
     settings = build(cfg, "data")
     assert isinstance(settings, DataSettings) and settings.patch_size == (48, 48, 3)
-    assert settings.preprocessing == PreprocessingSpec(min_shape=(48, 48, 3))
+    assert settings.preprocessing == PreprocessingSpec(
+        min_shape=(48, 48, 3), roi_mm=(64.0, 64.0, 64.0)
+    )
     assert settings.splits.file == "/data/bids/splits_final.json"
-    assert settings.labels == ("SN", "RN")
-    assert settings.label_probabilities == {0: 0.4, 1: 0.4, 2: 0.2}
+    assert settings.labels == ("SN", "RN", "CC")
+    assert settings.label_probabilities == {0: 0.3, 1: 0.35, 2: 0.2, 3: 0.15}
 
 
 @pytest.mark.parametrize("experiment", _options("experiment"))
@@ -150,3 +153,37 @@ def test_phantom_config_sites_and_generator():
     assert sites["A"].shape == (440, 440, 40) and sites["B"].orientation == "LAS"
     generator = instantiate(cfg.generator, _convert_="all")
     assert isinstance(generator, PhantomConfig) and (generator.subjects, generator.seed) == (7, 3)
+
+
+def test_the_localiser_experiment_sees_the_whole_field_of_view_coarsely():
+    spec = run_spec(_compose("experiment=localiser", "data.root=/data/bids"))
+    assert spec.data.preprocessing.spacing_mm == (2.0, 2.0, 2.0)
+    assert spec.data.preprocessing.roi_mm is None
+    assert spec.tracking.model_name == "sn-localiser" and spec.localiser_uri is None
+
+
+def test_run_spec_loads_the_named_localiser_through_the_given_loader():
+    cfg = _compose("localiser=models:/sn-localiser@champion", "data.root=/data/bids")
+    calls = []
+
+    def load(model_uri: str, tracking_uri: str) -> str:
+        calls.append((model_uri, tracking_uri))
+        return "the localiser"
+
+    spec = run_spec(cfg, load)  # type: ignore[arg-type]
+    assert spec.localiser == "the localiser"
+    assert calls == [("models:/sn-localiser@champion", cfg.tracking.uri)]
+    assert run_spec(cfg).localiser is None  # checking a config loads nothing
+
+
+def test_a_localiser_that_does_not_load_is_one_line():
+    cfg = _compose("localiser=models:/missing@champion", "data.root=/data/bids")
+
+    def fail(model_uri: str, tracking_uri: str) -> None:
+        raise OSError("no such registered model\nmore detail")
+
+    with pytest.raises(
+        ConfigError, match=r"^localiser: cannot load models:/missing@champion: "
+    ) as error:
+        run_spec(cfg, fail)  # type: ignore[arg-type]
+    assert "\n" not in str(error.value)

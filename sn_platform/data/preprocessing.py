@@ -2,9 +2,10 @@
 
 A ``PreprocessingSpec`` is plain data (JSON round-trip) recorded with every model, and
 builds the TorchIO pipeline: canonical orientation, optional resampling, padding to at
-least the patch size, and per-echo intensity normalisation. The whole field of view is
-kept: the method's slab below the red nucleus is placed after prediction, from the
-predicted RN (``sn_platform.inference.localise``). Augmentation sits between the
+least the patch size, optionally a box around the structures (``roi_mm``, the second
+stage of a cascade), and per-echo intensity normalisation. The method's slab below the
+red nucleus is placed after prediction, from the predicted RN
+(``sn_platform.inference.localise``). Augmentation sits between the
 spatial and the intensity steps, so it acts on magnitudes (Rician noise, bias field and
 gamma need non-negative intensities).
 """
@@ -37,6 +38,9 @@ class PreprocessingSpec:
     spacing_mm : target voxel spacing (mm), or None to keep each subject's own
     min_shape : volumes smaller than this (voxels) are zero-padded up to it (the patch size)
     normalization : ``zscore`` (mean 0, SD 1 per echo) or ``percentile`` (0.5-99.5 % to 0-1)
+    roi_mm : box (mm, X, Y, Z) around the structures that the network sees, normalised on
+        its own; None for the whole field of view. Its centre comes from the labels in
+        training and from a localiser on new data (``sn_platform.data.roi``)
     """
 
     echoes: tuple[int, ...] = (1, 2, 3)
@@ -44,8 +48,13 @@ class PreprocessingSpec:
     spacing_mm: tuple[float, float, float] | None = (0.5, 0.5, 1.0)
     min_shape: tuple[int, int, int] = (64, 64, 3)
     normalization: Literal["zscore", "percentile"] = "zscore"
+    roi_mm: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.roi_mm is not None:
+            object.__setattr__(self, "roi_mm", tuple(float(s) for s in self.roi_mm))
+            if len(self.roi_mm) != 3 or min(self.roi_mm) <= 0:
+                raise ValueError(f"roi_mm must be three positive sizes (mm), got {self.roi_mm}")
         object.__setattr__(self, "echoes", tuple(int(e) for e in self.echoes))
         object.__setattr__(self, "min_shape", tuple(int(n) for n in self.min_shape))
         if self.spacing_mm is not None:

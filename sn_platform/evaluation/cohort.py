@@ -33,13 +33,19 @@ def summarise(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
     """Cohort metrics of per-subject rows, keyed ``{prefix}/dsc``, ``{prefix}/nm_ratio_icc`` ...
 
     Means skip NaN (an empty prediction has no HD95); agreement statistics use the
-    subjects where both ROIs give a value.
+    subjects where both ROIs give a value; ``slab_within_one`` is the share of subjects
+    whose slab lies within one slice of the manual one.
     """
     summary: dict[str, float] = {}
-    for key in ("dsc", "hd95_mm", "dsc_truth", "hd95_truth_mm", "sn_volume_mm3"):
+    for key in ("dsc", "hd95_mm", "dsc_truth", "hd95_truth_mm", "sn_volume_mm3", "centre_error_mm"):
         values = [float(r[key]) for r in rows if key in r]
         if values:
             summary[f"{prefix}/{key}"] = _finite_mean(values)
+    offsets = [abs(float(r["slab_offset_slices"])) for r in rows if "slab_offset_slices" in r]
+    if offsets:
+        # An unplaced slab (NaN) counts as a miss.
+        summary[f"{prefix}/slab_offset_abs"] = _finite_mean(offsets)
+        summary[f"{prefix}/slab_within_one"] = float(np.mean([o <= 1.0 for o in offsets]))
     if any("dsc" in r for r in rows):
         summary[f"{prefix}/dsc_sd"] = float(np.nanstd([r["dsc"] for r in rows], ddof=0))
     for measure in MEASURES:

@@ -105,7 +105,10 @@ def predict_ensemble(segmenters: Sequence[Segmenter], record: SubjectRecord) -> 
     field_of_view = np.logical_or.reduce([p.field_of_view for p in predictions])
     agreement = [p.tta_dice for p in predictions if math.isfinite(p.tta_dice)]
     tta_dice = float(np.mean(agreement)) if agreement else float("nan")
-    return NativePrediction(probability, field_of_view, predictions[0].affine, labels, tta_dice)
+    sources = sorted({p.roi_source for p in predictions})
+    return NativePrediction(
+        probability, field_of_view, predictions[0].affine, labels, tta_dice, "+".join(sources)
+    )
 
 
 def _ordered(row: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +138,7 @@ def segment_subject(
     found = localise(prediction, settings, options.keep_largest, case.manual, options.slab_from)
     row = evaluate_case(case, found.masks, found.slab, job.measures, settings.slab_rule)
     row |= {
+        "roi_source": prediction.roi_source,
         "slab_source": found.slab_source,
         "slab_bottom_mm": found.slab.bottom_mm,
         "slab_top_mm": found.slab.top_mm,

@@ -53,6 +53,26 @@ COLUMNS: dict[str, dict[str, Any]] = {
         "Description": "neuromelanin volume ratio of the manual SN mask (dimensionless)"
     },
     "chi_mean_ppm_manual": {"Description": "mean QSM susceptibility of the manual SN mask"},
+    "roi_source": {
+        "Description": "where the segmenter's box around the midbrain came from",
+        "Levels": {
+            "localiser": "the cascade's localiser found the structures",
+            "centre": "the localiser found nothing: the box sits at the volume's centre",
+            "whole": "no box: the whole field of view",
+        },
+    },
+    "slab_source": {
+        "Description": "where the slab the measures use came from",
+        "Levels": {
+            "predicted": "below the predicted red nucleus",
+            "manual": "below the manual red nucleus (infer.slab_from=manual)",
+        },
+    },
+    "slab_bottom_mm": {"Description": "world z of the slab's lowest slice centre"},
+    "slab_top_mm": {"Description": "world z of the slab's highest slice centre"},
+    "slab_offset_slices": {
+        "Description": "slices between the predicted and the manual slab (positive: higher)"
+    },
 }
 
 

@@ -7,7 +7,7 @@ Training validation, the logged MLflow model and batch inference all call this m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,12 +19,17 @@ from torch import nn
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.loaders import make_subject, stack_echoes
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.data.roi import crop_to_box, structures_centre, volume_centre
 from sn_platform.data.slab import SlabRule
 from sn_platform.evaluation.metrics import dice
 from sn_platform.models.probabilities import class_probabilities
 from sn_platform.runtime import autocast
 
 OVERLAP_MODES = ("average", "hann", "crop")
+# Where the network's box came from: no box (the whole field of view), the localiser,
+# given (the reference labels, in validation without a localiser), or the volume's centre
+# (the localiser found nothing).
+ROI_SOURCE_KEY = "roi_source"
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,8 @@ class NativePrediction:
 
     ``probabilities`` (K, X, Y, Z) float32 in [0, 1], one per label of ``labels``;
     ``field_of_view`` (X, Y, Z) bool, the voxels the network saw; ``affine`` (4, 4) of
-    the input echo, mm.
+    the input echo, mm; ``roi_source`` where the network's box came from (``whole``,
+    ``localiser``, ``given`` or ``centre``, see ``preprocess_record``).
     """
 
     probabilities: NDArray[np.float32]
@@ -167,6 +173,7 @@ class NativePrediction:
     affine: NDArray[np.float64]
     labels: tuple[str, ...] = ("SN",)
     tta_dice: float = float("nan")
+    roi_source: str = "whole"
 
     def probability(self, label: str = "SN") -> NDArray[np.float32]:
         """(X, Y, Z) probability of ``label``; all zeros when the model has no such label."""
@@ -203,19 +210,66 @@ def to_native_grid(
     return NativePrediction(values * field_of_view, field_of_view, target[1])
 
 
+def preprocess_record(
+    record: SubjectRecord,
+    spec: PreprocessingSpec,
+    localiser: Segmenter | None = None,
+    centre_mm: NDArray[np.float64] | None = None,
+) -> tio.Subject:
+    """The record's echoes in the network's space; with ``spec.roi_mm``, cropped to the box
+    around ``centre_mm`` (world mm) when given, else around the structures ``localiser``
+    finds, else (it found none, or there is none) around the volume's centre.
+
+    The subject's ``roi_source`` says which: ``whole`` (no box), ``given``, ``localiser``
+    or ``centre``.
+    """
+    subject = spec.spatial_transform()(make_subject(record, spec))
+    source = "whole"
+    if spec.roi_mm is not None:
+        source = "given"
+        if centre_mm is None:
+            source = "localiser"
+            centre_mm = localiser.locate(record) if localiser is not None else None
+        if centre_mm is None:
+            source = "centre"
+            image = subject.get_first_image()
+            centre_mm = volume_centre(image.affine, image.spatial_shape)
+        subject = crop_to_box(subject, centre_mm, spec.roi_mm)
+    subject = spec.intensity_transform()(subject)
+    subject[ROI_SOURCE_KEY] = source
+    return subject
+
+
 @dataclass
 class Segmenter:
-    """A trained network with the preprocessing and inference settings it was trained with."""
+    """A trained network with the preprocessing and inference settings it was trained with.
+
+    ``config`` is the network's ``_target_`` and arguments (to rebuild it elsewhere);
+    ``localiser`` the first stage of a cascade: a coarse segmenter over the whole field of
+    view whose structures centre this network's box (``spec.roi_mm``).
+    """
 
     model: nn.Module
     spec: PreprocessingSpec
     settings: InferenceSettings
     device: torch.device
     precision: str = "none"
+    config: dict[str, Any] = field(default_factory=dict)
+    localiser: Segmenter | None = None
 
     def preprocess(self, record: SubjectRecord) -> tio.Subject:
-        """The record's echoes in the network's space."""
-        return self.spec.transform()(make_subject(record, self.spec))
+        """The record's echoes in the network's space (``preprocess_record``)."""
+        return preprocess_record(record, self.spec, self.localiser)
+
+    def locate(self, record: SubjectRecord) -> NDArray[np.float64] | None:
+        """World centre (mm) of the structures (any label) this network finds in the
+        record, or None when it finds none (``sn_platform.data.roi.structures_centre``)."""
+        subject = self.preprocess(record)
+        volume = stack_echoes(subject, self.spec)
+        probability = predict_array(self.model, volume, self.settings, self.device, self.precision)
+        affine = subject.get_image(self.spec.echo_keys[0]).affine
+        foreground = probability.max(dim=0).values.numpy()
+        return structures_centre(foreground, affine, self.settings.threshold)
 
     def predict_preprocessed(
         self, subject: tio.Subject, native_shape: Sequence[int], native_affine: NDArray
@@ -230,7 +284,8 @@ class Segmenter:
         network_affine = subject.get_image(self.spec.echo_keys[0]).affine
         native = to_native_grid(probability, network_affine, native_shape, native_affine)
         agreement = pass_agreement(passes, self.settings.threshold)
-        return replace(native, labels=self.settings.labels, tta_dice=agreement)
+        source = str(subject.get(ROI_SOURCE_KEY, "whole"))
+        return replace(native, labels=self.settings.labels, tta_dice=agreement, roi_source=source)
 
     def predict(self, record: SubjectRecord) -> NativePrediction:
         """Predict a subject from its files onto the grid of its first echo."""

@@ -25,6 +25,8 @@ def qc_flag(
     concern the SN inside the slab, so they are skipped when no slab could be placed.
     """
     reasons = []
+    if "centre" in prediction.roi_source.split("+"):
+        reasons.append("localiser found nothing (box at the volume centre)")
     reference = settings.slab_reference
     rn = found.masks.get(reference)
     if not found.predicted_slab.found:

@@ -12,6 +12,7 @@ import torch
 
 from sn_platform.sweep.compose import compose_training
 from sn_platform.sweep.trial import TRACKING_PATIENCE_S
+from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.run import RunContext, evaluate_ensemble, train_and_evaluate
 
@@ -35,10 +36,12 @@ def final_model(
     if members is None:
         resume = (Path(directory) / "last.pt").exists()
         refit = ["trainer.fold=null", "trainer.evaluate_test=true", f"trainer.resume={resume}"]
-        spec = run_spec(compose_training([*logged, *refit, "trainer.progress=false"]))
+        spec = run_spec(
+            compose_training([*logged, *refit, "trainer.progress=false"]), load_segmenter_at
+        )
         outcome = train_and_evaluate(spec, context)
     else:
-        spec = run_spec(compose_training(logged))
+        spec = run_spec(compose_training(logged), load_segmenter_at)
         outcome = evaluate_ensemble(spec, [Path(f) for f in members], context)
     journal = str(outcome.tracking_folder) if outcome.tracking_folder else None
     return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id,

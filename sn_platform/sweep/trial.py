@@ -17,6 +17,7 @@ from ray import tune
 from sn_platform.data.io import write_text
 from sn_platform.sweep.compose import compose_training
 from sn_platform.sweep.space import override
+from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.run import RunContext, train_and_evaluate
 
@@ -96,7 +97,7 @@ def run_trial(
             },
             tracking_patience_s=TRACKING_PATIENCE_S,
         )
-        outcome = train_and_evaluate(run_spec(cfg), context)
+        outcome = train_and_evaluate(run_spec(cfg, load_segmenter_at), context)
         finished[str(fold)] = {
             "metrics": outcome.metrics,
             "rows": outcome.evaluations["val"].rows,

@@ -13,6 +13,7 @@ from sn_platform.tracking.links import COMPARED_METRICS, link_children, runs_pag
 from sn_platform.tracking.models import (
     SegmenterModel,
     load_segmenter,
+    load_segmenter_at,
     load_segmenters,
     log_segmenter,
     register,
@@ -43,6 +44,7 @@ __all__ = [
     "flatten",
     "link_children",
     "load_segmenter",
+    "load_segmenter_at",
     "load_segmenters",
     "local_server",
     "log_dataset",

@@ -29,8 +29,8 @@ from torch import nn
 from sn_platform.data.io import write_text
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.errors import one_line
-from sn_platform.inference.predictor import InferenceSettings
-from sn_platform.models.factory import build_module
+from sn_platform.inference.bundle import load_segmenter_files, save_weights, segmenter_bundle
+from sn_platform.inference.predictor import InferenceSettings, Segmenter
 from sn_platform.tracking.datasets import log_dataset
 from sn_platform.tracking.models import log_segmenter, register
 from sn_platform.tracking.runs import RunLogger, configure
@@ -135,13 +135,19 @@ def _apply(record: Mapping[str, Any], journal: Journal, state: dict[str, Any]) -
     elif op == "artifact":
         run.log_artifact(journal.folder / record["file"], record["artifact_path"])
     elif op == "model":
-        model = build_module(record["model"])
-        weights = journal.folder / record["weights"]
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        model_uri = log_segmenter(
-            run.run_id, model, record["model"],
-            PreprocessingSpec.from_dict(record["preprocessing"]),
+        cpu = torch.device("cpu")
+        bundle = segmenter_bundle(
+            record["model"], PreprocessingSpec.from_dict(record["preprocessing"]),
             InferenceSettings(**record["inference"]),
+        )  # fmt: skip
+        segmenter = load_segmenter_files(bundle, journal.folder / record["weights"], cpu)
+        localiser = record.get("localiser")
+        if localiser is not None:
+            weights = journal.folder / localiser["weights"]
+            localiser = load_segmenter_files(localiser["bundle"], weights, cpu)
+        model_uri = log_segmenter(
+            run.run_id, segmenter.model, record["model"], segmenter.spec, segmenter.settings,
+            localiser,
         )  # fmt: skip
         registration = record["register"]
         if registration is not None:
@@ -316,15 +322,24 @@ class BufferedRun:
         spec: PreprocessingSpec,
         settings: InferenceSettings,
         registration: Mapping[str, Any] | None = None,
+        localiser: Segmenter | None = None,
     ) -> None:
-        """The model as a pyfunc (``tracking.models.log_segmenter``), registered when
-        ``registration`` (name, alias, tags, description) is given."""
-        weights = self.journal.new_file("weights.pt")
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+        """The model as a pyfunc (``tracking.models.log_segmenter``) with its ``localiser``
+        (a cascade's first stage) inside, registered when ``registration`` (name, alias,
+        tags, description) is given."""
+        weights = save_weights(model, self.journal.new_file("weights.pt"))
+        first = None
+        if localiser is not None:
+            first = {
+                "weights": self.journal.relative(
+                    save_weights(localiser.model, self.journal.new_file("localiser.pt"))
+                ),
+                "bundle": segmenter_bundle(localiser.config, localiser.spec, localiser.settings),
+            }
         self._record({
             "op": "model", "weights": self.journal.relative(weights),
             "model": dict(model_config), "preprocessing": spec.to_dict(),
-            "inference": settings.to_dict(),
+            "inference": settings.to_dict(), "localiser": first,
             "register": None if registration is None else dict(registration),
         })  # fmt: skip
 

@@ -21,9 +21,10 @@ from torch import nn
 
 import sn_platform
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.inference.bundle import load_segmenter_files, save_weights, segmenter_bundle
 from sn_platform.inference.export import export_network
+from sn_platform.inference.model_uris import check_model_uri
 from sn_platform.inference.predictor import InferenceSettings, Segmenter, predict_array
-from sn_platform.models.factory import build_module
 from sn_platform.runtime import select_device
 from sn_platform.tracking.runs import configure
 
@@ -32,27 +33,27 @@ REQUIREMENTS = ("mlflow", "torch", "torchio", "nibabel", "numpy", "scipy")
 
 
 class SegmenterModel(PythonModel):
-    """The pyfunc flavour: a V-Net with its preprocessing spec and inference settings.
+    """The pyfunc flavour: a V-Net with its preprocessing spec and inference settings, and
+    the localiser that centres its box when it is a cascade's second stage.
 
     ``predict`` takes preprocessed volumes (N, C, X, Y, Z) float32 and returns the label
     probabilities (N, K, X, Y, Z), K = ``labels`` (SN, RN, CC); ``segmenter`` runs the
-    whole pipeline on BIDS files (the slab is placed below the predicted RN).
+    whole pipeline on BIDS files (localiser, box, prediction; the slab is placed below the
+    predicted RN).
     """
 
     segmenter: Segmenter
     bundle: dict[str, Any]
 
     def load_context(self, context: Any) -> None:
-        self.bundle = json.loads(Path(context.artifacts["bundle"]).read_text())
-        model = build_module(self.bundle["model"])
-        model.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu"))
+        artifacts = context.artifacts
         device = select_device("auto")
-        self.segmenter = Segmenter(
-            model.to(device).eval(),
-            PreprocessingSpec.from_dict(self.bundle["preprocessing"]),
-            InferenceSettings(**self.bundle["inference"]),
-            device,
-        )
+        self.bundle = json.loads(Path(artifacts["bundle"]).read_text())
+        self.segmenter = load_segmenter_files(self.bundle, Path(artifacts["weights"]), device)
+        if "localiser_bundle" in artifacts:
+            bundle = json.loads(Path(artifacts["localiser_bundle"]).read_text())
+            weights = Path(artifacts["localiser_weights"])
+            self.segmenter.localiser = load_segmenter_files(bundle, weights, device)
 
     def predict(self, context: Any, model_input: np.ndarray, params: Any = None) -> np.ndarray:
         # ``np.ndarray`` is a hint MLflow infers no schema from: the logged signature rules.
@@ -79,44 +80,59 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
 
 
+def _segmenter_artifacts(
+    folder: Path,
+    prefix: str,
+    model: nn.Module,
+    bundle: Mapping[str, Any],
+) -> dict[str, Path]:
+    """Weights, bundle and ``torch.export`` program of one network, named ``prefix*``."""
+    weights = save_weights(model, folder / f"{prefix}weights.pt")
+    bundle_path = folder / f"{prefix}bundle.json"
+    bundle_path.write_text(json.dumps(bundle, indent=2))
+    network = folder / f"{prefix}network.pt2"
+    channels = len(bundle["channels"])
+    export_network(model, channels, bundle["inference"]["patch_size"], network)
+    return {
+        f"{prefix}weights": weights,
+        f"{prefix}bundle": bundle_path,
+        f"{prefix}network": network,
+    }
+
+
 def log_segmenter(
     run_id: str,
     model: nn.Module,
     model_config: Mapping[str, Any],
     spec: PreprocessingSpec,
     settings: InferenceSettings,
+    localiser: Segmenter | None = None,
 ) -> str:
     """Log the model as a pyfunc named ``model`` in ``run_id``; returns its model URI.
 
-    ``model_config`` holds the network's ``_target_`` and constructor arguments.
+    ``model_config`` holds the network's ``_target_`` and constructor arguments; a
+    ``localiser`` (the cascade's first stage) travels inside the same model, with its own
+    ``localiser_*`` artifacts.
     """
     channels = len(spec.echoes)
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1, -1))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(settings.labels), -1, -1, -1))]),
     )
-    bundle = {
-        "model": dict(model_config),
-        "preprocessing": spec.to_dict(),
-        "inference": settings.to_dict(),
-        "channels": [f"echo-{e} magnitude" for e in spec.echoes],
-        "labels": list(settings.labels),
-    }
     example = np.zeros((1, channels, *settings.patch_size), dtype=np.float32)
-    with tempfile.TemporaryDirectory() as folder:
-        weights = Path(folder) / "weights.pt"
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
-        bundle_path = Path(folder) / "bundle.json"
-        bundle_path.write_text(json.dumps(bundle, indent=2))
-        network = Path(folder) / "network.pt2"
-        export_network(model, channels, settings.patch_size, network)
-        artifacts = {"weights": weights, "bundle": bundle_path, "network": network}
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        bundle = segmenter_bundle(model_config, spec, settings)
+        artifacts = _segmenter_artifacts(folder, "", model, bundle)
+        if localiser is not None:
+            first = segmenter_bundle(localiser.config, localiser.spec, localiser.settings)
+            artifacts |= _segmenter_artifacts(folder, "localiser_", localiser.model, first)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=SegmenterModel(),
                 artifacts={k: str(v) for k, v in artifacts.items()},
-                code_paths=[str(package_copy(Path(folder)))],
+                code_paths=[str(package_copy(folder))],
                 signature=signature,
                 input_example=example,
                 pip_requirements=pinned_requirements(),
@@ -147,6 +163,14 @@ def load_segmenters(model_uris: Sequence[str], tracking_uri: str) -> list[Segmen
     it pickles, so a Ray actor can load its own replicas."""
     configure(tracking_uri)
     return [load_segmenter(uri) for uri in model_uris]
+
+
+def load_segmenter_at(model_uri: str, tracking_uri: str) -> Segmenter:
+    """The segmenter of one model URI (a store's or a local folder; remote URIs are refused,
+    ``check_model_uri``) from the store at ``tracking_uri``: how a training run loads its
+    localiser."""
+    check_model_uri(model_uri)
+    return load_segmenters([model_uri], tracking_uri)[0]
 
 
 def load_segmenter(model_uri: str) -> Segmenter:

@@ -4,17 +4,37 @@ loss, optimiser, augmentation)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from sn_platform.composition import build
+from sn_platform.errors import ConfigError, one_line
+from sn_platform.inference.predictor import Segmenter
 from sn_platform.training.run import RunSpec
 
+# (model URI, tracking URI) -> the segmenter logged there: ``tracking.load_segmenter_at``.
+ModelLoader = Callable[[str, str], Segmenter]
 
-def run_spec(cfg: DictConfig) -> RunSpec:
-    """The typed run of a composed training config (``conf/config.yaml``)."""
+
+def run_spec(cfg: DictConfig, load_model: ModelLoader | None = None) -> RunSpec:
+    """The typed run of a composed training config (``conf/config.yaml``).
+
+    ``load_model`` loads the cascade's first stage named by ``localiser`` (a model URI);
+    without it (checking a config) the localiser is not loaded.
+    """
     config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+    tracking = build(cfg, "tracking")
+    localiser_uri = cfg.get("localiser")
+    localiser = None
+    if localiser_uri and load_model is not None:
+        try:
+            localiser = load_model(str(localiser_uri), tracking.uri)
+        except Exception as error:  # any failure to load is one line naming the URI
+            raise ConfigError(
+                f"localiser: cannot load {localiser_uri}: {one_line(error)}"
+            ) from None
     return RunSpec(
         name=str(cfg.run_name),
         seed=int(cfg.seed),
@@ -22,10 +42,12 @@ def run_spec(cfg: DictConfig) -> RunSpec:
         trainer=build(cfg, "trainer"),
         inference=build(cfg, "inference"),
         measures=build(cfg, "measures"),
-        tracking=build(cfg, "tracking"),
+        tracking=tracking,
         model=config["model"],
         loss=build(cfg, "loss"),
         optimizer=build(cfg, "optim"),
         augmentation=build(cfg, "augment"),
         config=config,
+        localiser_uri=str(localiser_uri) if localiser_uri else None,
+        localiser=localiser,
     )

@@ -59,6 +59,14 @@ def check_run(spec: RunSpec) -> None:
         "inference.labels",
         f"{list(spec.inference.labels)} differs from data.labels {list(data.labels)}",
     )
+    if preprocessing.roi_mm is not None and preprocessing.spacing_mm is not None:
+        box = np.array(preprocessing.roi_mm) / np.array(preprocessing.spacing_mm)
+        _check(
+            not (patch > np.round(box)).any(),
+            "data.preprocessing.roi_mm",
+            f"{list(preprocessing.roi_mm)} mm is {[round(v) for v in box]} voxels, "
+            f"smaller than the patch {list(data.patch_size)}",
+        )
     if preprocessing.spacing_mm is not None:
         for echo in sorted(root.glob("sub-*/anat/*_echo-1_part-mag_MEGRE.nii*")):
             voxels = canonical_extent_mm(echo) / np.array(preprocessing.spacing_mm)

@@ -22,7 +22,7 @@ from sn_platform.data.settings import DataSettings
 from sn_platform.errors import ConfigError
 from sn_platform.evaluation.outputs import write_evaluation
 from sn_platform.evaluation.settings import MeasureSettings
-from sn_platform.inference.predictor import InferenceSettings
+from sn_platform.inference.predictor import InferenceSettings, Segmenter
 from sn_platform.models.ensemble import ProbabilityEnsemble
 from sn_platform.models.factory import build_module
 from sn_platform.runtime import Runtime, seed_everything
@@ -50,7 +50,10 @@ class RunSpec:
     """Everything one run needs, typed: what ``conf/config.yaml`` composes, built.
 
     ``model`` stays plain data (``_target_`` and arguments) so the logged model can be
-    rebuilt anywhere; ``config`` is the resolved config, logged as parameters and YAML.
+    rebuilt anywhere; ``config`` is the resolved config, logged as parameters and YAML;
+    ``localiser`` the cascade's first stage (loaded from ``localiser_uri``), which centres
+    the box of a model with a region of interest in validation and travels with the
+    logged model.
     """
 
     name: str
@@ -65,6 +68,8 @@ class RunSpec:
     optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
     augmentation: tio.Transform | None
     config: Mapping[str, Any]
+    localiser_uri: str | None = None
+    localiser: Segmenter | None = None
 
 
 @dataclass(frozen=True)
@@ -120,8 +125,9 @@ def _validator(
     wanted = {*spec.data.labels, spec.inference.slab_reference, spec.measures.reference_label}
     truth = truth_label_paths(Path(str(spec.data.root)), records, sorted(wanted))
     return Validator(
-        records, spec.data.preprocessing, spec.inference, runtime, truth, spec.measures, prefix
-    )
+        records, spec.data.preprocessing, spec.inference, runtime, truth, spec.measures, prefix,
+        spec.localiser,
+    )  # fmt: skip
 
 
 def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> TrainingOutcome:

@@ -112,4 +112,5 @@ def log_model(
         }
     run.log_model(
         model.cpu(), model_config, spec.data.preprocessing, spec.inference, registration,
+        spec.localiser,
     )  # fmt: skip

@@ -5,17 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torchio as tio
 from torch import nn
 
 from sn_platform.data.bids import SubjectRecord
-from sn_platform.data.loaders import make_subject
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.data.roi import mask_centre, structures_centre
 from sn_platform.evaluation.cohort import Evaluation, summarise
 from sn_platform.evaluation.settings import MeasureSettings
 from sn_platform.evaluation.subject import ReferenceCase, evaluate_case, load_reference_case
 from sn_platform.inference.localise import localise
-from sn_platform.inference.predictor import InferenceSettings, Segmenter
+from sn_platform.inference.predictor import (
+    InferenceSettings,
+    NativePrediction,
+    Segmenter,
+    preprocess_record,
+)
 from sn_platform.runtime import Runtime
 
 
@@ -31,6 +37,9 @@ class Validator:
     truth_paths : optional truth labels per subject id, label -> file (phantom data)
     measures : how the clinical measures are taken
     prefix : metric prefix (``val``, ``test``)
+    localiser : the cascade's first stage, which centres the box of a model with a region
+        of interest (``spec.roi_mm``) as on new data; without one, the manual labels'
+        centre does (the second stage evaluated alone)
     """
 
     def __init__(
@@ -42,6 +51,7 @@ class Validator:
         truth_paths: Mapping[str, Mapping[str, Path]] | None = None,
         measures: MeasureSettings | None = None,
         prefix: str = "val",
+        localiser: Segmenter | None = None,
     ):
         truth_paths = truth_paths or {}
         self.spec, self.settings, self.runtime, self.prefix = spec, settings, runtime, prefix
@@ -50,17 +60,28 @@ class Validator:
             r.participant_id: load_reference_case(r, truth_paths.get(r.participant_id))
             for r in records
         }
-        transform = spec.transform()
+        self.localiser = localiser
         self.inputs: dict[str, tio.Subject] = {
-            r.participant_id: transform(make_subject(r, spec)) for r in records
+            r.participant_id: preprocess_record(
+                r, spec, localiser, None if localiser else self._labels_centre(r.participant_id)
+            )
+            for r in records
         }
+
+    def _labels_centre(self, participant_id: str) -> np.ndarray | None:
+        """World centre (mm) of a subject's manual labels (None without any)."""
+        case = self.cases[participant_id]
+        if not case.manual:
+            return None
+        return mask_centre(np.logical_or.reduce(list(case.manual.values())), case.affine)
 
     def evaluate(self, model: nn.Module) -> Evaluation:
         """Predict every subject onto its native grid, place its slab below the predicted
         RN, and compare with its references (as sn-infer does)."""
         segmenter = Segmenter(
-            model, self.spec, self.settings, self.runtime.device, self.runtime.precision
-        )
+            model, self.spec, self.settings, self.runtime.device, self.runtime.precision,
+            localiser=self.localiser,
+        )  # fmt: skip
         rows, masks = [], {}
         for participant_id, case in self.cases.items():
             prediction = segmenter.predict_preprocessed(
@@ -68,10 +89,22 @@ class Validator:
             )
             found = localise(prediction, self.settings)
             masks[participant_id] = found.masks["SN"]
-            rows.append(
-                evaluate_case(case, found.masks, found.slab, self.measures, self.settings.slab_rule)
+            row = evaluate_case(
+                case, found.masks, found.slab, self.measures, self.settings.slab_rule
             )
+            rows.append(row | self._centre_error(participant_id, prediction))
         return Evaluation(rows, summarise(rows, self.prefix), masks)
+
+    def _centre_error(self, participant_id: str, prediction: NativePrediction) -> dict[str, float]:
+        """``centre_error_mm``: distance (mm) between the centre of the structures the
+        model found (``structures_centre``) and that of the manual labels; NaN when
+        either has none."""
+        reference = self._labels_centre(participant_id)
+        foreground = prediction.probabilities.max(axis=0)
+        centre = structures_centre(foreground, prediction.affine, self.settings.threshold)
+        if reference is None or centre is None:
+            return {"centre_error_mm": float("nan")}
+        return {"centre_error_mm": float(np.linalg.norm(centre - reference))}
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
         """Cohort metrics only: the engine's ``validate`` callback."""

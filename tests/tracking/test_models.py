@@ -18,7 +18,7 @@ import torch
 import sn_platform
 from sn_platform import tracking
 from sn_platform.data.preprocessing import PreprocessingSpec
-from sn_platform.inference.predictor import InferenceSettings
+from sn_platform.inference.predictor import InferenceSettings, Segmenter
 from sn_platform.models.factory import build_module
 
 pytestmark = pytest.mark.slow  # real subprocesses: a hidden package, the mlflow CLI
@@ -69,18 +69,30 @@ print(json.dumps({
 """
 
 
+def _tiny_localiser() -> Segmenter:
+    """An untrained tiny V-Net on 2 mm voxels over the whole field of view."""
+    torch.manual_seed(1)
+    spec = PreprocessingSpec(echoes=(1, 2), spacing_mm=(2.0, 2.0, 2.0), min_shape=PATCH)
+    settings = InferenceSettings(patch_size=PATCH, patch_overlap=(0, 0, 0))
+    network = build_module(NETWORK).eval()
+    return Segmenter(network, spec, settings, torch.device("cpu"), config=NETWORK)
+
+
 @pytest.fixture(scope="module")
 def tiny_registered_model(tmp_path_factory) -> str:
-    """An untrained tiny V-Net logged and registered as ``sn-vnet-tiny@champion``."""
+    """An untrained tiny cascade (V-Net in a 24 mm box, localiser on 2 mm voxels) logged
+    and registered as ``sn-vnet-tiny@champion``."""
     work = tmp_path_factory.mktemp("tiny_model")
     store = f"sqlite:///{work}/mlflow.db"
     tracking.configure(store)
     run = tracking.RunLogger.start("tiny", "tiny", artifact_location=str(work / "mlruns"))
     torch.manual_seed(0)
     network = build_module(NETWORK)
-    spec = PreprocessingSpec(echoes=(1, 2), min_shape=PATCH)
+    spec = PreprocessingSpec(echoes=(1, 2), min_shape=PATCH, roi_mm=(24.0, 24.0, 24.0))
     settings = InferenceSettings(patch_size=PATCH, patch_overlap=(0, 0, 0))
-    uri = tracking.log_segmenter(run.run_id, network, NETWORK, spec, settings)
+    uri = tracking.log_segmenter(
+        run.run_id, network, NETWORK, spec, settings, localiser=_tiny_localiser()
+    )
     tracking.register(uri, "sn-vnet-tiny", "champion")
     run.finish()
     return store
@@ -112,6 +124,24 @@ def test_the_model_loads_and_predicts_where_sn_platform_is_not_importable(
     # The exported network is the same function of the patch (no grid sampling at one patch).
     np.testing.assert_allclose(outcome["exported"], expected, rtol=1e-5, atol=1e-6)
     assert 0 < min(expected) and max(expected) < 1
+
+
+def test_the_localiser_travels_inside_the_model(tiny_registered_model):
+    tracking.configure(tiny_registered_model)
+    segmenter = tracking.load_segmenter(MODEL)
+    expected = _tiny_localiser()
+    localiser = segmenter.localiser
+    assert segmenter.spec.roi_mm == (24.0, 24.0, 24.0)
+    assert localiser is not None and localiser.spec == expected.spec
+    assert localiser.settings == expected.settings and localiser.config == NETWORK
+    for name, tensor in expected.model.state_dict().items():
+        assert torch.equal(localiser.model.state_dict()[name].cpu(), tensor), name
+    folder = mlflow.artifacts.download_artifacts(MODEL + "/artifacts/localiser_network.pt2")
+    example = torch.rand(2, 2, *PATCH)
+    exported = torch.export.load(folder).module()(example)
+    with torch.no_grad():
+        direct = torch.sigmoid(expected.model(example))
+    torch.testing.assert_close(exported, direct)
 
 
 def test_mlflow_models_predict_serves_the_saved_input_example(tiny_registered_model, tmp_path):
