@@ -29,19 +29,28 @@ browser: $(STAMP)
 		     (apt-get update && apt-get install -y chromium) > $(VENV)/apt.log 2>&1 \
 		     || { tail -n 20 $(VENV)/apt.log; exit 1; }; }
 
-# The main job: phantom -> cross-validated sweep -> champion registered -> batch inference
-# on subjects (and a site) the sweep never saw. A few minutes on 2 CPU cores.
+# The main job: phantom -> localiser -> cross-validated sweep of the segmenter -> champion
+# registered -> fully automatic inference on new subjects (and a site) the sweep never
+# saw, from a copy of their dataset without derivatives; the labels kept apart score it.
 DEMO_SWEEP := demo-$(shell date +%Y%m%d-%H%M%S)
-DEMO_EPOCHS ?= 20
+DEMO_EPOCHS ?= 12
+DEMO_LOCALISER_EPOCHS ?= 12
+LOCALISER := models:/sn-localiser@champion
+UNSEEN := data/phantom-unseen
 
 demo: $(STAMP)
 	$(BIN)/sn-phantom out=data/phantom subjects=30 seed=0 preview=true
 	$(BIN)/python -m sn_platform.phantom.summary data/phantom
-	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) trainer.max_epochs=$(DEMO_EPOCHS) \
-		trainer.progress=false tune.verbose=0
-	$(BIN)/sn-phantom out=data/phantom-unseen subjects=8 seed=1000 'sites=[A,B,C]'
-	$(BIN)/sn-infer input=data/phantom-unseen output=outputs/sn-infer/phantom-unseen \
-		overwrite=true infer.progress=false
+	$(BIN)/sn-train experiment=localiser trainer.fold=null trainer.evaluate_test=true \
+		trainer.max_epochs=$(DEMO_LOCALISER_EPOCHS) trainer.progress=false \
+		tracking.register=true
+	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) localiser=$(LOCALISER) \
+		trainer.max_epochs=$(DEMO_EPOCHS) trainer.progress=false tune.verbose=0
+	$(BIN)/sn-phantom out=$(UNSEEN) subjects=8 seed=1000 'sites=[A,B,C]'
+	@rm -rf $(UNSEEN)-new && cp -r $(UNSEEN) $(UNSEEN)-new && rm -rf $(UNSEEN)-new/derivatives \
+		&& echo "make: $(UNSEEN)-new: the unseen subjects without derivatives (new patients)"
+	$(BIN)/sn-infer input=$(UNSEEN)-new labels_root=$(UNSEEN) \
+		output=outputs/sn-infer/phantom-unseen overwrite=true infer.progress=false
 
 lint: $(STAMP)
 	$(BIN)/ruff check sn_platform tests benchmarks

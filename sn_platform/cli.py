@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -154,6 +155,7 @@ def _infer_app(cfg: DictConfig) -> None:
     """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
     from sn_platform import tracking
     from sn_platform.data.bids import DataValidationError
+    from sn_platform.evaluation.cohort import report_lines
     from sn_platform.inference.batch import local_engine, prepare, select_subjects, write_reports
     from sn_platform.inference.model_uris import check_model_uri
     from sn_platform.inference.options import BatchJob
@@ -170,6 +172,7 @@ def _infer_app(cfg: DictConfig) -> None:
             cfg.label_source,
             build(cfg, "measures"),
             cfg.truth_source,
+            Path(cfg.labels_root) if cfg.get("labels_root") else None,
         )
         for uri in uris:
             check_model_uri(uri, bool(cfg.allow_remote_code))
@@ -200,6 +203,10 @@ def _infer_app(cfg: DictConfig) -> None:
         f"sn-infer: {len(rows)} of {len(participant_ids)} subjects segmented "
         f"({flagged} flagged for review) in {time.perf_counter() - start:.1f} s"
     )
+    if (job.output / "agreement.json").exists():
+        report = json.loads((job.output / "agreement.json").read_text())
+        for line in report_lines(report, ("nm_volume_ratio", "chi_mean_ppm")):
+            print(f"sn-infer: {line}")
     for name in ("measures.tsv", "agreement.json", "index.html", "errors.tsv"):
         if (job.output / name).exists():
             print(f"sn-infer: {name:<16} {(job.output / name).resolve()}")

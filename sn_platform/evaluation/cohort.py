@@ -60,6 +60,8 @@ def summarise(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
             f"{prefix}/{name}_icc": stats.icc_2_1,
             f"{prefix}/{name}_bias": stats.bland_altman_bias,
         }
+        effects = group_effects(rows, measure)
+        summary |= {f"{prefix}/{name}_cohens_d_{source}": d for source, d in effects.items()}
     return summary
 
 
@@ -70,10 +72,72 @@ def _measure_agreement(rows: Sequence[dict[str, Any]], measure: str) -> measures
     return measures.agreement(automatic, manual)
 
 
-def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Full agreement statistics (automatic vs manual ROI) of both measures, for JSON."""
+ROI_SOURCES = {"automatic": "", "manual": "_manual", "truth": "_truth"}
+GROUPS = ("PD", "HC")
+
+
+def _column(rows: Sequence[dict[str, Any]], key: str, group: str | None = None) -> NDArray:
+    return np.array(
+        [float(r.get(key, np.nan)) for r in rows if group is None or r.get("group") == group]
+    )
+
+
+def group_effects(rows: Sequence[dict[str, Any]], measure: str) -> dict[str, float]:
+    """Cohen's d (PD against HC) of one measure from each ROI the rows have (automatic,
+    manual, truth): the group difference a study would report from each."""
+    effects = {}
+    for source, suffix in ROI_SOURCES.items():
+        if any(f"{measure}{suffix}" in r for r in rows):
+            patients, controls = (_column(rows, f"{measure}{suffix}", g) for g in GROUPS)
+            effects[source] = measures.cohens_d(patients, controls)
+    return effects
+
+
+def truth_bias(rows: Sequence[dict[str, Any]], measure: str) -> dict[str, float]:
+    """Bland-Altman bias (mean difference) of the automatic and the manual ROI's measure
+    against the truth ROI's (phantom data); empty without truth."""
+    if not any(f"{measure}_truth" in r for r in rows):
+        return {}
+    truth = _column(rows, f"{measure}_truth")
     return {
-        measure: _measure_agreement(rows, measure).to_dict()
-        for measure in MEASURES
-        if all(f"{measure}_manual" in r for r in rows)
+        f"bias_vs_truth_{source}": measures.agreement(
+            _column(rows, f"{measure}{suffix}"), truth
+        ).bland_altman_bias
+        for source, suffix in ROI_SOURCES.items()
+        if source != "truth" and any(f"{measure}{suffix}" in r for r in rows)
     }
+
+
+def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per measure, for JSON: the agreement statistics of the automatic vs the manual ROI
+    (over the rows with a manual value), the Bland-Altman bias of each ROI against truth
+    (phantom), and the HC-vs-PD effect size (Cohen's d) from each ROI."""
+    report: dict[str, dict[str, Any]] = {}
+    for measure in MEASURES:
+        entry: dict[str, Any] = {}
+        with_manual = [r for r in rows if f"{measure}_manual" in r]
+        if with_manual:
+            entry |= _measure_agreement(with_manual, measure).to_dict()
+        entry |= truth_bias(rows, measure)
+        entry["cohens_d"] = group_effects(rows, measure)
+        report[measure] = entry
+    return report
+
+
+def report_lines(report: dict[str, dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """One readable line per measure in ``names`` of an ``agreement_report``: Pearson r and
+    ICC auto vs manual, bias against truth, Cohen's d from each ROI (what exists)."""
+    lines = []
+    for measure in names:
+        entry = report.get(measure, {})
+        parts = [f"{key} {entry[key]:.3f}" for key in ("pearson_r", "icc_2_1") if key in entry]
+        parts += [
+            f"bias vs truth ({key.removeprefix('bias_vs_truth_')}) {entry[key]:.4g}"
+            for key in ("bias_vs_truth_automatic", "bias_vs_truth_manual")
+            if key in entry
+        ]
+        effects = entry.get("cohens_d", {})
+        if effects:
+            parts.append("Cohen's d PD-HC " + ", ".join(f"{k} {v:.2f}" for k, v in effects.items()))
+        lines.append(f"{measure}: " + ("; ".join(parts) or "n/a"))
+    return lines

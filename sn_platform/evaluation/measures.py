@@ -145,3 +145,18 @@ def agreement(method_a: NDArray, method_b: NDArray, confidence: float = 0.95) ->
     return Agreement(
         n, r, low, high, rho, icc_3_1, icc_2_1, bias, sd, bias - 1.96 * sd, bias + 1.96 * sd
     )
+
+
+def cohens_d(first: NDArray, second: NDArray) -> float:
+    """Cohen's d of ``first`` against ``second``: the difference of the means over the
+    pooled SD (each group's SD with ddof 1). NaN skipped; NaN when a group has fewer than
+    2 values or the pooled SD is 0."""
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:
+        return float("nan")
+    pooled = ((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / (a.size + b.size - 2)
+    if pooled <= 0:
+        return float("nan")
+    return float((a.mean() - b.mean()) / math.sqrt(pooled))

@@ -123,7 +123,22 @@ def _truth_paths(
     if job.truth_source is None:
         return {}
     names = {LABEL, settings.slab_reference, job.measures.reference_label}
-    return {n: label_path(job.root, job.truth_source, participant_id, n) for n in names}
+    return {n: label_path(job.reference_root, job.truth_source, participant_id, n) for n in names}
+
+
+def _manual_labels(job: BatchJob, record: SubjectRecord, names: Sequence[str]) -> SubjectRecord:
+    """``record`` with the manual labels of ``job.labels_root`` (those that exist), when the
+    labels are kept apart from the input."""
+    if job.labels_root is None or job.label_source is None:
+        return record
+    found = {
+        name: path
+        for name in names
+        if (
+            path := label_path(job.labels_root, job.label_source, record.participant_id, name)
+        ).exists()
+    }
+    return replace(record, labels=found)
 
 
 def segment_subject(
@@ -174,19 +189,17 @@ def run_subject(
     paths = OutputPaths.of(job.output, participant_id)
     if paths.complete() and not job.options.overwrite:
         return {"row": read_measures(paths.measures), "skipped": True}
+    names = (LABEL, segmenters[0].settings.slab_reference, job.measures.reference_label)
     try:
         (record,) = discover_subjects(
             job.root,
             n_echoes=max(max(s.spec.echoes) for s in segmenters),
-            label_source=job.label_source,
+            label_source=job.label_source if job.labels_root is None else None,
             labels=(),
-            optional_labels=(
-                LABEL,
-                segmenters[0].settings.slab_reference,
-                job.measures.reference_label,
-            ),
+            optional_labels=names,
             subjects=[participant_id],
         )
+        record = _manual_labels(job, record, names)
         return {"row": segment_subject(segmenters, record, job.output, job)}
     except StorageError:
         raise  # a full disk stops the batch: every later subject would fail the same way
@@ -279,9 +292,8 @@ def write_reports(
         write_text(errors_path, table_text(errors))
     else:
         errors_path.unlink(missing_ok=True)
-    with_manual = [r for r in rows if "nm_volume_ratio_manual" in r]
-    if with_manual:
-        write_text(output / "agreement.json", json_text(agreement_report(with_manual)))
+    if rows:
+        write_text(output / "agreement.json", json_text(agreement_report(rows)))
     write_dataset_files(output, root, model_uris, table_columns(output / "measures.tsv"))
     figures = [
         OutputPaths.of(output, r["participant_id"].removeprefix("sub-")).figure for r in rows

@@ -100,7 +100,9 @@ class BatchJob:
     agreement, RN for ``slab_from=manual`` and the slab offset, CC for the manual NM
     reference); None reads none. ``truth_source`` the derivatives folder of exact labels
     (phantom data: DSC and measures against truth, and the CC where no manual one exists);
-    None reads none. ``measures`` says how the measures are taken.
+    None reads none. ``measures`` says how the measures are taken. ``labels_root`` is
+    the BIDS dataset whose ``derivatives/`` hold those labels when they are kept apart
+    from the input (a copy without derivatives, as a new patient's); None: the input.
     """
 
     root: Path
@@ -109,6 +111,12 @@ class BatchJob:
     label_source: str | None = "manual"
     measures: MeasureSettings = field(default_factory=MeasureSettings)
     truth_source: str | None = "truth"
+    labels_root: Path | None = None
+
+    @property
+    def reference_root(self) -> Path:
+        """The dataset whose derivatives hold the manual and truth labels."""
+        return self.labels_root if self.labels_root is not None else self.root
 
     def __post_init__(self) -> None:
         for key in ("label_source", "truth_source"):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import numpy as np
 import pytest
 from scipy import stats
 
+from sn_platform.evaluation import cohort, measures
 from sn_platform.evaluation.measures import agreement, chi_mean_ppm, icc, nm_volume_ratio
 
 
@@ -98,3 +102,30 @@ def test_agreement_against_scipy_and_pingouin():
     assert result.icc_3_1 == pytest.approx(icc_table.loc["ICC(C,1)", "ICC"], rel=1e-6)
     assert result.icc_2_1 == pytest.approx(icc_table.loc["ICC(A,1)", "ICC"], rel=1e-6)
     assert icc(np.column_stack([automatic, manual])) == (result.icc_3_1, result.icc_2_1)
+
+
+def test_cohens_d_against_the_pooled_sd_formula():
+    patients, controls = [1.0, 2.0, 3.0, float("nan")], [3.0, 4.0, 5.0, 6.0]
+    # Means 2 and 4.5; variances 1 and 5/3 (ddof 1); pooled (2*1 + 3*5/3) / 5 = 1.4.
+    expected = (2.0 - 4.5) / statistics.sqrt(1.4)
+    assert measures.cohens_d(patients, controls) == pytest.approx(expected)
+    assert math.isnan(measures.cohens_d([1.0], controls))
+    assert math.isnan(measures.cohens_d([2.0, 2.0], [2.0, 2.0]))
+
+
+def test_group_effects_and_truth_bias_of_constructed_rows():
+    rows = [
+        {"group": g, "nm_volume_ratio": a, "nm_volume_ratio_manual": m, "nm_volume_ratio_truth": t}
+        for g, a, m, t in [
+            ("PD", 0.10, 0.12, 0.11), ("PD", 0.20, 0.22, 0.21),
+            ("HC", 0.30, 0.32, 0.31), ("HC", 0.40, 0.42, 0.41),
+        ]
+    ]  # fmt: skip
+    effects = cohort.group_effects(rows, "nm_volume_ratio")
+    # Every ROI: means 0.15 vs 0.35 (shifted alike), SD 0.0707 in each group.
+    expected = -0.2 / statistics.stdev([0.10, 0.20])
+    assert effects == pytest.approx({"automatic": expected, "manual": expected, "truth": expected})
+    bias = cohort.truth_bias(rows, "nm_volume_ratio")
+    assert bias == pytest.approx({"bias_vs_truth_automatic": -0.01, "bias_vs_truth_manual": 0.01})
+    report = cohort.agreement_report(rows)["nm_volume_ratio"]
+    assert report["cohens_d"]["truth"] == pytest.approx(expected) and report["n"] == 4
