@@ -1,11 +1,14 @@
-"""Seconds per subject of sn-infer on CPU, local engine vs Ray Data engine; prints JSON.
+"""Seconds per subject of sn-infer on CPU, local engine vs Ray Data engine, and the
+cascade's FLOPs per subject against the CPU's measured FLOP rate; prints JSON.
 
     python benchmarks/infer.py --data data/phantom [--subjects 8] [--model vnet_small]
 
-The model (the config's default ``vnet_small`` unless ``--model`` says otherwise) is logged
-untrained to a temporary MLflow store: inference time does not depend on the weights.
-The phantom's default image size (64 mm field of view, 0.5-0.6 mm in plane) is used.
-Ray's figure includes starting the actors and loading one model replica per actor.
+The cascade (the ``localiser`` experiment's coarse network over the whole field of view,
+then the segmenter in its box) is logged untrained to a temporary MLflow store: inference
+time does not depend on the weights, except that an untrained localiser may find nothing
+(the box then sits at the volume's centre, same cost). The phantom's realistic field of
+view is used. Ray's figure includes starting the actors and loading one model replica per
+actor.
 """
 
 from __future__ import annotations
@@ -20,14 +23,36 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from torch.utils.flop_counter import FlopCounterMode
 
 from sn_platform import tracking
 from sn_platform.composition import CONFIG_DIR
+from sn_platform.data.bids import discover_subjects
 from sn_platform.inference.batch import local_engine, prepare, select_subjects
 from sn_platform.inference.options import BatchJob, InferenceOptions, RaySettings
+from sn_platform.inference.predictor import Segmenter
 from sn_platform.inference.ray_engine import ray_engine
 from sn_platform.models.factory import build_module
 from sn_platform.training.assembly import run_spec
+
+
+def untrained(overrides: list[str]) -> Segmenter:
+    """The segmenter of the composed config ``overrides``, untrained, on CPU."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        spec = run_spec(compose(config_name="config", overrides=overrides))
+    model = build_module(spec.model).eval()
+    device = torch.device("cpu")
+    return Segmenter(model, spec.data.preprocessing, spec.inference, device, config=spec.model)
+
+
+def cpu_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """Measured float32 matrix-multiply rate of this CPU (GFLOP/s)."""
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
@@ -39,20 +64,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/sn-bench-infer"))
     arguments = parser.parse_args()
     shutil.rmtree(arguments.work, ignore_errors=True)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"model={arguments.model}"])
     torch.manual_seed(0)
+    localiser = untrained(["experiment=localiser"])
+    segmenter = untrained([f"model={arguments.model}"])
     store = f"sqlite:///{arguments.work}/mlflow.db"
     tracking.configure(store)
     run = tracking.RunLogger.start("benchmark", "infer", artifact_location=str(arguments.work))
-    spec = run_spec(cfg)
     model_uri = tracking.log_segmenter(
-        run.run_id,
-        build_module(spec.model),
-        spec.model,
-        spec.data.preprocessing,
-        spec.inference,
-    )
+        run.run_id, segmenter.model, segmenter.config, segmenter.spec, segmenter.settings,
+        localiser,
+    )  # fmt: skip
     participants = select_subjects(arguments.data, None)[: arguments.subjects]
     options = InferenceOptions(progress=False, ray=RaySettings(num_actors=arguments.actors))
     timings = {}
@@ -67,6 +88,12 @@ def main() -> None:
         results = engine(participants)
         timings[name] = (time.perf_counter() - start) / len(participants)
         assert all("row" in r for r in results), results
+    (record,) = discover_subjects(arguments.data, subjects=participants[:1], label_source=None)
+    cascade = tracking.load_segmenter(model_uri)
+    with FlopCounterMode(display=False) as counter:
+        cascade.predict(record)
+    gflop = counter.get_total_flops() / 1e9
+    rate = cpu_gflops()
     print(
         json.dumps(
             {
@@ -78,6 +105,9 @@ def main() -> None:
                 "ray_actors": arguments.actors,
                 "local_s_per_subject": round(timings["local"], 3),
                 "ray_s_per_subject": round(timings["ray"], 3),
+                "gflop_per_subject": round(gflop, 2),
+                "cpu_matmul_gflop_per_s": round(rate, 1),
+                "flop_bound_s_per_subject": round(gflop / rate, 3),
             },
             indent=2,
         )
