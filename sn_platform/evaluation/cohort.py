@@ -62,6 +62,7 @@ def summarise(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
         }
         effects = group_effects(rows, measure)
         summary |= {f"{prefix}/{name}_cohens_d_{source}": d for source, d in effects.items()}
+        summary |= {f"{prefix}/{name}_{key}": v for key, v in truth_bias(rows, measure).items()}
     return summary
 
 

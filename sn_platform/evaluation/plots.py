@@ -139,23 +139,6 @@ def save_overlays(
     _save(figure, path)
 
 
-def save_subject_overlay(
-    echo1: NDArray,
-    affine: NDArray[np.float64],
-    predicted: NDArray[np.bool_],
-    manual: NDArray[np.bool_] | None,
-    title: str,
-    path: Path,
-    n_slices: int = 3,
-) -> None:
-    """QC figure of one subject: the ``n_slices`` axial slices with the most ROI."""
-    figure, axes = plt.subplots(1, n_slices, figsize=(3.6 * n_slices, 3.8), squeeze=False)
-    for rank, axis in enumerate(axes[0]):
-        _draw_axial(axis, echo1, affine, predicted, manual, f"slice {rank + 1}", rank)
-    figure.suptitle(title, fontsize=10)
-    _save(figure, path)
-
-
 def save_selection_plot(
     leaderboard: Sequence[Mapping[str, Any]], keys: Sequence[str], path: Path
 ) -> None:
@@ -178,4 +161,94 @@ def save_selection_plot(
         axis.set_ylabel("selection score")
     best = leaderboard[0] if leaderboard else {}
     figure.suptitle(f"best: {best.get('config_id', 'n/a')}  score {best.get('score', np.nan):.4f}")
+    _save(figure, path)
+
+
+# Contour colours of the subject panel: automatic structures, the manual SN, the slab.
+STRUCTURE_COLOURS = {"SN": "red", "RN": "yellow", "CC": "cyan"}
+MANUAL_COLOUR = "lime"
+PANEL_HALF_WIDTH_MM = 30.0
+
+
+def _window(masks: Sequence[NDArray[np.bool_]], spacing: NDArray, shape: Sequence[int]) -> Any:
+    """In-plane slices (X, Y) of a square of 2 x ``PANEL_HALF_WIDTH_MM`` around the masks'
+    centre (the volume's centre when they are empty)."""
+    union = np.logical_or.reduce([m.any(axis=2) for m in masks])
+    centre = np.argwhere(union).mean(axis=0) if union.any() else (np.array(shape[:2]) - 1) / 2
+    half = np.round(PANEL_HALF_WIDTH_MM / spacing[:2]).astype(int)
+    low = np.clip(np.round(centre).astype(int) - half, 0, None)
+    return slice(low[0], low[0] + 2 * half[0]), slice(low[1], low[1] + 2 * half[1])
+
+
+def save_subject_panel(
+    echo1: NDArray,
+    chi: NDArray | None,
+    affine: NDArray[np.float64],
+    masks: Mapping[str, NDArray[np.bool_]],
+    slab: NDArray[np.bool_],
+    manual_sn: NDArray[np.bool_] | None,
+    title: str,
+    path: Path,
+) -> None:
+    """QC panel of one subject, zoomed on the midbrain (60 mm square): echo 1 (top) and
+    QSM (bottom) on the slab's axial slices (or the SN's, when no slab was placed), with
+    the automatic contours (SN red, RN yellow, CC cyan) and the manual SN (green);
+    radiological view (patient right on the image's left)."""
+    canonical = {k: canonical_array(m.astype(np.uint8), affine) > 0 for k, m in masks.items()}
+    image = canonical_array(np.asarray(echo1, dtype=np.float32), affine)
+    slab_c = canonical_array(slab.astype(np.uint8), affine) > 0
+    manual = None if manual_sn is None else canonical_array(manual_sn.astype(np.uint8), affine) > 0
+    layers = [("echo 1", image)]
+    if chi is not None:
+        layers.append(("QSM (ppm)", canonical_array(np.asarray(chi, dtype=np.float32), affine)))
+    spacing = np.abs(canonical_voxel_mm(affine))
+    window = _window(list(canonical.values()), spacing, image.shape)
+    found = np.flatnonzero(slab_c.any(axis=(0, 1)))
+    if found.size == 0 and "SN" in canonical and canonical["SN"].any():
+        found = np.argsort(-canonical["SN"].sum(axis=(0, 1)), kind="stable")[:3]
+    chosen = sorted(int(z) for z in found)[:3] or [image.shape[2] // 2]
+    figure, axes = plt.subplots(
+        len(layers), len(chosen), figsize=(3.4 * len(chosen), 3.4 * len(layers)), squeeze=False
+    )
+    for row, (name, volume) in enumerate(layers):
+        crop = volume[window]
+        limits = (np.percentile(crop, 1), np.percentile(crop, 99.5))
+        for column, z in enumerate(chosen):
+            axis = axes[row][column]
+            axis.imshow(
+                crop[::-1, :, z].T, cmap="gray", origin="lower", vmin=limits[0], vmax=limits[1]
+            )
+            for label, mask in canonical.items():
+                _outline(axis, mask[window][:, :, z], STRUCTURE_COLOURS.get(label, "magenta"))
+            if manual is not None:
+                _outline(axis, manual[window][:, :, z], MANUAL_COLOUR)
+            where = "slab" if slab_c[..., z].any() else "slice"
+            axis.set_title(f"{name}, {where} z={z}", fontsize=9)
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.suptitle(title, fontsize=10)
+    _save(figure, path)
+
+
+def canonical_voxel_mm(affine: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Voxel sizes (mm) along the axes of the canonical (RAS) reordering of ``affine``."""
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    order = np.argmax(np.abs(affine[:3, :3]), axis=0)
+    return np.asarray(sizes[np.argsort(order)], dtype=np.float64)
+
+
+def save_effect_sizes(report: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    """Cohen's d (PD against HC) of both measures from each ROI (automatic, manual, truth)."""
+    figure, axes = plt.subplots(1, len(MEASURES[:2]), figsize=(5 * 2, 3.6), squeeze=False)
+    for axis, measure in zip(axes[0], MEASURES[:2], strict=True):
+        effects = dict(report.get(measure, {}).get("cohens_d", {}))
+        names = list(effects)
+        axis.bar(
+            names,
+            [effects[n] for n in names],
+            color=["tab:blue", "tab:green", "grey"][: len(names)],
+        )
+        axis.axhline(0.0, color="k", linewidth=0.8)
+        axis.set_title(f"{TITLES[measure]}: Cohen's d PD - HC", fontsize=9)
+        axis.set_ylabel("Cohen's d")
     _save(figure, path)

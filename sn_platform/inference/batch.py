@@ -175,9 +175,10 @@ def segment_subject(
     title = f"sub-{record.participant_id}  {row['group']}  QC: {row['qc_flag']}"
     if "dsc" in row:
         title += f"  DSC {row['dsc']:.3f}"
-    plots.save_subject_overlay(
-        case.echo1, case.affine, found.masks[LABEL], case.manual.get(LABEL), title, paths.figure
-    )
+    plots.save_subject_panel(
+        case.echo1, case.chi, case.affine, found.masks, found.slab.mask,
+        case.manual.get(LABEL), title, paths.figure,
+    )  # fmt: skip
     write_text(paths.measures, json_text(row))
     return row
 
@@ -275,6 +276,22 @@ def local_engine(segmenters: Sequence[Segmenter], job: BatchJob) -> Engine:
     return run
 
 
+def cohort_plots(
+    rows: Sequence[dict[str, Any]], report: dict[str, Any], folder: Path
+) -> list[Path]:
+    """The report's cohort figures: auto-vs-manual scatter and Bland-Altman of both measures
+    (where manual ROIs exist) and the HC-vs-PD effect sizes from each ROI."""
+    figures = []
+    with_manual = [r for r in rows if "nm_volume_ratio_manual" in r]
+    if with_manual:
+        figures += [folder / "cohort_scatter.png", folder / "cohort_bland_altman.png"]
+        plots.save_agreement_scatter(with_manual, figures[0])
+        plots.save_bland_altman(with_manual, figures[1])
+    figures.append(folder / "cohort_effect_sizes.png")
+    plots.save_effect_sizes(report, figures[-1])
+    return figures
+
+
 def write_reports(
     output: Path, results: Sequence[dict[str, Any]], model_uris: Sequence[str], root: Path
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -292,11 +309,14 @@ def write_reports(
         write_text(errors_path, table_text(errors))
     else:
         errors_path.unlink(missing_ok=True)
+    cohort_figures = []
     if rows:
-        write_text(output / "agreement.json", json_text(agreement_report(rows)))
+        report = agreement_report(rows)
+        write_text(output / "agreement.json", json_text(report))
+        cohort_figures = cohort_plots(rows, report, output / "figures")
     write_dataset_files(output, root, model_uris, table_columns(output / "measures.tsv"))
     figures = [
         OutputPaths.of(output, r["participant_id"].removeprefix("sub-")).figure for r in rows
     ]
-    write_index(output, rows, errors, figures)
+    write_index(output, rows, errors, figures, cohort_figures)
     return rows, errors

@@ -21,25 +21,28 @@ ModelLoader = Callable[[str, str], Segmenter]
 def run_spec(cfg: DictConfig, load_model: ModelLoader | None = None) -> RunSpec:
     """The typed run of a composed training config (``conf/config.yaml``).
 
-    ``load_model`` loads the cascade's first stage named by ``localiser`` (a model URI);
-    without it (checking a config) the localiser is not loaded.
+    ``load_model`` loads the cascade's first stage named by ``localiser`` and the model
+    ``trainer.init_from`` names (both model URIs); without it (checking a config) neither
+    is loaded.
     """
     config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
     tracking = build(cfg, "tracking")
-    localiser_uri = cfg.get("localiser")
-    localiser = None
-    if localiser_uri and load_model is not None:
+    trainer = build(cfg, "trainer")
+
+    def load(key: str, uri: str | None) -> Segmenter | None:
+        if not uri or load_model is None:
+            return None
         try:
-            localiser = load_model(str(localiser_uri), tracking.uri)
+            return load_model(str(uri), tracking.uri)
         except Exception as error:  # any failure to load is one line naming the URI
-            raise ConfigError(
-                f"localiser: cannot load {localiser_uri}: {one_line(error)}"
-            ) from None
+            raise ConfigError(f"{key}: cannot load {uri}: {one_line(error)}") from None
+
+    localiser_uri = cfg.get("localiser")
     return RunSpec(
         name=str(cfg.run_name),
         seed=int(cfg.seed),
         data=build(cfg, "data"),
-        trainer=build(cfg, "trainer"),
+        trainer=trainer,
         inference=build(cfg, "inference"),
         measures=build(cfg, "measures"),
         tracking=tracking,
@@ -49,5 +52,6 @@ def run_spec(cfg: DictConfig, load_model: ModelLoader | None = None) -> RunSpec:
         augmentation=build(cfg, "augment"),
         config=config,
         localiser_uri=str(localiser_uri) if localiser_uri else None,
-        localiser=localiser,
+        localiser=load("localiser", localiser_uri),
+        initial=load("trainer.init_from", trainer.init_from),
     )

@@ -53,7 +53,8 @@ class RunSpec:
     rebuilt anywhere; ``config`` is the resolved config, logged as parameters and YAML;
     ``localiser`` the cascade's first stage (loaded from ``localiser_uri``), which centres
     the box of a model with a region of interest in validation and travels with the
-    logged model.
+    logged model; ``initial`` the logged model ``trainer.init_from`` names, whose weights
+    the run starts from.
     """
 
     name: str
@@ -70,6 +71,7 @@ class RunSpec:
     config: Mapping[str, Any]
     localiser_uri: str | None = None
     localiser: Segmenter | None = None
+    initial: Segmenter | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,37 @@ def _validator(
     )  # fmt: skip
 
 
+def initial_model(spec: RunSpec) -> nn.Module:
+    """The network a run starts from: random weights, or those of ``spec.initial``
+    (``trainer.init_from``), which must read the same echoes, predict the same labels and
+    have the same architecture (every tensor's name and shape). Raises ``ConfigError``."""
+    model = build_module(spec.model)
+    start, uri = spec.initial, spec.trainer.init_from
+    if start is None:
+        return model
+    for what, theirs, ours in (
+        ("echoes", start.spec.echoes, spec.data.preprocessing.echoes),
+        ("labels", start.settings.labels, spec.data.labels),
+    ):
+        if tuple(theirs) != tuple(ours):
+            raise ConfigError(
+                f"trainer.init_from: {uri} reads {what} {list(theirs)}, this run {list(ours)}"
+            )
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in start.model.state_dict().items()}
+    if expected != found:
+        differing = sorted(
+            k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k)
+        )
+        raise ConfigError(
+            f"trainer.init_from: {uri} is another architecture: {len(differing)} tensors differ, "
+            f"first {differing[0]} {found.get(differing[0])} where this model has "
+            f"{expected.get(differing[0])}"
+        )
+    model.load_state_dict(start.model.state_dict())
+    return model
+
+
 def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> TrainingOutcome:
     """Train one model as ``spec`` says, evaluate its best weights, and track it.
 
@@ -140,17 +173,21 @@ def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> Trai
     check_run(spec)
     runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision)
     seed_everything(spec.seed, spec.trainer.deterministic)
+    model = initial_model(spec)
     subjects = split_subjects(spec.data, spec.trainer.fold)
     directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
     checkpoint = _prepare_checkpoints(directory, spec.trainer.resume)
     resume = checkpoint is not None
     with tracked_run(spec, subjects, runtime, context, directory, resume) as tracker:
-        outcome = _train(spec, runtime, subjects, directory, checkpoint, context.report, tracker)
+        outcome = _train(
+            spec, model, runtime, subjects, directory, checkpoint, context.report, tracker
+        )
     return outcome.tracked_by(tracker)
 
 
 def _train(
     spec: RunSpec,
+    model: nn.Module,
     runtime: Runtime,
     subjects: SubjectSplit,
     directory: Path,
@@ -159,7 +196,6 @@ def _train(
     tracker: BufferedRun | None,
 ) -> TrainingOutcome:
     data = spec.data
-    model = build_module(spec.model)
     dataset = subjects_dataset(subjects.train, data.preprocessing, spec.augmentation, data.labels)
 
     def make_batches() -> Any:

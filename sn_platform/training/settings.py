@@ -33,6 +33,8 @@ class TrainerSettings:
     resume : continue from ``checkpoint_dir/last.pt``
     checkpoint_dir : holds ``last.pt`` and ``best.pt``
     evaluate_test : also evaluate the held-out test subjects at the end
+    init_from : a logged model's URI (``models:/sn-vnet@champion``, ``runs:/ID/model``) whose
+        weights the run starts from (fine-tuning to a site); None starts from random weights
     """
 
     max_epochs: int = 30
@@ -53,6 +55,7 @@ class TrainerSettings:
     resume: bool = False
     checkpoint_dir: str = "checkpoints"
     evaluate_test: bool = False
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1:

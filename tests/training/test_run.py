@@ -14,10 +14,12 @@ from hydra import compose, initialize_config_dir
 
 from sn_platform.composition import CONFIG_DIR
 from sn_platform.errors import ConfigError
+from sn_platform.models.factory import build_module
+from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.checks import check_run
 from sn_platform.training.engine import read_checkpoint
-from sn_platform.training.run import RunContext, train_and_evaluate
+from sn_platform.training.run import RunContext, initial_model, train_and_evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +63,16 @@ def test_smoke_run_is_fully_tracked(smoke_run):
     for key in ("val/hd95_mm", "val/nm_ratio_pearson_r", "val/chi_mean_pearson_r", "best/val/dsc"):
         assert key in run.data.metrics
     evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {f"evaluation/val_{n}" for n in ("subjects.tsv", "agreement.json", "scatter.png",
-            "bland_altman.png", "overlays.png")} <= evaluation  # fmt: skip
+    assert {
+        f"evaluation/val_{n}"
+        for n in (
+            "subjects.tsv",
+            "agreement.json",
+            "scatter.png",
+            "bland_altman.png",
+            "overlays.png",
+        )
+    } <= evaluation
     config = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
     assert "config/config.yaml" in config and "config/preprocessing.json" in config
     table = client.download_artifacts(run.info.run_id, "evaluation/val_subjects.tsv")
@@ -162,11 +172,80 @@ def test_invalid_settings_are_refused_before_data_is_read(
 )
 def test_command_line_errors_are_one_line(tmp_path, override, message):
     result = subprocess.run(
-        [sys.executable, "-c", "from sn_platform.cli import train; train()",
-         f"data.root={tmp_path}", override, f"hydra.run.dir={tmp_path}/out"],
-        capture_output=True, text=True, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from sn_platform.cli import train; train()",
+            f"data.root={tmp_path}",
+            override,
+            f"hydra.run.dir={tmp_path}/out",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message)
     assert not (tmp_path / "mlruns").exists()
+
+
+def _fine_tuning(root: Path, store: str, work: Path, *overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[
+                "experiment=smoke",
+                f"data.root={root}",
+                f"tracking.uri={store}",
+                f"tracking.artifact_location={work}/mlruns",
+                f"trainer.checkpoint_dir={work}/checkpoints",
+                "run_name=fine-tuned",
+                *overrides,
+            ],
+        )
+
+
+def test_fine_tuning_starts_exactly_from_the_logged_weights(smoke_run, two_site_cohort, tmp_path):
+    cfg, outcome, _ = smoke_run
+    tuned = _fine_tuning(
+        two_site_cohort,
+        cfg.tracking.uri,
+        tmp_path,
+        f"trainer.init_from={outcome.model_uri}",
+        "trainer.max_epochs=1",
+    )
+    spec = run_spec(tuned, load_segmenter_at)
+    logged = {k: v.cpu() for k, v in spec.initial.model.state_dict().items()}
+    start = initial_model(spec).state_dict()
+    fresh = build_module(spec.model).state_dict()
+    assert start.keys() == logged.keys()
+    assert all(torch.equal(start[k], logged[k]) for k in logged)
+    assert any(not torch.equal(start[k], fresh[k]) for k in fresh)
+    tuned_outcome = train_and_evaluate(spec)
+    assert tuned_outcome.progress.epoch == 1
+    trained = torch.load(tuned_outcome.checkpoint_dir / "last.pt", weights_only=True)["model"]
+    assert any(not torch.equal(trained[k], logged[k]) for k in logged)  # one epoch moved them
+
+
+def test_fine_tuning_refuses_another_architecture_in_one_line(smoke_run, two_site_cohort, tmp_path):
+    cfg, outcome, _ = smoke_run
+    tuned = _fine_tuning(
+        two_site_cohort,
+        cfg.tracking.uri,
+        tmp_path,
+        f"trainer.init_from={outcome.model_uri}",
+        "model.base_filters=4",
+    )
+    with pytest.raises(ConfigError, match=r"^trainer.init_from: .* is another architecture: ") as e:
+        initial_model(run_spec(tuned, load_segmenter_at))
+    assert "\n" not in str(e.value)
+    echoes = _fine_tuning(
+        two_site_cohort,
+        cfg.tracking.uri,
+        tmp_path,
+        f"trainer.init_from={outcome.model_uri}",
+        "data.preprocessing.echoes=[1,2]",
+    )
+    with pytest.raises(ConfigError, match=r"reads echoes \[1, 2, 3\], this run \[1, 2\]"):
+        initial_model(run_spec(echoes, load_segmenter_at))
