@@ -37,6 +37,21 @@ def dice(prediction: NDArray, reference: NDArray) -> float:
     return float(2 * tp / denominator) if denominator else float("nan")
 
 
+def bounding_box(*masks: NDArray, margin: int = 1) -> tuple[slice, ...] | None:
+    """Index slices of the smallest box holding every voxel of ``masks`` (same shape), grown
+    by ``margin`` voxels within the array; None when all are empty. Local operations
+    (components, surfaces, distances between the masks) give the same answer inside it."""
+    union = np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks])
+    box = []
+    for axis in range(union.ndim):
+        occupied = np.flatnonzero(union.any(axis=tuple(a for a in range(union.ndim) if a != axis)))
+        if occupied.size == 0:
+            return None
+        start = max(int(occupied[0]) - margin, 0)
+        box.append(slice(start, min(int(occupied[-1]) + margin + 1, union.shape[axis])))
+    return tuple(box)
+
+
 def volume_mm3(mask: NDArray, spacing_mm: Spacing) -> float:
     """Volume (mm^3) of a mask with voxel spacing ``spacing_mm``."""
     return float(np.count_nonzero(mask) * np.prod(spacing_mm))
@@ -64,6 +79,8 @@ def hausdorff_95_mm(prediction: NDArray, reference: NDArray, spacing_mm: Spacing
     """
     if not np.any(prediction) or not np.any(reference):
         return float("nan")
+    box = bounding_box(prediction, reference)  # one voxel of margin keeps every surface
+    prediction, reference = np.asarray(prediction)[box], np.asarray(reference)[box]
     forward = directed_surface_distances_mm(prediction, reference, spacing_mm)
     backward = directed_surface_distances_mm(reference, prediction, spacing_mm)
     return float(max(np.percentile(forward, 95), np.percentile(backward, 95)))

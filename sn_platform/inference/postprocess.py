@@ -6,6 +6,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from sn_platform.evaluation.metrics import bounding_box
+
 
 def keep_largest_component_per_hemisphere(
     mask: NDArray[np.bool_], affine: NDArray[np.float64]
@@ -21,8 +23,19 @@ def keep_largest_component_per_hemisphere(
     affine : (4, 4) voxel-to-world affine (mm, RAS+)
     """
     mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
+    box = bounding_box(mask)
+    if box is None:
         return mask
+    kept = np.zeros_like(mask)
+    shift = np.eye(4)
+    shift[:3, 3] = [s.start for s in box]
+    kept[box] = _largest_per_hemisphere(mask[box], affine @ shift)
+    return kept
+
+
+def _largest_per_hemisphere(
+    mask: NDArray[np.bool_], affine: NDArray[np.float64]
+) -> NDArray[np.bool_]:
     labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
     indices = np.indices(mask.shape).reshape(3, -1).T
     world_x = (indices @ affine[0, :3] + affine[0, 3]).reshape(mask.shape)

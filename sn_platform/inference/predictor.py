@@ -186,6 +186,22 @@ class NativePrediction:
         return self.probability(label) > threshold
 
 
+def native_window(
+    network_affine: NDArray[np.float64],
+    network_shape: Sequence[int],
+    native_affine: NDArray[np.float64],
+    native_shape: Sequence[int],
+) -> tuple[slice, ...]:
+    """The native voxels (one slice per axis) that the network's volume can reach: its
+    corners mapped into the native grid, one voxel of margin, clipped to the grid."""
+    edges = [(-0.5, n - 0.5) for n in network_shape[:3]]
+    corners = np.array([[x, y, z, 1.0] for x in edges[0] for y in edges[1] for z in edges[2]])
+    native = (np.linalg.inv(native_affine) @ network_affine @ corners.T)[:3]
+    low = np.clip(np.floor(native.min(axis=1)).astype(int) - 1, 0, None)
+    high = np.minimum(np.ceil(native.max(axis=1)).astype(int) + 2, np.asarray(native_shape[:3]))
+    return tuple(slice(int(a), int(max(a, b))) for a, b in zip(low, high, strict=True))
+
+
 def to_native_grid(
     probability: torch.Tensor,
     network_affine: NDArray[np.float64],
@@ -195,19 +211,31 @@ def to_native_grid(
     """Resample network-space probabilities (K, X, Y, Z) onto the native grid (world space).
 
     Linear interpolation for the probability, nearest neighbour for the field of view;
-    native voxels outside the network's volume get probability 0.
+    native voxels outside the network's volume get probability 0. Only the native voxels
+    the network's volume reaches (``native_window``: a cascade's box is a small part of
+    the field of view) are resampled.
     """
-    subject = tio.Subject(
-        probability=tio.ScalarImage(tensor=probability.float(), affine=network_affine),
-        field_of_view=tio.LabelMap(
-            tensor=torch.ones_like(probability[:1], dtype=torch.uint8), affine=network_affine
-        ),
-    )
-    target = (tuple(int(n) for n in native_shape), np.asarray(native_affine, dtype=np.float64))
-    resampled = tio.Resample(target)(subject)
-    values = resampled.get_image("probability").data.numpy().clip(0.0, 1.0).astype(np.float32)
-    field_of_view = resampled.get_image("field_of_view").data[0].numpy().astype(bool)
-    return NativePrediction(values * field_of_view, field_of_view, target[1])
+    native_affine = np.asarray(native_affine, dtype=np.float64)
+    shape = tuple(int(n) for n in native_shape[:3])
+    window = native_window(network_affine, probability.shape[1:], native_affine, shape)
+    values = np.zeros((probability.shape[0], *shape), dtype=np.float32)
+    field_of_view = np.zeros(shape, dtype=bool)
+    sub_shape = tuple(s.stop - s.start for s in window)
+    if min(sub_shape) > 0:
+        sub_affine = native_affine.copy()
+        sub_affine[:3, 3] = native_affine[:3] @ np.array([s.start for s in window] + [1.0])
+        subject = tio.Subject(
+            probability=tio.ScalarImage(tensor=probability.float(), affine=network_affine),
+            field_of_view=tio.LabelMap(
+                tensor=torch.ones_like(probability[:1], dtype=torch.uint8), affine=network_affine
+            ),
+        )
+        resampled = tio.Resample((sub_shape, sub_affine))(subject)
+        inside = resampled.get_image("field_of_view").data[0].numpy().astype(bool)
+        sampled = resampled.get_image("probability").data.numpy().clip(0.0, 1.0)
+        values[(slice(None), *window)] = sampled * inside
+        field_of_view[window] = inside
+    return NativePrediction(values, field_of_view, native_affine)
 
 
 def preprocess_record(

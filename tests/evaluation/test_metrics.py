@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from sn_platform.evaluation import metrics
 from sn_platform.evaluation.metrics import (
     dice,
     hausdorff_95_mm,
@@ -89,3 +90,12 @@ def test_against_monai(seed):
     monai_hd95 = compute_hausdorff_distance(*as_tensor, percentile=95, spacing=spacing).item()
     assert dice(*noisy) == pytest.approx(monai_dice, rel=1e-6)
     assert hausdorff_95_mm(*noisy, spacing) == pytest.approx(monai_hd95, abs=max(spacing))
+
+
+def test_bounding_box_holds_every_mask_with_its_margin():
+    first, second = np.zeros((10, 12, 8), bool), np.zeros((10, 12, 8), bool)
+    first[2:4, 5, 0] = True
+    second[7, 11, 3:5] = True
+    assert metrics.bounding_box(first, second) == (slice(1, 9), slice(4, 12), slice(0, 6))
+    assert metrics.bounding_box(first, margin=0) == (slice(2, 4), slice(5, 6), slice(0, 1))
+    assert metrics.bounding_box(np.zeros((3, 3, 3), bool)) is None

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+import torchio as tio
 from torch import nn
 
 from sn_platform.data.orientation import reorient_from_ras
@@ -132,3 +133,24 @@ def test_a_multi_structure_network_gives_one_probability_per_label():
     expected = torch.exp(volume[0]) / (1 + torch.exp(volume[0]) + 2 * math.exp(-9))
     assert torch.allclose(probabilities[0], expected, atol=1e-5)
     assert probabilities[1:].max() < 1e-3 and (probabilities.sum(0) < 1).all()  # background
+
+
+def test_native_resampling_of_a_box_equals_resampling_the_whole_grid():
+    # A 6 x 5 x 4 box inside a permuted, flipped (PIR-like) native grid of 20 x 18 x 16.
+    native_affine = np.array(
+        [[0, 0, -0.6, 6.0], [-0.5, 0, 0, 5.0], [0, -1.0, 0, 8.0], [0, 0, 0, 1]], dtype=float
+    )
+    box_affine = np.diag([0.5, 0.6, 1.0, 1.0])
+    box_affine[:3, 3] = [-1.0, -2.0, -1.5]
+    probability = torch.rand(2, 6, 5, 4, generator=torch.Generator().manual_seed(0))
+    prediction = to_native_grid(probability, box_affine, (20, 18, 16), native_affine)
+    subject = tio.Subject(
+        p=tio.ScalarImage(tensor=probability, affine=box_affine),
+        f=tio.LabelMap(tensor=torch.ones(1, 6, 5, 4, dtype=torch.uint8), affine=box_affine),
+    )
+    whole = tio.Resample(((20, 18, 16), native_affine))(subject)
+    inside = whole["f"].data[0].numpy().astype(bool)
+    assert inside.any() and not inside.all()
+    np.testing.assert_array_equal(prediction.field_of_view, inside)
+    expected = whole["p"].data.numpy().clip(0, 1) * inside
+    np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-6)
