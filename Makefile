@@ -33,20 +33,20 @@ browser: $(STAMP)
 # registered -> fully automatic inference on new subjects (and a site) the sweep never
 # saw, from a copy of their dataset without derivatives; the labels kept apart score it.
 DEMO_SWEEP := demo-$(shell date +%Y%m%d-%H%M%S)
-DEMO_SUBJECTS ?= 24
+DEMO_SUBJECTS ?= 20
 DEMO_EPOCHS ?= 10
 DEMO_LOCALISER_EPOCHS ?= 10
 LOCALISER := models:/sn-localiser@champion
 UNSEEN := data/phantom-unseen
 
 demo: $(STAMP)
-	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0 preview=true
+	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0
 	$(BIN)/python -m sn_platform.phantom.summary data/phantom
 	$(BIN)/sn-train experiment=localiser trainer.fold=null trainer.evaluate_test=true \
 		trainer.max_epochs=$(DEMO_LOCALISER_EPOCHS) trainer.progress=false \
 		tracking.register=true
 	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) localiser=$(LOCALISER) \
-		trainer.max_epochs=$(DEMO_EPOCHS) trainer.val_every=5 data.samples_per_volume=4 \
+		trainer.max_epochs=$(DEMO_EPOCHS) trainer.val_every=$(DEMO_EPOCHS) data.samples_per_volume=4 \
 		trainer.progress=false tune.verbose=0
 	$(BIN)/sn-phantom out=$(UNSEEN) subjects=8 seed=1000 'sites=[A,B,C]'
 	@rm -rf $(UNSEEN)-new && cp -r $(UNSEEN) $(UNSEEN)-new && rm -rf $(UNSEEN)-new/derivatives \
