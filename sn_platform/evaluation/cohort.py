@@ -125,20 +125,31 @@ def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]
     return report
 
 
+def _number(value: Any, digits: str = ".3f") -> str:
+    """``value`` formatted, or ``n/a`` when it is missing or not finite (JSON null)."""
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return format(float(value), digits)
+
+
 def report_lines(report: dict[str, dict[str, Any]], names: Sequence[str]) -> list[str]:
-    """One readable line per measure in ``names`` of an ``agreement_report``: Pearson r and
-    ICC auto vs manual, bias against truth, Cohen's d from each ROI (what exists)."""
+    """One readable line per measure in ``names`` of an ``agreement_report`` (or its JSON,
+    where NaN is null): Pearson r and ICC auto vs manual, bias against truth, Cohen's d
+    from each ROI (what exists)."""
     lines = []
     for measure in names:
         entry = report.get(measure, {})
-        parts = [f"{key} {entry[key]:.3f}" for key in ("pearson_r", "icc_2_1") if key in entry]
+        parts = [f"{key} {_number(entry[key])}" for key in ("pearson_r", "icc_2_1") if key in entry]
         parts += [
-            f"bias vs truth ({key.removeprefix('bias_vs_truth_')}) {entry[key]:.4g}"
+            f"bias vs truth ({key.removeprefix('bias_vs_truth_')}) {_number(entry[key], '.4g')}"
             for key in ("bias_vs_truth_automatic", "bias_vs_truth_manual")
             if key in entry
         ]
         effects = entry.get("cohens_d", {})
         if effects:
-            parts.append("Cohen's d PD-HC " + ", ".join(f"{k} {v:.2f}" for k, v in effects.items()))
+            parts.append(
+                "Cohen's d PD-HC "
+                + ", ".join(f"{k} {_number(v, '.2f')}" for k, v in effects.items())
+            )
         lines.append(f"{measure}: " + ("; ".join(parts) or "n/a"))
     return lines

@@ -129,3 +129,9 @@ def test_group_effects_and_truth_bias_of_constructed_rows():
     assert bias == pytest.approx({"bias_vs_truth_automatic": -0.01, "bias_vs_truth_manual": 0.01})
     report = cohort.agreement_report(rows)["nm_volume_ratio"]
     assert report["cohens_d"]["truth"] == pytest.approx(expected) and report["n"] == 4
+
+
+def test_report_lines_read_the_json_report_where_nan_is_null():
+    report = {"chi_mean_ppm": {"pearson_r": None, "icc_2_1": 0.9, "cohens_d": {"automatic": None}}}
+    (line,) = cohort.report_lines(report, ["chi_mean_ppm"])
+    assert line == "chi_mean_ppm: pearson_r n/a; icc_2_1 0.900; Cohen's d PD-HC automatic n/a"
