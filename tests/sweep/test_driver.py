@@ -91,7 +91,7 @@ def test_cross_validated_sweep_registers_a_champion_that_predicts(two_site_cohor
     assert "cv.val/dsc" in version.tags and "Champion of sweep demo" in version.description
     model = mlflow.pyfunc.load_model("models:/sn-vnet@champion")
     probabilities = model.predict(np.zeros((1, 3, 32, 32, 3), dtype=np.float32))
-    assert probabilities.shape == (1, 1, 32, 32, 3)
+    assert probabilities.shape == (1, 3, 32, 32, 3)  # SN, RN and CC
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
@@ -205,4 +205,4 @@ def test_best_fold_ensemble_is_registered_and_averages_its_fold_models(two_site_
     probabilities = mlflow.pyfunc.load_model("models:/sn-vnet@champion").predict(
         np.zeros((1, 3, 32, 32, 3), dtype=np.float32)
     )
-    assert probabilities.shape == (1, 1, 32, 32, 3)
+    assert probabilities.shape == (1, 3, 32, 32, 3)  # SN, RN and CC
