@@ -77,14 +77,14 @@ def test_outputs_match_a_recomputation_from_the_written_files(
         assert paths.figure.exists()
         assert row["slab_source"] == "predicted"
         written = sorted(paths.mask.parent.glob(f"sub-{participant}_label-*_mask.nii.gz"))
-        assert {p.name.split("_")[1] for p in written} == {"label-SN", "label-RN"}  # the model's
+        assert {p.name.split("_")[1] for p in written} == {"label-SN", "label-RN", "label-CC"}
         for path in written:
             assert np.array_equal(nib.load(path).affine, echo.affine)
         mask = np.asarray(mask_image.dataobj) > 0  # the whole SN
         slab = np.asarray(nib.load(paths.slab).dataobj) > 0  # below the predicted RN
         labels = {
             name: nib.load(label_path(two_site_cohort, source, participant, name)).get_fdata() > 0
-            for name, source in (("SN", "manual"), ("RN", "manual"), ("CC", "truth"))
+            for name, source in (("SN", "manual"), ("RN", "manual"), ("CC", "manual"))
         }
         manual_slab = place_slab(labels["RN"], echo.affine, 3).mask
         manual = labels["SN"] & manual_slab
@@ -93,7 +93,7 @@ def test_outputs_match_a_recomputation_from_the_written_files(
         assert float(row["dsc"]) == pytest.approx(dsc, rel=1e-5)
         echo1 = echo.get_fdata()
         chi = nib.load(chimap_path(two_site_cohort, participant)).get_fdata()
-        reference = labels["CC"] & manual_slab  # no manual CC here: the truth's, in the slab
+        reference = labels["CC"] & manual_slab  # rater 1's crus cerebri, in the same slab
         for column, value in (
             ("chi_mean_ppm", chi_mean_ppm(chi, mask & slab)),
             ("chi_mean_ppm_whole", chi_mean_ppm(chi, mask)),
