@@ -28,8 +28,10 @@ TINY = [
     "trainer.max_epochs=2",
     # The sweep's mechanics, not accuracy: 1 x 1 x 2 mm voxels keep every trial in seconds.
     "data.preprocessing.spacing_mm=[1.0,1.0,2.0]",
-    # Two epochs leave the RN and the measures too unsettled for ICC: select by DSC.
-    "tune.selection={val/dsc:1.0}",
+    # Two epochs leave the RN and the measures too unsettled for ICC: select by DSC alone
+    # (a dict override merges into the demo's selection, so it is replaced).
+    "~tune.selection",
+    "+tune.selection={val/dsc:1.0}",
 ]
 
 
