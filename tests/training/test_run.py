@@ -86,7 +86,10 @@ def test_logged_model_reproduces_the_validation_dsc_in_a_fresh_process(smoke_run
     logged = client.get_run(outcome.run_id).data.metrics["best/val/dsc"]
     script = f"""
 import json, mlflow
+import numpy as np
 from sn_platform.data.bids import discover_subjects
+from sn_platform.data.roi import mask_centre
+from sn_platform.inference.predictor import preprocess_record
 from sn_platform.data.splits import Splits
 from sn_platform.evaluation.subject import load_reference_case, evaluate_case
 from sn_platform.inference.localise import localise
@@ -96,9 +99,12 @@ segmenter = load_segmenter("runs:/{outcome.run_id}/model")
 splits = Splits.from_json(open({cfg.data.splits.file!r}).read())
 wanted = splits.fold(0)[1]
 scores = []
-for record in discover_subjects({cfg.data.root!r}, subjects=wanted):
-    prediction = segmenter.predict(record)
+for record in discover_subjects({cfg.data.root!r}, subjects=wanted, labels=("SN", "RN", "CC")):
     case = load_reference_case(record)
+    # No localiser here: like validation, the box is centred on the manual labels.
+    centre = mask_centre(np.logical_or.reduce(list(case.manual.values())), case.affine)
+    subject = preprocess_record(record, segmenter.spec, None, centre)
+    prediction = segmenter.predict_preprocessed(subject, case.echo1.shape, case.affine)
     found = localise(prediction, segmenter.settings)
     row = evaluate_case(case, found.masks, found.slab, rule=segmenter.settings.slab_rule)
     scores.append(row["dsc"])
