@@ -24,15 +24,16 @@ from sn_platform.training.run import RunContext, initial_model, train_and_evalua
 pytestmark = pytest.mark.slow
 
 
-def compose_training(root: Path, work: Path, *overrides: str):
-    """The smoke experiment on ``root`` with its MLflow store and checkpoints in ``work``."""
+def compose_training(root: Path, work: Path, *overrides: str, store: str | None = None):
+    """The smoke experiment on ``root`` with its checkpoints in ``work`` and its MLflow store
+    there too, unless ``store`` names another."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(
             config_name="config",
             overrides=[
                 "experiment=smoke",
                 f"data.root={root}",
-                f"tracking.uri=sqlite:///{work}/mlflow.db",
+                f"tracking.uri={store or f'sqlite:///{work}/mlflow.db'}",
                 f"tracking.artifact_location={work}/mlruns",
                 f"trainer.checkpoint_dir={work}/checkpoints",
                 *overrides,
@@ -195,31 +196,17 @@ def test_command_line_errors_are_one_line(tmp_path, override, message):
     assert not (tmp_path / "mlruns").exists()
 
 
-def _fine_tuning(root: Path, store: str, work: Path, *overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[
-                "experiment=smoke",
-                f"data.root={root}",
-                f"tracking.uri={store}",
-                f"tracking.artifact_location={work}/mlruns",
-                f"trainer.checkpoint_dir={work}/checkpoints",
-                "run_name=fine-tuned",
-                *overrides,
-            ],
-        )
+def _fine_tuning(smoke_run, root: Path, work: Path, *overrides: str):
+    """A smoke run in ``work`` that starts from ``smoke_run``'s logged model (same store)."""
+    cfg, outcome, _ = smoke_run
+    return compose_training(
+        root, work, f"trainer.init_from={outcome.model_uri}", "run_name=fine-tuned", *overrides,
+        store=cfg.tracking.uri,
+    )  # fmt: skip
 
 
 def test_fine_tuning_starts_exactly_from_the_logged_weights(smoke_run, two_site_cohort, tmp_path):
-    cfg, outcome, _ = smoke_run
-    tuned = _fine_tuning(
-        two_site_cohort,
-        cfg.tracking.uri,
-        tmp_path,
-        f"trainer.init_from={outcome.model_uri}",
-        "trainer.max_epochs=1",
-    )
+    tuned = _fine_tuning(smoke_run, two_site_cohort, tmp_path, "trainer.max_epochs=1")
     spec = run_spec(tuned, load_segmenter_at)
     logged = {k: v.cpu() for k, v in spec.initial.model.state_dict().items()}
     start = initial_model(spec).state_dict()
@@ -234,23 +221,10 @@ def test_fine_tuning_starts_exactly_from_the_logged_weights(smoke_run, two_site_
 
 
 def test_fine_tuning_refuses_another_architecture_in_one_line(smoke_run, two_site_cohort, tmp_path):
-    cfg, outcome, _ = smoke_run
-    tuned = _fine_tuning(
-        two_site_cohort,
-        cfg.tracking.uri,
-        tmp_path,
-        f"trainer.init_from={outcome.model_uri}",
-        "model.base_filters=4",
-    )
+    tuned = _fine_tuning(smoke_run, two_site_cohort, tmp_path, "model.base_filters=4")
     with pytest.raises(ConfigError, match=r"^trainer.init_from: .* is another architecture: ") as e:
         initial_model(run_spec(tuned, load_segmenter_at))
     assert "\n" not in str(e.value)
-    echoes = _fine_tuning(
-        two_site_cohort,
-        cfg.tracking.uri,
-        tmp_path,
-        f"trainer.init_from={outcome.model_uri}",
-        "data.preprocessing.echoes=[1,2]",
-    )
+    echoes = _fine_tuning(smoke_run, two_site_cohort, tmp_path, "data.preprocessing.echoes=[1,2]")
     with pytest.raises(ConfigError, match=r"reads echoes \[1, 2, 3\], this run \[1, 2\]"):
         initial_model(run_spec(echoes, load_segmenter_at))
