@@ -9,7 +9,7 @@ or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.s
 from sn_platform.tracking import buffer
 from sn_platform.tracking.buffer import BufferedRun, sync, with_retries
 from sn_platform.tracking.datasets import log_dataset
-from sn_platform.tracking.links import COMPARED_METRICS, link_children, runs_page
+from sn_platform.tracking.links import link_children, runs_page
 from sn_platform.tracking.models import (
     SegmenterModel,
     load_segmenter,
@@ -29,6 +29,7 @@ from sn_platform.tracking.runs import (
     source_version,
 )
 from sn_platform.tracking.server import local_server
+from sn_platform.tracking.views import COMPARED_METRICS
 
 __all__ = [
     "COMPARED_METRICS",

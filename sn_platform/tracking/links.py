@@ -9,10 +9,9 @@ from collections.abc import Sequence
 import mlflow
 
 from sn_platform.tracking.runs import PARENT_TAG
+from sn_platform.tracking.views import COMPARED_VIEW_KEY
 
 NOTE_TAG = "mlflow.note.content"
-# What runs are compared by: the columns of a parent's table of its children.
-COMPARED_METRICS = ("val/dsc", "val/hd95_mm", "val/nm_ratio_icc", "val/chi_mean_icc", "train/loss")
 
 
 def _value(metrics: dict[str, float], key: str) -> str:
@@ -41,10 +40,14 @@ def link_children(parent_run_id: str, metrics: Sequence[str], heading: str = "")
 
 
 def runs_page(experiment_id: str) -> str:
-    """The UI page (after the server's URL) of the experiment's training runs.
+    """The UI page (after the server's URL) of the experiment's training runs, in the view
+    of the compared metrics (``tracking.views``), which ``experiment_id`` saves.
 
     MLflow 3.17's UI opens an experiment on the GenAI or the model-training view after a
-    switch kept in the browser (the ``mlflow.experimentKind`` tag set by ``experiment_id``
-    decides in older 3.x); ``workflowType`` in the page's query makes it the runs table.
+    switch kept in the browser (the ``mlflow.experimentKind`` tag decides in older 3.x);
+    ``workflowType`` in the page's query makes it the runs table.
     """
-    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return (
+        f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        f"&viewStateShareKey={COMPARED_VIEW_KEY}"
+    )

@@ -12,6 +12,8 @@ from typing import Any
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
 
+from sn_platform.tracking.views import compared_view_tags
+
 MAX_PARAM_LENGTH = 6000
 BATCH_SIZE = 100
 PARENT_TAG = "mlflow.parentRunId"
@@ -38,19 +40,19 @@ def absolute_uri(uri: str) -> str:
 
 def experiment_id(name: str, artifact_location: str | None = None) -> str:
     """Id of experiment ``name``, created (with artifacts under ``artifact_location``) if new,
-    tagged as a model-training experiment so the UI opens on its runs."""
+    tagged as a model-training experiment so the UI opens on its runs, with the view of
+    the compared metrics (``tracking.views``) saved in it."""
     client = mlflow.MlflowClient()
+    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND} | compared_view_tags()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        if EXPERIMENT_KIND_TAG not in experiment.tags:
-            client.set_experiment_tag(
-                experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
-            )
+        for key, value in tags.items():
+            if key not in experiment.tags:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return str(experiment.experiment_id)
     location = None if artifact_location is None else Path(artifact_location).resolve().as_uri()
-    kind = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
     try:
-        return str(client.create_experiment(name, artifact_location=location, tags=kind))
+        return str(client.create_experiment(name, artifact_location=location, tags=tags))
     except mlflow.exceptions.MlflowException:
         # Another process created it between the lookup and the creation.
         found = client.get_experiment_by_name(name)

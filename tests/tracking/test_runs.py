@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -25,6 +26,21 @@ def test_keyed_runs_are_reopened_not_duplicated(tmp_path):
     other = tracking.RunLogger.start("e", "child", parent_run_id=parent.run_id, key="c00-fold1")
     assert again.run_id == first.run_id != other.run_id
     assert mlflow.MlflowClient().get_run(again.run_id).info.status == "RUNNING"
+
+
+def test_an_experiment_keeps_the_view_of_the_compared_metrics(tmp_path):
+    tracking.configure(f"sqlite:///{tmp_path}/mlflow.db")
+    client = mlflow.MlflowClient()
+    old = client.create_experiment("old")  # made before the view existed
+    assert tracking.experiment_id("old") == old
+    for name in ("old", "new"):
+        tags = client.get_experiment(tracking.experiment_id(name)).tags
+        view = json.loads(tags["mlflow.sharedViewState.sn-compared-metrics"])
+        assert view["selectedColumns"][3:] == [
+            "metrics.`val/dsc`", "metrics.`val/hd95_mm`", "metrics.`val/nm_ratio_icc`",
+            "metrics.`val/chi_mean_icc`", "metrics.`train/loss`",
+        ]  # fmt: skip
+    assert tracking.runs_page(old).endswith("&viewStateShareKey=sn-compared-metrics")
 
 
 WRITER = """

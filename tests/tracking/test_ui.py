@@ -1,7 +1,8 @@
 """The MLflow UI as its users see it, in a real browser on a real ``mlflow server``: the
 experiment opens on its training runs, the sweep's parent with its children, the
-compared metrics as columns, the dataset, a chart of two children's ``val/dsc``, and the
-parent's description linking to its children. Screenshots are kept in the test's folder."""
+compared metrics as columns (the view saved in the experiment), the dataset, a chart of
+two children's ``val/dsc``, and the parent's description linking to its children.
+Screenshots are kept in the test's folder."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ def test_the_experiment_opens_on_the_training_runs_with_their_metrics_and_charts
     store, parent_id = _small_sweep(tmp_path)
     experiment = mlflow.MlflowClient().get_run(parent_id).info.experiment_id
     shots = tmp_path / "screenshots"
-    with tracking.local_server(store, str(tmp_path / "mlruns")) as url, chromium_page() as page:
+    # Wide enough that the grid renders every compared column (it virtualises the rest).
+    server = tracking.local_server(store, str(tmp_path / "mlruns"))
+    with server as url, chromium_page(width=2200) as page:
         page.goto(f"{url}/{tracking.runs_page(experiment)}", timeout=120_000)
         page.wait_for_selector("text=sweep-ui", timeout=120_000)
         close_assistant = page.get_by_role("button", name="Close")  # a third of the window
@@ -54,6 +57,9 @@ def test_the_experiment_opens_on_the_training_runs_with_their_metrics_and_charts
         datasets = page.get_by_text("phantom (0123456789abcdef)")  # name (digest) per child
         datasets.last.wait_for(timeout=30_000)
         assert datasets.count() == len(CHILDREN)
+        for metric in ("val/dsc", "val/hd95_mm", "train/loss"):  # the saved view's columns
+            header = page.get_by_role("columnheader", name=metric, exact=True)
+            header.first.wait_for(timeout=30_000)
         page.screenshot(path=shots / "runs-table.png", full_page=True)
 
         # The chart view: one chart per metric, a line per visible run (only the children
