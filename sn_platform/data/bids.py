@@ -211,11 +211,9 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
     finite = np.isfinite(data)
     if not finite.all():
         raise DataValidationError(path, f"{int((~finite).sum())} NaN/Inf voxels")
-    if kind == "label":
-        values = np.unique(data)
-        if not np.isin(values, (0.0, 1.0)).all():
-            shown = ", ".join(f"{v:g}" for v in values[:6])
-            raise DataValidationError(path, f"label is not binary (values {shown})")
+    if kind == "label" and not ((data == 0.0) | (data == 1.0)).all():
+        shown = ", ".join(f"{v:g}" for v in np.unique(data)[:6])  # a sort only to name them
+        raise DataValidationError(path, f"label is not binary (values {shown})")
     shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
     return data, Geometry(shape=shape, affine=np.asarray(image.affine, dtype=np.float64))
 
@@ -270,14 +268,24 @@ def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geome
     Returns the subject's geometry (that of echo 1).
     """
     _, reference = load_volume(record.echoes[0])
-    others = [(p, "image") for p in record.echoes[1:]]
+    validate_later_echoes(record, reference, tolerance_mm)
+    others = [(p, "label") for p in record.labels.values()]
     if record.chimap is not None:
-        others.append((record.chimap, "image"))
-    others.extend((p, "label") for p in record.labels.values())
+        others.insert(0, (record.chimap, "image"))
     for path, kind in others:
         _, geometry = load_volume(path, kind)
         check_same_grid(path, geometry, reference, tolerance_mm)
     return reference
+
+
+def validate_later_echoes(
+    record: SubjectRecord, reference: Geometry, tolerance_mm: float = 1e-3
+) -> None:
+    """Check echoes 2, 3, ... as ``validate_subject`` does, against echo 1's geometry (for a
+    caller that has read and checked echo 1, the QSM map and the labels itself)."""
+    for path in record.echoes[1:]:
+        _, geometry = load_volume(path)
+        check_same_grid(path, geometry, reference, tolerance_mm)
 
 
 def dataset_fingerprint(records: Sequence[SubjectRecord]) -> str:

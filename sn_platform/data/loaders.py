@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec, echo_key
-from sn_platform.data.roi import crop_to_box, mask_centre
+from sn_platform.data.roi import mask_centre, spatial_in_box
 
 
 def class_map(record: SubjectRecord, labels: Sequence[str]) -> tio.LabelMap:
@@ -67,30 +67,29 @@ def subjects_dataset(
     With ``cache`` the spatial steps (read, reorient, resample, pad) run once, here,
     and only augmentation and normalisation run at every access: an epoch re-reads nothing.
     With ``spec.roi_mm`` each subject is cropped to the box around its labels' centre
-    (``crop_around_labels``), so caching is then required.
+    (``spatially_prepared``), so caching is then required.
     """
     subjects = [make_subject(r, spec, labels) for r in records]
     if not cache:
         if spec.roi_mm is not None:
             raise ValueError("a region of interest (roi_mm) needs the cached spatial steps")
         return tio.SubjectsDataset(subjects, transform=spec.transform(augmentation))
-    spatial = spec.spatial_transform()
-    prepared = [crop_around_labels(spatial(subject), spec) for subject in subjects]
+    prepared = [spatially_prepared(subject, spec) for subject in subjects]
     return tio.SubjectsDataset(prepared, transform=spec.transform(augmentation, spatial=False))
 
 
-def crop_around_labels(subject: tio.Subject, spec: PreprocessingSpec) -> tio.Subject:
-    """A spatially preprocessed subject cropped to ``spec.roi_mm`` around the centre of its
-    labels (every class); unchanged without a region of interest."""
+def spatially_prepared(subject: tio.Subject, spec: PreprocessingSpec) -> tio.Subject:
+    """The spec's spatial steps; with ``spec.roi_mm`` only the box around the centre of the
+    subject's labels (every class), resampled on its own (``spatial_in_box``)."""
     if spec.roi_mm is None:
-        return subject
+        return spec.spatial_transform()(subject)
     if LABEL_KEY not in subject:
         raise ValueError(f"sub-{subject['participant_id']}: a region of interest needs labels")
     label = subject.get_image(LABEL_KEY)
     centre = mask_centre(label.data[0].numpy() > 0, label.affine)
     if centre is None:
         raise ValueError(f"sub-{subject['participant_id']}: labels are empty, no region to crop")
-    return crop_to_box(subject, centre, spec.roi_mm)
+    return spatial_in_box(subject, spec, centre)
 
 
 def training_queue(

@@ -73,15 +73,27 @@ class PreprocessingSpec:
         """Subject keys of the channel images, in channel order."""
         return [echo_key(e) for e in self.echoes]
 
+    def orientation_transform(self) -> tio.Compose:
+        """Float echoes in the network's voxel orientation (the first spatial steps)."""
+        return tio.Compose(
+            [
+                tio.To(torch.float32, include=self.echo_keys),
+                tio.ToOrientation(self.orientation)
+                if self.orientation != "RAS"
+                else tio.ToCanonical(),
+            ]
+        )
+
+    def padding(self) -> tio.Transform:
+        """Zero-padding up to ``min_shape`` (the last spatial step)."""
+        return tio.CropOrPad(self.min_shape, only_pad=True)
+
     def spatial_transform(self) -> tio.Compose:
         """Canonical orientation, resampling and padding (images and labels alike)."""
-        steps: list[tio.Transform] = [
-            tio.To(torch.float32, include=self.echo_keys),
-            tio.ToOrientation(self.orientation) if self.orientation != "RAS" else tio.ToCanonical(),
-        ]
+        steps: list[tio.Transform] = [self.orientation_transform()]
         if self.spacing_mm is not None:
             steps.append(tio.Resample(self.spacing_mm))
-        steps.append(tio.CropOrPad(self.min_shape, only_pad=True))
+        steps.append(self.padding())
         return tio.Compose(steps)
 
     def intensity_transform(self) -> tio.Transform:

@@ -21,10 +21,11 @@ from tqdm.auto import tqdm
 
 from sn_platform.data.bids import (
     DataValidationError,
+    Geometry,
     SubjectRecord,
     discover_subjects,
     label_path,
-    validate_subject,
+    validate_later_echoes,
 )
 from sn_platform.data.io import write_nifti, write_text
 from sn_platform.errors import StorageError, one_line
@@ -146,10 +147,11 @@ def segment_subject(
 ) -> dict[str, Any]:
     """Validate, predict, localise, measure, QC and write one subject; its TSV row."""
     options = job.options
-    validate_subject(record)
-    prediction = predict_ensemble(segmenters, record)
     settings = segmenters[0].settings
+    # Reads and checks echo 1, the QSM map and every label; then the other echoes.
     case = load_reference_case(record, _truth_paths(job, record.participant_id, settings))
+    validate_later_echoes(record, Geometry(case.echo1.shape, case.affine))
+    prediction = predict_ensemble(segmenters, record)
     found = localise(prediction, settings, options.keep_largest, case.manual, options.slab_from)
     row = evaluate_case(case, found.masks, found.slab, job.measures, settings.slab_rule)
     row |= {

@@ -19,7 +19,7 @@ from torch import nn
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.loaders import make_subject, stack_echoes
 from sn_platform.data.preprocessing import PreprocessingSpec
-from sn_platform.data.roi import crop_to_box, structures_centre, volume_centre
+from sn_platform.data.roi import spatial_in_box, structures_centre
 from sn_platform.data.slab import SlabRule
 from sn_platform.evaluation.metrics import dice
 from sn_platform.models.probabilities import class_probabilities
@@ -251,18 +251,18 @@ def preprocess_record(
     The subject's ``roi_source`` says which: ``whole`` (no box), ``given``, ``localiser``
     or ``centre``.
     """
-    subject = spec.spatial_transform()(make_subject(record, spec))
-    source = "whole"
-    if spec.roi_mm is not None:
+    subject = make_subject(record, spec)
+    if spec.roi_mm is None:
+        source = "whole"
+        subject = spec.spatial_transform()(subject)
+    else:
         source = "given"
         if centre_mm is None:
             source = "localiser"
             centre_mm = localiser.locate(record) if localiser is not None else None
         if centre_mm is None:
-            source = "centre"
-            image = subject.get_first_image()
-            centre_mm = volume_centre(image.affine, image.spatial_shape)
-        subject = crop_to_box(subject, centre_mm, spec.roi_mm)
+            source = "centre"  # spatial_in_box's default: the volume's centre
+        subject = spatial_in_box(subject, spec, centre_mm)
     subject = spec.intensity_transform()(subject)
     subject[ROI_SOURCE_KEY] = source
     return subject

@@ -1,17 +1,25 @@
-"""The cascade's box: cropping around a world point, and the centre of what a localiser found."""
+"""The cascade's box: cropping around a world point, resampling only the box, and the centre
+of what a localiser found."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torchio as tio
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
-from sn_platform.data.roi import box_cropping, crop_to_box, mask_centre, structures_centre
+from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.data.roi import box_cropping, mask_centre, spatial_in_box, structures_centre
 
 # 0.5 x 0.5 x 1 mm voxels, origin at (-25, -25, -20) mm.
 AFFINE = np.array(
     [[0.5, 0, 0, -25.0], [0, 0.5, 0, -25.0], [0, 0, 1.0, -20.0], [0, 0, 0, 1]], dtype=float
 )
+
+
+BOX_MM = (16.0, 16.0, 8.0)
 
 
 def world(voxel: tuple[float, float, float]) -> np.ndarray:
@@ -39,17 +47,53 @@ def test_box_of_an_oblique_grid_holds_the_centre() -> None:
     assert x0 <= 70 < 100 - x1 and 100 - x0 - x1 == 40
 
 
-def test_crop_keeps_every_voxel_where_it_was_in_the_world() -> None:
+def test_box_keeps_every_voxel_where_it_was_in_the_world() -> None:
     data = torch.zeros(1, 100, 100, 40)
     data[0, 45, 55, 22] = 1.0
-    subject = tio.Subject(image=tio.ScalarImage(tensor=data, affine=AFFINE))
-    cropped = crop_to_box(subject, world((45, 55, 22)), (16.0, 16.0, 8.0))
-    image = cropped["image"]
+    subject = tio.Subject(echo1=tio.ScalarImage(tensor=data, affine=AFFINE))
+    spec = PreprocessingSpec(echoes=(1,), spacing_mm=None, min_shape=(8, 8, 4), roi_mm=BOX_MM)
+    image = spatial_in_box(subject, spec, world((45, 55, 22)))["echo1"]
     assert image.spatial_shape == (32, 32, 8)
     marker = np.argwhere(image.data[0].numpy() > 0)[0]
     np.testing.assert_allclose(
         image.affine[:3, :3] @ marker + image.affine[:3, 3], world((45, 55, 22))
     )
+
+
+# Labels are compared where nearest-neighbour has no ties: from 0.5 mm to 0.5 mm, TorchIO's
+# rule (floor of the size) drops a voxel and shifts the grid by half of one, so every label
+# voxel is a tie that rounding decides, in either pipeline.
+@pytest.mark.parametrize(
+    ("voxel_mm", "labels_too"),
+    [((0.5, 0.5, 1.0), False), ((0.6, 0.6, 1.2), True), ((0.55, 0.45, 2.0), False)],
+)
+def test_resampling_only_the_box_equals_resampling_everything_then_cropping(
+    voxel_mm, labels_too
+) -> None:
+    # A smooth volume stored left-right flipped (LAS), slightly oblique, and a label map.
+    rng = np.random.default_rng(0)
+    shape = (70, 64, 20)
+    data = torch.from_numpy(ndimage.gaussian_filter(rng.random(shape), 2.0)[None]).float()
+    labels = torch.from_numpy((data[0].numpy() > 0.5)[None].astype(np.uint8))
+    rotation = Rotation.from_euler("z", 7, degrees=True).as_matrix()
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([-voxel_mm[0], voxel_mm[1], voxel_mm[2]])
+    affine[:3, 3] = (20.0, -15.0, -8.0)
+    subject = tio.Subject(
+        echo1=tio.ScalarImage(tensor=data, affine=affine),
+        label=tio.LabelMap(tensor=labels, affine=affine),
+    )
+    spec = PreprocessingSpec(echoes=(1,), spacing_mm=(0.5, 0.5, 1.0), min_shape=(8, 8, 4),
+                             roi_mm=BOX_MM)  # fmt: skip
+    centre = affine[:3, :3] @ np.array([30.0, 35.0, 9.0]) + affine[:3, 3]
+    whole = spec.spatial_transform()(subject)
+    image = whole.get_first_image()
+    expected = tio.Crop(box_cropping(image.affine, image.spatial_shape, centre, BOX_MM))(whole)
+    boxed = spatial_in_box(subject, spec, centre)
+    for key in ("echo1", "label") if labels_too else ("echo1",):
+        assert boxed[key].spatial_shape == expected[key].spatial_shape == (32, 32, 8)
+        np.testing.assert_allclose(boxed[key].affine, expected[key].affine, atol=1e-9)
+        np.testing.assert_allclose(boxed[key].data, expected[key].data, atol=1e-5)
 
 
 def test_mask_centre_is_the_world_centroid() -> None:
