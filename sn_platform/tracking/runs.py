@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import time
 from collections.abc import Mapping
@@ -23,8 +25,34 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
+# MLflow's own chatter, off unless the environment says otherwise: the platform prints its
+# progress and the page to open; MLflow's warnings stay.
+QUIET_ENVIRONMENT = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+# Said once in the README's security section ("A model is code"), not at every log_model.
+CLOUDPICKLE_NOTICE = "Passing a Python object as `python_model`"
+
+
+def _not_the_cloudpickle_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(CLOUDPICKLE_NOTICE)
+
+
+def quiet_mlflow() -> None:
+    """MLflow without its INFO logs, progress bars, printed URLs and pickling notice."""
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    pyfunc = logging.getLogger("mlflow.pyfunc")
+    if _not_the_cloudpickle_notice not in pyfunc.filters:
+        pyfunc.addFilter(_not_the_cloudpickle_notice)
+
+
 def configure(uri: str) -> None:
-    """Point MLflow's tracking and registry at ``uri`` (sqlite file, server URL ...)."""
+    """Point MLflow's tracking and registry at ``uri`` (sqlite file, server URL ...), quietly
+    (``quiet_mlflow``)."""
+    quiet_mlflow()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)

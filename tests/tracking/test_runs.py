@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
 import sys
 
@@ -15,6 +17,26 @@ from sn_platform import tracking
 def test_flatten_nested_config():
     flat = tracking.flatten({"model": {"depth": 4, "kernel": [3, 3]}, "seed": 0})
     assert flat == {"model.depth": "4", "model.kernel": "[3, 3]", "seed": "0"}
+
+
+def test_mlflow_keeps_its_warnings_but_not_its_chatter(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+    tracking.configure(f"sqlite:///{tmp_path}/mlflow.db")
+    tracking.configure(f"sqlite:///{tmp_path}/mlflow.db")  # twice: still one filter
+    assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"
+    pyfunc = logging.getLogger("mlflow.pyfunc")
+    assert len(pyfunc.filters) == 1
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger("mlflow").addHandler(handler)
+    try:
+        logging.getLogger("mlflow.store").info("Creating initial MLflow database tables...")
+        pyfunc.warning("Passing a Python object as `python_model` causes it to be serialized")
+        pyfunc.warning("a real warning")
+    finally:
+        logging.getLogger("mlflow").removeHandler(handler)
+    assert [r.getMessage() for r in seen] == ["a real warning"]
 
 
 def test_keyed_runs_are_reopened_not_duplicated(tmp_path):
