@@ -3,9 +3,11 @@ every epoch with a checkpoint so ASHA can stop it and a failed trial resumes."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import math
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,17 @@ def _read_finished(state: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def working_state(experiment: str, trial_id: str) -> Path:
+    """The folder where a trial keeps its folds' checkpoints and journals while it runs.
+
+    Not the trial's own folder: Tune copies that folder (with the experiment's state) while
+    the trial writes, and the temporary files of its atomic writes vanish under the copy.
+    Every report's checkpoint carries this folder to storage, and a restarted trial starts
+    from the checkpoint.
+    """
+    return Path(tempfile.gettempdir()) / f"sn-sweep-{getpass.getuser()}" / experiment / trial_id
+
+
 def run_trial(
     config: dict[str, Any],
     base_overrides: list[str],
@@ -53,7 +66,8 @@ def run_trial(
         "overrides": {key: config[key] for key in space_keys},
     }
     torch.set_num_threads(max(1, threads))
-    state = Path(trial.get_trial_dir()) / "state"
+    state = working_state(trial.get_experiment_name(), context_id)
+    shutil.rmtree(state, ignore_errors=True)  # what a killed attempt left: the checkpoint rules
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as saved:
