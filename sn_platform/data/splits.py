@@ -114,4 +114,17 @@ def load_or_create_splits(
         return splits
     splits = stratified_splits(groups, k, seed, test_fraction)
     write_text(path, splits.to_json())
+    keep_out_of_bids(path)
     return splits
+
+
+def keep_out_of_bids(path: Path) -> None:
+    """List a file written at the top of a BIDS dataset (``dataset_description.json`` beside
+    it) in the dataset's ``.bidsignore``, so the dataset stays valid for the BIDS validator."""
+    root = path.parent
+    if not (root / "dataset_description.json").exists():
+        return
+    ignore = root / ".bidsignore"
+    listed = ignore.read_text().splitlines() if ignore.exists() else []
+    if path.name not in listed:
+        write_text(ignore, "\n".join([*listed, path.name]) + "\n")

@@ -36,3 +36,18 @@ def test_saved_splits_are_reused_and_checked(tmp_path):
     assert load_or_create_splits(path, GROUPS, k=5, seed=99, test_fraction=0.5) == first
     with pytest.raises(ValueError, match="delete the file to re-split"):
         load_or_create_splits(path, {**GROUPS, "031": "HC"}, k=5)
+
+
+def test_splits_saved_in_a_bids_dataset_are_listed_in_its_bidsignore(tmp_path):
+    (tmp_path / "dataset_description.json").write_text("{}")
+    (tmp_path / ".bidsignore").write_text("extra/\n")
+    load_or_create_splits(tmp_path / "splits_final.json", GROUPS, k=5)
+    load_or_create_splits(tmp_path / "splits_smoke.json", GROUPS, k=2)
+    load_or_create_splits(tmp_path / "splits_smoke.json", GROUPS, k=2)  # reused: once
+    assert (
+        tmp_path / ".bidsignore"
+    ).read_text() == "extra/\nsplits_final.json\nsplits_smoke.json\n"
+    elsewhere = tmp_path / "not-bids"
+    elsewhere.mkdir()
+    load_or_create_splits(elsewhere / "splits_final.json", GROUPS, k=5)
+    assert not (elsewhere / ".bidsignore").exists()
