@@ -269,9 +269,8 @@ def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geome
     """
     _, reference = load_volume(record.echoes[0])
     validate_later_echoes(record, reference, tolerance_mm)
-    others = [(p, "label") for p in record.labels.values()]
-    if record.chimap is not None:
-        others.insert(0, (record.chimap, "image"))
+    others = [] if record.chimap is None else [(record.chimap, "image")]
+    others.extend((p, "label") for p in record.labels.values())
     for path, kind in others:
         _, geometry = load_volume(path, kind)
         check_same_grid(path, geometry, reference, tolerance_mm)
