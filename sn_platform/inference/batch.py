@@ -97,12 +97,15 @@ def prepare(segmenters: Sequence[Segmenter], options: InferenceOptions) -> list[
 
 
 def predict_ensemble(segmenters: Sequence[Segmenter], record: SubjectRecord) -> NativePrediction:
-    """Mean native-grid probability of several models (each with its own preprocessing)."""
+    """Mean native-grid probability of several models (each with its own preprocessing);
+    one model's prediction as it is."""
     predictions = [s.predict(record) for s in segmenters]
+    if len(predictions) == 1:
+        return predictions[0]
     labels = predictions[0].labels
     if any(p.labels != labels for p in predictions):
         raise ValueError(f"the ensemble's models predict different labels: {labels} and others")
-    probability = np.mean([p.probabilities for p in predictions], axis=0).astype(np.float32)
+    probability = np.mean([p.probabilities for p in predictions], axis=0, dtype=np.float32)
     field_of_view = np.logical_or.reduce([p.field_of_view for p in predictions])
     agreement = [p.tta_dice for p in predictions if math.isfinite(p.tta_dice)]
     tta_dice = float(np.mean(agreement)) if agreement else float("nan")
