@@ -32,11 +32,7 @@ from sn_platform import tracking
 
 FOLDS = 2
 # The small test head (tests/conftest.py's two-site cohort): seconds per trial epoch.
-SMALL_PHANTOM = [
-    "subjects=8", "seed=5", "site_catalog.A.fov_mm=[136.0,136.0,40.0]",
-    "site_catalog.B.fov_mm=[136.2,136.2,40.8]", "generator.head_scale=0.5",
-    "generator.midbrain_offset_mm=[8.0,8.0,5.0]", "sites=[A,B]",
-]  # fmt: skip
+SMALL_PHANTOM = ["subjects=8", "seed=5", "head=small", "sites=[A,B]"]
 # Ray names a process by what it runs: a trial's actor, not the idle workers or raylet.
 TRIAL_PROCESS_MARKERS = ("ImplicitFunc", "run_trial")
 

@@ -17,7 +17,8 @@ from sn_platform.phantom.writer import generate_cohort
 
 # Test cohorts are a half-size head (head_scale) in a 136 x 136 x 40 mm slab, with the
 # midbrain up to 8 mm off-centre: air around the head and an off-centre midbrain at the
-# method's voxel size, like the real 220 mm field of view, at 40 % of its voxels.
+# method's voxel size, like the real 220 mm field of view, at 40 % of its voxels
+# (sn-phantom's head=small, conf/head/small.yaml).
 SMALL_HEAD_FOV_MM = (136.0, 136.0, 40.0)
 SMALL_HEAD = {"head_scale": 0.5, "midbrain_offset_mm": (8.0, 8.0, 5.0)}
 
@@ -49,18 +50,7 @@ def two_site_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sn_platform.composition import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="phantom",
-            overrides=[
-                "subjects=8",
-                "seed=5",
-                # SMALL_HEAD_FOV_MM and SMALL_HEAD; site B's in whole 0.6 x 0.6 x 1.2 mm voxels.
-                "site_catalog.A.fov_mm=[136.0,136.0,40.0]",
-                "site_catalog.B.fov_mm=[136.2,136.2,40.8]",
-                "generator.head_scale=0.5",
-                "generator.midbrain_offset_mm=[8.0,8.0,5.0]",
-            ],
-        )
+        cfg = compose(config_name="phantom", overrides=["subjects=8", "seed=5", "head=small"])
     root = tmp_path_factory.mktemp("two_site")
     generate_cohort(root, phantom_config(cfg), n_jobs=2)
     return root

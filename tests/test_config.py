@@ -10,6 +10,7 @@ import torchio as tio
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from sn_platform.cli import phantom_config
 from sn_platform.composition import CONFIG_DIR, build
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.settings import DataSettings
@@ -153,6 +154,16 @@ def test_phantom_config_sites_and_generator():
     assert sites["A"].shape == (440, 440, 40) and sites["B"].orientation == "LAS"
     generator = instantiate(cfg.generator, _convert_="all")
     assert isinstance(generator, PhantomConfig) and (generator.subjects, generator.seed) == (7, 3)
+
+
+def test_the_small_head_keeps_each_sites_voxels_in_a_136_mm_slab():
+    adult = phantom_config(_compose("sites=[A,B,C]", name="phantom"))
+    small = phantom_config(_compose("sites=[A,B,C]", "head=small", name="phantom"))
+    assert [s.shape for s in adult.sites] == [(440, 440, 40), (366, 366, 34), (400, 400, 40)]
+    assert [s.shape for s in small.sites] == [(272, 272, 40), (227, 227, 34), (248, 248, 40)]
+    assert [s.voxel_mm for s in small.sites] == [s.voxel_mm for s in adult.sites]
+    assert (adult.head_scale, small.head_scale) == (1.0, 0.5)
+    assert tuple(small.midbrain_offset_mm) == (8.0, 8.0, 5.0)
 
 
 def test_the_localiser_experiment_sees_the_whole_field_of_view_coarsely():
