@@ -16,6 +16,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -62,9 +64,16 @@ class LocalServer:
         """Start the server process on this port and wait until it answers."""
         # A file, not a pipe: a long-lived server's log must never fill a pipe and stall it.
         log = tempfile.TemporaryFile()
+        # MLflow's job runner (GenAI jobs: seven huey processes, about 2 GB) serves nothing
+        # here; the environment can still turn it on.
+        environment = {JOB_EXECUTION: "false", **os.environ}
         # Its own process group: the server's workers live and die with it (``kill``).
         self.process = subprocess.Popen(
-            self.command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+            self.command,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            env=environment,
         )
         deadline = time.monotonic() + self.timeout_s
         while True:
