@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint clean
+.PHONY: install browser demo heldout test lint clean
 
 INSTALL_LOG := $(VENV)/install.log
 
@@ -53,6 +53,30 @@ demo: $(STAMP)
 		&& echo "make: $(UNSEEN)-new: the unseen subjects without derivatives (new patients)"
 	$(BIN)/sn-infer input=$(UNSEEN)-new labels_root=$(UNSEEN) \
 		output=outputs/sn-infer/phantom-unseen overwrite=true infer.progress=false
+
+# Issue #11's held-out check of the fully automatic pipeline: the cascade trained on a
+# 40-subject development phantom (sites A, B), then sn-infer on 40 new subjects from sites
+# A, B and C (C unseen) copied without derivatives; their labels, kept apart, score it.
+# Writes outputs/sn-infer/held-out/ and prints the figures (benchmarks/localisation.py).
+DEV := data/dev
+HELDOUT := data/held-out
+
+heldout: $(STAMP)
+	$(BIN)/sn-phantom out=$(DEV) subjects=40 seed=0
+	$(BIN)/sn-train experiment=localiser data.root=$(DEV) trainer.fold=null \
+		trainer.max_epochs=20 trainer.progress=false run_name=localiser-dev \
+		tracking.register=true tracking.model_name=sn-localiser-dev
+	$(BIN)/sn-train localiser=models:/sn-localiser-dev@champion data.root=$(DEV) \
+		trainer.fold=null trainer.max_epochs=24 optim.lr=3e-3 trainer.evaluate_test=true \
+		trainer.progress=false run_name=segmenter-dev \
+		tracking.register=true tracking.model_name=sn-vnet-dev
+	$(BIN)/sn-phantom out=$(HELDOUT) subjects=40 seed=2000 'sites=[A,B,C]'
+	@rm -rf $(HELDOUT)-new && cp -r $(HELDOUT) $(HELDOUT)-new && rm -rf $(HELDOUT)-new/derivatives
+	$(BIN)/sn-infer model_uri=models:/sn-vnet-dev@champion input=$(HELDOUT)-new \
+		labels_root=$(HELDOUT) output=outputs/sn-infer/held-out overwrite=true infer.progress=false
+	$(BIN)/python benchmarks/localisation.py --output outputs/sn-infer/held-out \
+		--labels $(HELDOUT) > outputs/localisation-held-out.json
+	@cat outputs/localisation-held-out.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check sn_platform tests benchmarks
