@@ -50,11 +50,11 @@ def save_agreement_scatter(rows: Sequence[Mapping[str, Any]], path: Path) -> Non
         if both.size:
             low, high = float(both.min()), float(both.max())
             axis.plot([low, high], [low, high], "k--", linewidth=0.8, label="identity")
+            axis.legend(loc="upper left", fontsize=8)
         stats = agreement(auto, manual)
         axis.set_title(f"{TITLES[measure]}: r = {stats.pearson_r:.3f} (n = {stats.n})")
         axis.set_xlabel("manual ROI")
         axis.set_ylabel("automatic ROI")
-        axis.legend(loc="upper left", fontsize=8)
     _save(figure, path)
 
 

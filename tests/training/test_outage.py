@@ -36,6 +36,9 @@ def test_server_killed_mid_training_loses_nothing_and_blocks_nothing(two_site_co
     command = [
         sys.executable, "-c", "from sn_platform.cli import train; train()",
         "experiment=smoke", f"data.root={two_site_cohort}", f"trainer.max_epochs={EPOCHS}",
+        # The tracking, not accuracy: 1 x 1 x 2 mm voxels and small patches keep epochs short.
+        "data.patch_size=[32,32,3]", "data.samples_per_volume=2",
+        "data.preprocessing.spacing_mm=[1.0,1.0,2.0]",
         f"trainer.checkpoint_dir={checkpoints}", "tracking=server", f"tracking.uri={server.url}",
         f"hydra.run.dir={tmp_path}/hydra",
     ]  # fmt: skip

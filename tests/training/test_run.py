@@ -122,7 +122,10 @@ class Killed(Exception):
 
 
 def test_resume_continues_at_epoch_three_with_identical_weights(two_site_cohort, tmp_path):
-    tiny = ["data.patch_size=[32,32,3]", "data.samples_per_volume=2", "trainer.max_epochs=4"]
+    tiny = [
+        "data.patch_size=[32,32,3]", "data.samples_per_volume=2", "trainer.max_epochs=4",
+        "data.preprocessing.spacing_mm=[1.0,1.0,2.0]",  # the mechanics, in seconds
+    ]  # fmt: skip
     whole = compose_training(two_site_cohort, tmp_path / "whole", *tiny)
     train_and_evaluate(run_spec(whole))
 
