@@ -105,7 +105,7 @@ def predict_ensemble(segmenters: Sequence[Segmenter], record: SubjectRecord) -> 
     labels = predictions[0].labels
     if any(p.labels != labels for p in predictions):
         raise ValueError(f"the ensemble's models predict different labels: {labels} and others")
-    probability = np.mean([p.probabilities for p in predictions], axis=0, dtype=np.float32)
+    probability = np.stack([p.probabilities for p in predictions]).mean(axis=0, dtype=np.float32)
     field_of_view = np.logical_or.reduce([p.field_of_view for p in predictions])
     agreement = [p.tta_dice for p in predictions if math.isfinite(p.tta_dice)]
     tta_dice = float(np.mean(agreement)) if agreement else float("nan")
