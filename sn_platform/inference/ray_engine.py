@@ -4,6 +4,7 @@ per-subject work as the local engine (``sn_platform.inference.batch.run_subject`
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,26 @@ from sn_platform.inference.predictor import Segmenter
 
 # Loads the models inside an actor; must pickle (a module-level function or a partial of one).
 SegmenterLoader = Callable[[], Sequence[Segmenter]]
+# Says, at every start, that the local Ray's token authentication is on (it stays on).
+TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at ``address``, or start a local Ray of ``num_cpus`` CPUs (all
+    when None), unless Ray is running already; quietly: Ray's warnings and errors only, no
+    dashboard, no forwarded worker output, no progress lines from Ray Data.
+    """
+    if ray.is_initialized():
+        return
+    logging.getLogger(TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
+    ray.init(
+        address=address,
+        num_cpus=num_cpus if address is None else None,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 class SegmentationActor:
@@ -45,8 +66,7 @@ def ray_engine(load_segmenters: SegmenterLoader, job: BatchJob) -> Engine:
     job = replace(job, root=Path(job.root).resolve(), output=Path(job.output).resolve())
 
     def run(participant_ids: list[str]) -> list[dict[str, Any]]:
-        if not ray.is_initialized():
-            ray.init(address=pool.address, include_dashboard=False, log_to_driver=False)
+        start_ray(pool.address)
         items = [{"participant_id": p} for p in participant_ids]
         dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
         results = dataset.map_batches(

@@ -31,6 +31,7 @@ from sn_platform.data.io import write_text
 from sn_platform.errors import ConfigError, folder_name, one_line
 from sn_platform.evaluation import plots
 from sn_platform.evaluation.tables import write_table
+from sn_platform.inference.ray_engine import start_ray
 from sn_platform.sweep.compose import absolute, compose_training, pinned_paths, training_overrides
 from sn_platform.sweep.final import collect_fold_weights, final_model
 from sn_platform.sweep.leaderboard import FoldResult, aggregate, rank
@@ -289,12 +290,11 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
 def _init_ray(cfg: DictConfig) -> None:
     # Each epoch's checkpoint forces a state snapshot by design (num_to_keep=1): no warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if ray.is_initialized():
-        return
-    if cfg.ray.address is None:
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=cfg.ray.address, log_to_driver=False)
+    if int(cfg.tune.verbose) == 0:
+        # Tune's newer console output prints its experiment box and paths even at verbose=0;
+        # the older one is silent there.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    start_ray(cfg.ray.address, cfg.ray.num_cpus)
 
 
 def _final_model(

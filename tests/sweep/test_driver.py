@@ -177,10 +177,14 @@ def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(two_site_coh
             )
 
 
-def test_optuna_search_runs_every_fold_inside_each_trial(two_site_cohort, tmp_path):
+def test_optuna_search_runs_every_fold_inside_each_trial_and_registers_a_fold_ensemble(
+    two_site_cohort, tmp_path
+):
     overrides = sweep_overrides(
         two_site_cohort, tmp_path, "ray.num_cpus=2", "tune.search_alg=optuna",
         "tune.scheduler=none", "tune.num_samples=2", "tune/space=default",
+        "tune.final=ensemble", "data.splits.file=${data.root}/splits_ensemble.json",
+        "data.splits.test_fraction=0.25",
     )  # fmt: skip
     outcome = run_sweep(compose_sweep(overrides), overrides)
     _, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
@@ -191,20 +195,13 @@ def test_optuna_search_runs_every_fold_inside_each_trial(two_site_cohort, tmp_pa
     assert list(by_config.values()) == [{"0", "1"}, {"0", "1"}]
     assert len(outcome.leaderboard) == 2 and all(e["complete"] for e in outcome.leaderboard)
     assert {"optim.lr", "loss", "model.base_filters"} <= set(outcome.leaderboard[0])
-
-
-def test_best_fold_ensemble_is_registered_and_averages_its_fold_models(two_site_cohort, tmp_path):
-    overrides = sweep_overrides(
-        two_site_cohort, tmp_path, "ray.num_cpus=2", "tune.final=ensemble",
-        "data.splits.file=${data.root}/splits_ensemble.json", "data.splits.test_fraction=0.25",
-    )  # fmt: skip
-    outcome = run_sweep(compose_sweep(overrides), overrides)
+    # The final model: the winner's two fold models, averaged.
     assert outcome.refit_metrics["ensemble/members"] == 2.0
     assert "best/test/dsc" in outcome.refit_metrics
-    _, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
     assert [c.data.tags[tracking.RUN_KEY_TAG] for c in children].count("ensemble") == 1
     version = mlflow.MlflowClient().get_model_version_by_alias("sn-vnet", "champion")
     assert version.tags["final_model"] == "ensemble of 2 folds"
+    assert version.tags["config_id"] == outcome.leaderboard[0]["config_id"]
     segmenter = tracking.load_segmenter("models:/sn-vnet@champion")
     assert len(segmenter.model.members) == 2
     probabilities = mlflow.pyfunc.load_model("models:/sn-vnet@champion").predict(
