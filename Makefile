@@ -72,7 +72,7 @@ heldout: $(STAMP)
 		tracking.register=true tracking.model_name=sn-vnet-dev
 	$(BIN)/sn-phantom out=$(HELDOUT) subjects=40 seed=2000 'sites=[A,B,C]'
 	@rm -rf $(HELDOUT)-new && cp -r $(HELDOUT) $(HELDOUT)-new && rm -rf $(HELDOUT)-new/derivatives
-	$(BIN)/sn-infer model_uri=models:/sn-vnet-dev@champion input=$(HELDOUT)-new \
+	$(BIN)/sn-infer model_uri=models:/sn-vnet-dev@candidate input=$(HELDOUT)-new \
 		labels_root=$(HELDOUT) output=outputs/sn-infer/held-out overwrite=true infer.progress=false
 	$(BIN)/python benchmarks/localisation.py --output outputs/sn-infer/held-out \
 		--labels $(HELDOUT) > outputs/localisation-held-out.json
