@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import ray
+import ray.data
 import torch
 
 from sn_platform.inference.batch import Engine, prepare, run_subject
@@ -39,6 +40,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         log_to_driver=False,
         logging_level=logging.WARNING,
     )
+    # Ray Data set its loggers up when first imported (above): INFO, progress included.
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
