@@ -115,14 +115,19 @@ def disturb(
     max_trial_kills: int | None = None,
 ) -> Disturbance:
     """Until the driver exits: SIGKILL one random trial process every ``kill_every_s`` (at
-    most ``max_trial_kills``) and the private server once, ``server_kill_at_s`` after the
-    start."""
+    most ``max_trial_kills``) and the private server once, ``server_kill_at_s``; both
+    counted from the first trial process seen, so that a fast machine is disturbed as
+    much as a slow one."""
     chooser = random.Random(seed)
     done = Disturbance()
-    start = time.monotonic()
+    start: float | None = None
     next_kill = kill_every_s
     while driver.poll() is None:
         time.sleep(1.0)
+        if start is None:
+            if trial_processes(driver.pid):
+                start = time.monotonic()
+            continue
         elapsed = time.monotonic() - start
         if done.server_kills == 0 and elapsed >= server_kill_at_s:
             server = private_server(driver.pid)

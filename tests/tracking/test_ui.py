@@ -71,7 +71,8 @@ def test_the_experiment_opens_on_the_training_runs_with_their_metrics_and_charts
 
         run_page = f"#/experiments/{experiment}/runs/{parent_id}?workflowType=machine_learning"
         page.goto(f"{url}/{run_page}", timeout=60_000)
-        link = page.get_by_role("link", name=CHILDREN[1])
+        # Linked from the run's description and from its "Child runs" field.
+        link = page.get_by_role("link", name=CHILDREN[1]).first
         link.wait_for(timeout=60_000)
         page.screenshot(path=shots / "parent-run.png", full_page=True)
         assert "/runs/" in (link.get_attribute("href") or "")
