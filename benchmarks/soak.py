@@ -70,9 +70,10 @@ class ProcessEntry:
 
 
 def processes() -> list[ProcessEntry]:
-    """Every process of the machine, from ``ps``."""
+    """Every process of the machine, from ``ps``, with whole command lines (``-ww``: ps
+    otherwise cuts them at its idea of the terminal's width)."""
     listing = subprocess.run(
-        ["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True
+        ["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True
     ).stdout
     entries = []
     for line in listing.splitlines():
