@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from benchmarks.soak import descendants, processes
 from sn_platform.tracking.server import LocalServer
 
 pytestmark = pytest.mark.slow
@@ -47,27 +46,13 @@ def test_dead_private_server_is_restarted_on_its_port_and_listens_on_loopback_on
         server.stop()
 
 
-def process_group_commands(group: int) -> list[str]:
-    """Command lines of the live processes in process group ``group`` (Linux /proc)."""
-    commands = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == group:
-                    commands.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-            except (ProcessLookupError, FileNotFoundError, PermissionError):
-                continue
-    return commands
-
-
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
 def test_the_private_server_starts_no_job_runner(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
     server = LocalServer(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "a")).start()
     try:
         assert server.process is not None
         time.sleep(3)  # MLflow starts its job runner, when it does, just after answering
-        commands = process_group_commands(server.process.pid)
+        commands = [p.command for p in descendants(server.process.pid, processes())]
         assert any("mlflow" in command for command in commands)
         assert not [command for command in commands if "huey" in command]
     finally:
