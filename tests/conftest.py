@@ -12,22 +12,29 @@ from typing import Any
 
 import pytest
 
-from sn_platform.phantom.generator import PhantomConfig, SiteProtocol, SubjectPlan
+from sn_platform.phantom.generator import PhantomConfig, SubjectPlan
 from sn_platform.phantom.writer import generate_cohort
 
-# Test cohorts are a half-size head (head_scale) in a 136 x 136 x 40 mm slab, with the
-# midbrain up to 8 mm off-centre: air around the head and an off-centre midbrain at the
-# method's voxel size, like the real 220 mm field of view, at 40 % of its voxels
-# (sn-phantom's head=small, conf/head/small.yaml).
-SMALL_HEAD_FOV_MM = (136.0, 136.0, 40.0)
-SMALL_HEAD = {"head_scale": 0.5, "midbrain_offset_mm": (8.0, 8.0, 5.0)}
+# Test cohorts are sn-phantom's small head (head=small, conf/head/small.yaml): a half-size
+# head in a 136 x 136 x 40 mm slab, the midbrain up to 8 mm off-centre. Air around the
+# head and an off-centre midbrain at the method's voxel size, like the real 220 mm field
+# of view, at 40 % of its voxels.
+
+
+def small_head_config(*overrides: str) -> PhantomConfig:
+    """The generator settings of ``sn-phantom head=small`` with ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    from sn_platform.cli import phantom_config
+    from sn_platform.composition import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return phantom_config(compose(config_name="phantom", overrides=["head=small", *overrides]))
 
 
 @pytest.fixture(scope="session")
 def phantom_config() -> PhantomConfig:
-    return PhantomConfig(
-        subjects=4, seed=11, sites=(SiteProtocol(fov_mm=SMALL_HEAD_FOV_MM),), **SMALL_HEAD
-    )
+    return small_head_config("subjects=4", "seed=11", "sites=[A]")
 
 
 @pytest.fixture(scope="session")
@@ -44,15 +51,8 @@ def phantom_cohort(
 def two_site_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight subjects (4 HC, 4 PD) from sites A (RAS) and B (LAS), as ``sn-phantom`` writes,
     with the small test head and field of view."""
-    from hydra import compose, initialize_config_dir
-
-    from sn_platform.cli import phantom_config
-    from sn_platform.composition import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="phantom", overrides=["subjects=8", "seed=5", "head=small"])
     root = tmp_path_factory.mktemp("two_site")
-    generate_cohort(root, phantom_config(cfg), n_jobs=2)
+    generate_cohort(root, small_head_config("subjects=8", "seed=5"), n_jobs=2)
     return root
 
 
