@@ -32,6 +32,9 @@ browser: $(STAMP)
 # The main job: phantom -> localiser -> cross-validated sweep of the segmenter -> champion
 # registered -> fully automatic inference on new subjects (and a site) the sweep never
 # saw, from a copy of their dataset without derivatives; the labels kept apart score it.
+# $(call without_derivatives,DIR): DIR-new, a copy of the dataset DIR without derivatives/,
+# as a new patient's scan comes.
+without_derivatives = rm -rf $(1)-new && cp -r $(1) $(1)-new && rm -rf $(1)-new/derivatives
 DEMO_SWEEP := demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_SUBJECTS ?= 20
 DEMO_EPOCHS ?= 10
@@ -49,8 +52,7 @@ demo: $(STAMP)
 		trainer.max_epochs=$(DEMO_EPOCHS) trainer.val_every=$(DEMO_EPOCHS) data.samples_per_volume=4 \
 		trainer.progress=false tune.verbose=0
 	$(BIN)/sn-phantom out=$(UNSEEN) subjects=8 seed=1000 'sites=[A,B,C]'
-	@rm -rf $(UNSEEN)-new && cp -r $(UNSEEN) $(UNSEEN)-new && rm -rf $(UNSEEN)-new/derivatives \
-		&& echo "make: $(UNSEEN)-new: the unseen subjects without derivatives (new patients)"
+	@$(call without_derivatives,$(UNSEEN)) && echo "make: $(UNSEEN)-new: the unseen subjects without derivatives (new patients)"
 	$(BIN)/sn-infer input=$(UNSEEN)-new labels_root=$(UNSEEN) \
 		output=outputs/sn-infer/phantom-unseen overwrite=true infer.progress=false
 
@@ -71,7 +73,7 @@ heldout: $(STAMP)
 		trainer.progress=false run_name=segmenter-dev \
 		tracking.register=true tracking.model_name=sn-vnet-dev
 	$(BIN)/sn-phantom out=$(HELDOUT) subjects=40 seed=2000 'sites=[A,B,C]'
-	@rm -rf $(HELDOUT)-new && cp -r $(HELDOUT) $(HELDOUT)-new && rm -rf $(HELDOUT)-new/derivatives
+	@$(call without_derivatives,$(HELDOUT))
 	$(BIN)/sn-infer model_uri=models:/sn-vnet-dev@candidate input=$(HELDOUT)-new \
 		labels_root=$(HELDOUT) output=outputs/sn-infer/held-out overwrite=true infer.progress=false
 	$(BIN)/python benchmarks/localisation.py --output outputs/sn-infer/held-out \
