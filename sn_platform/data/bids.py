@@ -5,6 +5,7 @@ Layout (METHOD.md)::
     sub-<id>/anat/sub-<id>_echo-<n>_part-mag_MEGRE.nii.gz
     sub-<id>/anat/sub-<id>_Chimap.nii.gz
     derivatives/<source>/sub-<id>/anat/sub-<id>_label-<name>_mask.nii.gz
+    derivatives/truth/sub-<id>/anat/sub-<id>_dseg.nii.gz   (phantom: tissue classes, dseg.tsv)
 
 Every problem a user's data can have raises ``DataValidationError`` whose message starts
 with the offending file and says what is wrong, on one line.
@@ -63,6 +64,20 @@ def label_path(
         subject_dir(Path(root) / "derivatives" / source, participant_id)
         / f"sub-{participant_id}_label-{label}_{suffix}.nii.gz"
     )
+
+
+def dseg_path(root: Path, participant_id: str, source: str = "truth") -> Path:
+    """Tissue label map (one integer class per voxel) under ``derivatives/<source>``; its
+    classes are listed in ``dseg_table_path``."""
+    return (
+        subject_dir(Path(root) / "derivatives" / source, participant_id)
+        / f"sub-{participant_id}_dseg.nii.gz"
+    )
+
+
+def dseg_table_path(root: Path, source: str = "truth") -> Path:
+    """``derivatives/<source>/dseg.tsv``: the classes (index, name) of every dseg there."""
+    return Path(root) / "derivatives" / source / "dseg.tsv"
 
 
 @dataclass(frozen=True)
