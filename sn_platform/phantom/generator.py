@@ -26,6 +26,7 @@ from sn_platform.phantom.raters import rater_pair
 from sn_platform.phantom.regions import Pose
 from sn_platform.phantom.render import RenderedAnatomy, render_anatomy
 from sn_platform.phantom.surroundings import Ellipsoid, HeadAnatomy
+from sn_platform.phantom.template import TemplateHead
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -36,6 +37,7 @@ RATER_LABELS = ("SN", "RN", "CC")
 # Half-size (mm) of the box around the SN centre that must stay inside the field of view:
 # the SN, RN, STN, crus, cisterns and vessels, rotated and deformed.
 MIDBRAIN_HALF_EXTENT_MM = (25.0, 25.0, 15.0)
+HEAD_MODELS = ("mni", "geometric")
 # Precision of the stored QSM (ppm): 2^-14, about 1/160 of the reconstruction noise.
 QSM_STEP_PPM = 2.0**-14
 
@@ -85,9 +87,11 @@ class PhantomConfig:
 
     ``midbrain_offset_mm`` bounds, per world axis, how far from the FOV centre the SN
     centre may land (mm); through-plane it is smaller, since a 40 mm slab must still hold
-    the SN, RN and STN. ``head_scale`` scales the head outline (brain, skull and scalp)
-    around an unchanged brainstem: 1 is an adult head at the midbrain level; a smaller
-    head fits a smaller field of view with air around it (fast test cohorts).
+    the SN, RN and STN. ``head_model`` is ``mni``, a head on the real anatomy of the MNI
+    ICBM152 template (``template``), or ``geometric``, a head drawn from ellipsoids;
+    ``head_scale`` scales the geometric head's outline (brain, skull and scalp) around an
+    unchanged brainstem: 1 is an adult head at the midbrain level; a smaller head fits a
+    smaller field of view with air around it (fast test cohorts).
     """
 
     subjects: int = 30
@@ -103,6 +107,7 @@ class PhantomConfig:
     vessel_probability: float = 0.3
     pulsation_probability: float = 0.15
     midbrain_offset_mm: tuple[float, float, float] = (15.0, 15.0, 5.0)
+    head_model: str = "mni"
     head_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -112,8 +117,12 @@ class PhantomConfig:
             raise ValueError("at least one site protocol is needed")
         if not 0.0 <= self.pd_fraction <= 1.0:
             raise ValueError(f"pd_fraction must be in [0, 1], got {self.pd_fraction}")
+        if self.head_model not in HEAD_MODELS:
+            raise ValueError(f"head_model must be one of {HEAD_MODELS}, got {self.head_model!r}")
         if not 0.5 <= self.head_scale <= 1.2:
             raise ValueError(f"head_scale must be in [0.5, 1.2], got {self.head_scale}")
+        if self.head_model == "mni" and self.head_scale != 1.0:
+            raise ValueError("head_scale scales the geometric head; the MNI head has its own")
         for site in self.sites:
             _check_midbrain_fits(site, self.midbrain_offset_mm)
 
@@ -163,7 +172,7 @@ class SubjectPlan:
     sex: str
     site: SiteProtocol
     pose: Pose
-    head: HeadAnatomy
+    head: HeadAnatomy | TemplateHead
     sides: dict[str, anat.SideAnatomy]
     tissue: TissueParameters
     snr: float
@@ -180,7 +189,8 @@ class SimulatedSubject:
 
     ``echoes`` (E, X, Y, Z) int16 magnitudes; ``chi_ppm`` (X, Y, Z) float32; labels are
     uint8 (X, Y, Z): ``truth`` by label name, ``tracings`` by rater (derivatives folder,
-    RATER_SOURCES) then label (RATER_LABELS); ``affine`` (4, 4) voxel-to-world (mm).
+    RATER_SOURCES) then label (RATER_LABELS), ``tissue_classes`` the tissue label map
+    (``TissueClass``); ``affine`` (4, 4) voxel-to-world (mm).
     """
 
     plan: SubjectPlan
@@ -189,6 +199,7 @@ class SimulatedSubject:
     chi_ppm: NDArray[np.float32]
     truth: dict[str, NDArray[np.uint8]]
     tracings: dict[str, dict[str, NDArray[np.uint8]]]
+    tissue_classes: NDArray[np.uint8]
 
 
 def group_of(index: int, pd_fraction: float) -> str:
@@ -231,7 +242,9 @@ def sample_subject_plan(config: PhantomConfig, index: int) -> SubjectPlan:
             shift_mm=(float(shift_mm[0]), float(shift_mm[1]), float(shift_mm[2])),
             deformation_seed=int(rng.integers(2**31)),
         ),
-        head=_sample_head(rng, config.head_scale),
+        head=_sample_template_head(rng)
+        if config.head_model == "mni"
+        else _sample_head(rng, config.head_scale),
     )
 
 
@@ -249,7 +262,7 @@ def _sample_sides(rng: np.random.Generator, pd: bool) -> dict[str, anat.SideAnat
         sn_angle_lateral = np.deg2rad(rng.uniform(14.0, 20.0))
         red_nucleus_centre = (
             sign * rng.normal(4.8, 0.3),
-            rng.normal(-2.0, 0.4),
+            rng.normal(1.0, 0.4),
             rng.uniform(3.6, 4.6),
         )
         sides[side_name] = anat.SideAnatomy(
@@ -320,6 +333,20 @@ def _sample_head(rng: np.random.Generator, head_scale: float) -> HeadAnatomy:
     )
 
 
+def _sample_template_head(rng: np.random.Generator) -> TemplateHead:
+    """A head on the MNI template: a brain 0-12 % smaller than the template's, by axis up
+    to 3 % more, a large-scale deformation of about 2 mm, then CSF, skull and scalp."""
+    size = rng.uniform(1.0, 1.12)
+    scale = size * (1.0 + rng.uniform(-0.03, 0.03, 3))
+    return TemplateHead(
+        scale=(float(scale[0]), float(scale[1]), float(scale[2])),
+        deformation_seed=int(rng.integers(2**31)),
+        deformation_mm=2.0,
+        csf_gap_mm=rng.uniform(1.0, 2.0),
+        scalp_skull_mm=rng.uniform(7.0, 9.0),
+    )
+
+
 def _nigrosome_sides(rng: np.random.Generator, pd: bool) -> set[str]:
     """Sides with a visible nigrosome-1 (PD: 40 % none, 35 % one side; HC: 18 % none)."""
     draw = rng.random()
@@ -358,6 +385,7 @@ def simulate_subject(plan: SubjectPlan, config: PhantomConfig) -> SimulatedSubje
         chi_ppm=reorient(chi),
         truth=stored_masks(anatomy.labels),
         tracings={source: stored_masks(masks) for source, masks in tracings.items()},
+        tissue_classes=reorient(anatomy.canvas.classes_on_grid(site.shape)),
     )
 
 

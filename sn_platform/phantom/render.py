@@ -1,8 +1,10 @@
 """Render one subject's anatomy into noise-free echo signals, chi and truth labels.
 
-The head, temporal lobes and cerebellum are painted on rigid coordinates, each inside its
-own bounding box; then, on deformed coordinates (the smooth per-subject shape variation),
-the brainstem, the nuclei and the basal vein, each inside a box around the midbrain.
+The head comes from the MNI template (``template``), on the same deformed coordinates as
+the nuclei, or, for the geometric heads, from ellipsoids: head, temporal lobes and
+cerebellum on rigid coordinates, each inside its own bounding box, the brainstem on
+deformed ones (the smooth per-subject shape variation). Then the nuclei and the basal
+vein, each inside a box around the midbrain.
 Pointwise stages go slab by slab. Outside the head the canvas stays air: no signal, chi 0.
 """
 
@@ -19,7 +21,7 @@ from sn_platform.phantom import anatomy as anat
 from sn_platform.phantom import surroundings as head
 from sn_platform.phantom import tissues
 from sn_platform.phantom.acquisition import smooth_noise
-from sn_platform.phantom.compositor import Canvas, RegionPainter, Tissue
+from sn_platform.phantom.compositor import Canvas, RegionPainter, Tissue, TissueClass
 from sn_platform.phantom.regions import (
     Box,
     Region,
@@ -28,6 +30,13 @@ from sn_platform.phantom.regions import (
     region_coordinates,
     split_box,
     world_box,
+)
+from sn_platform.phantom.template import (
+    TemplateHead,
+    TemplateTissues,
+    anatomical_bounds_mm,
+    load_template,
+    template_coordinates,
 )
 
 if TYPE_CHECKING:
@@ -103,18 +112,10 @@ class RenderedAnatomy:
 def render_anatomy(plan: SubjectPlan, rng: np.random.Generator) -> RenderedAnatomy:
     """Paint the head around the midbrain, then the midbrain; ``rng`` draws texture and vein."""
     site = plan.site
-    head_box = _ellipsoids_box(plan, [plan.head.outline], margin_mm=2.0)
-    assert head_box is not None, "PhantomConfig keeps the midbrain, so the head, in the FOV"
-    canvas = Canvas(head_box, site.echo_times_ms, site.first_echo_ms, plan.tissue.crus_r2star)
-    _paint_head(canvas, plan)
-    for side in anat.SIDES.values():
-        _paint_layers(canvas, plan, [layer.mirrored(side) for layer in TEMPORAL_LOBE_LAYERS])
-    _paint_layers(canvas, plan, CEREBELLUM_LAYERS)
-
-    for slab in split_box(_canvas_box(canvas, plan, BRAINSTEM_BOX_MM), SLAB_VOXELS):
-        brainstem = _deformed_region(plan, slab)
-        with canvas.painting(brainstem) as painter:
-            _paint_brainstem(painter, brainstem.u, plan.head)
+    if isinstance(plan.head, TemplateHead):
+        canvas = _template_head_canvas(plan, plan.head)
+    else:
+        canvas = _geometric_head_canvas(plan, plan.head)
     nuclei = _deformed_region(plan, _canvas_box(canvas, plan, NUCLEI_BOX_MM))
     with canvas.painting(nuclei) as painter:
         labels = _paint_nuclei(painter, nuclei, plan, rng)
@@ -123,6 +124,60 @@ def render_anatomy(plan: SubjectPlan, rng: np.random.Generator) -> RenderedAnato
         labels={name: _on_grid(mask, nuclei, site.shape) for name, mask in labels.items()},
         vein=_paint_vein(canvas, plan, rng) if plan.has_vessel else None,
     )
+
+
+def _new_canvas(plan: SubjectPlan, box: Box) -> Canvas:
+    site = plan.site
+    return Canvas(box, site.echo_times_ms, site.first_echo_ms, plan.tissue.crus_r2star)
+
+
+def _template_head_canvas(plan: SubjectPlan, outline: TemplateHead) -> Canvas:
+    """The MNI template's head on the whole grid, slab by slab on deformed coordinates
+    (the same as the nuclei's, so they stay on the template's midbrain)."""
+    template = load_template()
+    centre, half = anatomical_bounds_mm(template, outline)
+    lower, upper = box_world_bounds(plan.pose, tuple(centre), tuple(half), DEFORMATION_MARGIN_MM)
+    box = world_box(plan.site.shape, plan.site.voxel_mm, lower, upper)
+    assert box is not None, "PhantomConfig keeps the midbrain, so the head, in the FOV"
+    canvas = _new_canvas(plan, box)
+    for slab in split_box(canvas.box, SLAB_VOXELS):
+        region = _deformed_region(plan, slab)
+        at = template.tissues_at(template_coordinates(region.u, outline))
+        with canvas.painting(region) as painter:
+            _paint_template_tissues(painter, at, outline)
+    return canvas
+
+
+def _paint_template_tissues(
+    painter: RegionPainter, at: TemplateTissues, outline: TemplateHead
+) -> None:
+    """Scalp, skull and deep bone inside the head, the CSF gap, then the brain's CSF, GM
+    and WM in their fractions (WM over GM over CSF)."""
+    gap, band = outline.csf_gap_mm, outline.scalp_skull_mm
+    painter.paint_tissue(anat.soft_inside(at.skull_distance_mm - gap - band), tissues.SCALP_SKULL)
+    painter.paint_tissue(anat.soft_inside(at.brain_distance_mm - gap), tissues.CSF)
+    not_white = np.maximum(1.0 - at.white, 1e-6)
+    painter.paint_tissue(np.clip(at.grey / not_white, 0.0, 1.0), tissues.GREY_MATTER)
+    painter.paint_tissue(at.white, tissues.WHITE_MATTER)
+
+
+def _geometric_head_canvas(plan: SubjectPlan, outline: head.HeadAnatomy) -> Canvas:
+    """The geometric head: an ellipsoidal head, temporal lobes and cerebellum on rigid
+    coordinates, the brainstem on deformed ones, inside the head's box."""
+    head_box = _ellipsoids_box(plan, [outline.outline], margin_mm=2.0)
+    assert head_box is not None, "PhantomConfig keeps the midbrain, so the head, in the FOV"
+    canvas = _new_canvas(plan, head_box)
+    _paint_head(canvas, plan, outline)
+    for side in anat.SIDES.values():
+        _paint_layers(
+            canvas, plan, outline, [layer.mirrored(side) for layer in TEMPORAL_LOBE_LAYERS]
+        )
+    _paint_layers(canvas, plan, outline, CEREBELLUM_LAYERS)
+    for slab in split_box(_canvas_box(canvas, plan, BRAINSTEM_BOX_MM), SLAB_VOXELS):
+        brainstem = _deformed_region(plan, slab)
+        with canvas.painting(brainstem) as painter:
+            _paint_brainstem(painter, brainstem.u, outline)
+    return canvas
 
 
 def _canvas_box(canvas: Canvas, plan: SubjectPlan, anatomical_box: tuple[Vector, Vector]) -> Box:
@@ -164,31 +219,32 @@ def _rigid_slabs(canvas: Canvas, plan: SubjectPlan, box: Box | None) -> list[Reg
     ]
 
 
-def _paint_head(canvas: Canvas, plan: SubjectPlan) -> None:
+def _paint_head(canvas: Canvas, plan: SubjectPlan, outline: head.HeadAnatomy) -> None:
     """Scalp and skull (a low-signal band), subarachnoid CSF, cortex, white matter."""
-    outline = plan.head
     for region in _rigid_slabs(canvas, plan, canvas.box):
         brain = outline.brain.distance(region.u)
         with canvas.painting(region) as painter:
             scalp = brain - outline.csf_gap_mm - outline.scalp_skull_mm
-            painter.paint(anat.soft_inside(scalp), *tissues.SCALP_SKULL)
-            painter.paint(anat.soft_inside(brain - outline.csf_gap_mm), *tissues.CSF)
-            painter.paint(anat.soft_inside(brain), *tissues.GREY_MATTER)
+            painter.paint_tissue(anat.soft_inside(scalp), tissues.SCALP_SKULL)
+            painter.paint_tissue(anat.soft_inside(brain - outline.csf_gap_mm), tissues.CSF)
+            painter.paint_tissue(anat.soft_inside(brain), tissues.GREY_MATTER)
             white = brain + head.cortex_depth_mm(region.u, outline)
-            painter.paint(anat.soft_inside(white), *tissues.WHITE_MATTER)
+            painter.paint_tissue(anat.soft_inside(white), tissues.WHITE_MATTER)
 
 
-def _paint_layers(canvas: Canvas, plan: SubjectPlan, layers: Sequence[Layer]) -> None:
+def _paint_layers(
+    canvas: Canvas, plan: SubjectPlan, outline: head.HeadAnatomy, layers: Sequence[Layer]
+) -> None:
     """Paint ``layers`` in order, each kept below the cortical ribbon of the brain."""
     outer = layers[0]
     box = _ellipsoids_box(plan, outer.parts, outer.offset_mm + 1.0)
     for region in _rigid_slabs(canvas, plan, box):
-        core = head.white_matter_core_distance(region.u, plan.head)
+        core = head.white_matter_core_distance(region.u, outline)
         with canvas.painting(region) as painter:
             for layer in layers:
                 union = np.min([part.distance(region.u) for part in layer.parts], axis=0)
                 inside = np.maximum(union - layer.offset_mm, core)
-                painter.paint(anat.soft_inside(inside), *layer.tissue)
+                painter.paint_tissue(anat.soft_inside(inside), layer.tissue)
 
 
 def _paint_brainstem(painter: RegionPainter, u: FloatArray, outline: head.HeadAnatomy) -> None:
@@ -199,7 +255,7 @@ def _paint_brainstem(painter: RegionPainter, u: FloatArray, outline: head.HeadAn
     core = head.white_matter_core_distance(u, outline)
 
     def paint(distance_mm: FloatArray, tissue: Tissue) -> None:
-        painter.paint(anat.soft_inside(np.maximum(distance_mm, core)), *tissue)
+        painter.paint_tissue(anat.soft_inside(np.maximum(distance_mm, core)), tissue)
 
     pons = head.PONS.distance(u)
     paint(pons - head.PREPONTINE_CISTERN_MM, tissues.CSF)
@@ -249,35 +305,55 @@ def _paint_nuclei(
     arcs = {
         name: anat.arc_coordinates(u, sign, plan.sides[name]) for name, sign in anat.SIDES.items()
     }
-    sn_soft = {}
+    sn_soft, rn_soft = {}, {}
     for name, arc in arcs.items():
         side = plan.sides[name]
+        rn_soft[name] = anat.soft_inside(
+            anat.ellipsoid_distance(u, side.red_nucleus_centre, side.red_nucleus_radii)
+        )
         peduncle = head.capped(anat.peduncle_distance(arc, side), u[:, 2], head.PEDUNCLE_LEVELS_MM)
-        painter.paint(anat.soft_inside(peduncle), 1.0, tissue.crus_r2star, tissue.crus_chi)
+        painter.paint(
+            anat.soft_inside(peduncle),
+            1.0,
+            tissue.crus_r2star,
+            tissue.crus_chi,
+            TissueClass.CEREBRAL_PEDUNCLE,
+        )
         labels["CC"] |= anat.crus_distance(arc, u[:, 2], side) < 0
-        sn_soft[name] = anat.soft_inside(anat.substantia_nigra_distance(arc, side))
+        # Neighbouring nuclei touch but do not overlap: the SN yields to the RN.
+        sn = anat.soft_inside(anat.substantia_nigra_distance(arc, side))
+        sn_soft[name] = sn * (1.0 - rn_soft[name])
         labels["SN"] |= sn_soft[name] >= 0.5
 
     sn_chi = _sn_chi_map(u, arcs, labels["SN"], tissue)
     for name, sign in anat.SIDES.items():
         side = plan.sides[name]
-        rn_soft = anat.soft_inside(
-            anat.ellipsoid_distance(u, side.red_nucleus_centre, side.red_nucleus_radii)
-        )
-        # Neighbouring nuclei touch but do not overlap: the STN yields to the SN and RN.
+        # The STN yields to the SN and RN.
         stn = anat.soft_inside(anat.subthalamic_distance(u, sign, side))
-        stn *= (1.0 - sn_soft[name]) * (1.0 - rn_soft)
-        painter.paint(stn, tissue.stn_contrast, tissue.stn_r2star, tissue.stn_chi)
+        stn *= (1.0 - sn_soft[name]) * (1.0 - rn_soft[name])
+        painter.paint(
+            stn,
+            tissue.stn_contrast,
+            tissue.stn_r2star,
+            tissue.stn_chi,
+            TissueClass.SUBTHALAMIC_NUCLEUS,
+        )
         labels["STN"] |= stn >= 0.5
         _paint_nigral_complex(scene, arcs[name], sn_soft[name], sn_chi, side)
-        painter.paint(rn_soft, tissue.rn_contrast, tissue.rn_r2star, tissue.rn_chi)
-        labels["RN"] |= rn_soft >= 0.5
+        painter.paint(
+            rn_soft[name],
+            tissue.rn_contrast,
+            tissue.rn_r2star,
+            tissue.rn_chi,
+            TissueClass.RED_NUCLEUS,
+        )
+        labels["RN"] |= rn_soft[name] >= 0.5
 
     painter.calibrate_sn_chi(labels["SN"], tissue.sn_chi)
     fossa = head.capped(anat.interpeduncular_distance(u), u[:, 2], head.INTERPEDUNCULAR_LEVELS_MM)
-    painter.paint(anat.soft_inside(fossa), *tissues.CSF)
+    painter.paint_tissue(anat.soft_inside(fossa), tissues.CSF)
     aqueduct = head.capped(anat.aqueduct_distance(u), u[:, 2], head.AQUEDUCT_LEVELS_MM)
-    painter.paint(anat.soft_inside(aqueduct), *tissues.CSF)
+    painter.paint_tissue(anat.soft_inside(aqueduct), tissues.CSF)
     labels["N1"] &= labels["SN"]
     return labels
 
@@ -291,7 +367,7 @@ def _paint_vein(canvas: Canvas, plan: SubjectPlan, rng: np.random.Generator) -> 
     )
     vein = anat.soft_inside(head.capped(ring, u[:, 2], head.MIDBRAIN_LEVELS_MM))
     with canvas.painting(region) as painter:
-        painter.paint(vein, *tissues.VENOUS_BLOOD)
+        painter.paint_tissue(vein, tissues.VENOUS_BLOOD)
     return _on_grid(vein, region, plan.site.shape)
 
 
@@ -306,13 +382,14 @@ def _paint_nigral_complex(
     tissue, painter, labels = scene.tissue, scene.painter, scene.labels
     heterogeneity = 1.0 + 0.04 * scene.texture
     snpc_contrast = _nm_contrast_before_blur(tissue.snpc_contrast)
+    nigra = TissueClass.SUBSTANTIA_NIGRA
     painter.paint(
-        sn_soft, tissue.snpr_contrast * heterogeneity, tissue.sn_r2star, sn_chi, nigral=True
+        sn_soft, tissue.snpr_contrast * heterogeneity, tissue.sn_r2star, sn_chi, nigra, nigral=True
     )
     snpc = anat.snpc_membership(
         arc, sn_soft >= 0.5, sn_soft, side, scene.voxel_volume_mm3, scene.texture
     )
-    painter.paint(snpc, snpc_contrast * heterogeneity, tissue.sn_r2star, sn_chi, nigral=True)
+    painter.paint(snpc, snpc_contrast * heterogeneity, tissue.sn_r2star, sn_chi, nigra, nigral=True)
     labels["SNpc"] |= snpc >= 0.5
     if not side.nigrosome_present:
         return
@@ -323,6 +400,7 @@ def _paint_nigral_complex(
         local_contrast,
         tissue.nigrosome_r2star,
         sn_chi + tissue.nigrosome_chi_offset,
+        nigra,
         nigral=True,
     )
     labels["N1"] |= n1 >= 0.5

@@ -7,8 +7,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from sn_platform.data.bids import chimap_path, echo_path, label_path
+from sn_platform.data.bids import chimap_path, dseg_path, dseg_table_path, echo_path, label_path
 from sn_platform.data.io import write_nifti, write_text
+from sn_platform.phantom.compositor import TissueClass
 from sn_platform.phantom.generator import (
     PhantomConfig,
     SimulatedSubject,
@@ -21,7 +22,8 @@ PARTICIPANT_COLUMNS = ("participant_id", "group", "age", "sex", "site")
 
 
 def write_subject(root: Path, subject: SimulatedSubject) -> None:
-    """Write one subject's echoes (+ JSON sidecars), QSM, truth and both raters' labels."""
+    """Write one subject's echoes (+ JSON sidecars), QSM, truth (with the tissue label
+    map) and both raters' labels."""
     plan = subject.plan
     sub = plan.participant_id
     for number, (echo, te_ms) in enumerate(
@@ -43,6 +45,7 @@ def write_subject(root: Path, subject: SimulatedSubject) -> None:
     write_nifti(chimap_path(root, sub), subject.chi_ppm, subject.affine)
     for name, mask in subject.truth.items():
         write_nifti(label_path(root, "truth", sub, name), mask, subject.affine)
+    write_nifti(dseg_path(root, sub), subject.tissue_classes, subject.affine)
     for source, masks in subject.tracings.items():
         for name, mask in masks.items():
             write_nifti(label_path(root, source, sub, name), mask, subject.affine)
@@ -102,13 +105,15 @@ def _write_dataset_files(root: Path, config: PhantomConfig, plans: list[SubjectP
         "GeneratedBy": [{"Name": "sn-phantom", "Description": json.dumps(asdict(config))}],
     }
     write_text(root / "dataset_description.json", json.dumps(description, indent=2))
+    classes = [f"{c.value}\t{c.name.lower()}" for c in TissueClass]
+    write_text(dseg_table_path(root), "\n".join(["index\tname", *classes]) + "\n")
     for source, description_text in (
         ("manual", "rater 1: SN, RN and CC (crus cerebri) traced with a generous margin"),
         ("manual2", "rater 2: independent SN, RN and CC tracings"),
         (
             "truth",
             "exact phantom structures: SN, SNpc, N1 (nigrosome-1), RN, CC (crus cerebri), "
-            "STN (subthalamic nucleus)",
+            "STN (subthalamic nucleus), and the tissue label map (dseg, classes in dseg.tsv)",
         ),
     ):
         derivative = {

@@ -55,8 +55,9 @@ def test_groups_are_balanced_and_written(phantom_cohort):
 def test_files_share_one_affine_and_open_with_nibabel(phantom_cohort):
     root, _ = phantom_cohort
     files = sorted(root.rglob("sub-001*.nii.gz"))
-    # Echoes, QSM, truth (SN, SNpc, N1, RN, CC, STN), each rater's SN, RN and CC.
-    assert len(files) == 5 + 1 + 6 + 3 + 3
+    # Echoes, QSM, truth (SN, SNpc, N1, RN, CC, STN, tissue classes), each rater's SN,
+    # RN and CC.
+    assert len(files) == 5 + 1 + 7 + 3 + 3
     affines = [nib.load(f).affine for f in files]
     assert all(np.array_equal(a, affines[0]) for a in affines)
     assert nib.load(files[0]).shape == (272, 272, 40)  # 136 x 136 x 40 mm
@@ -172,7 +173,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
         generate_cohort(tmp_path / run, config, n_jobs=1)
         files = sorted((tmp_path / run).rglob("*.nii.gz"))
         digests.append([hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
-    assert digests[0] == digests[1] and len(digests[0]) == 18
+    assert digests[0] == digests[1] and len(digests[0]) == 19
     other = simulate_subject(
         sample_subject_plan(replace(config, seed=6), 0), replace(config, seed=6)
     )

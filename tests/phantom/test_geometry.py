@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sn_platform.phantom import tissues
 from sn_platform.phantom.anatomy import ellipsoid_distance
-from sn_platform.phantom.compositor import Canvas, RegionPainter
+from sn_platform.phantom.compositor import Canvas, RegionPainter, TissueClass
 from sn_platform.phantom.regions import (
     Pose,
     box_world_bounds,
@@ -62,16 +63,22 @@ def test_split_box_tiles_the_box_in_contiguous_x_slabs():
 
 def test_painter_mixes_echo_signals_by_membership():
     echo_times = np.array([10.0, 20.0])
-    painter = RegionPainter(np.zeros((2, 3)), np.zeros(3), echo_times, 10.0, crus_r2star=20.0)
-    painter.paint(np.array([0.0, 0.5, 1.0]), 1.2, 30.0, 0.1)
+    classes = np.zeros(3, np.uint8)
+    painter = RegionPainter(
+        np.zeros((2, 3)), np.zeros(3), classes, echo_times, 10.0, crus_r2star=20.0
+    )
+    painter.paint(np.array([0.0, 0.5, 1.0]), 1.2, 30.0, 0.1, TissueClass.RED_NUCLEUS)
     # M0_eff = 1.2 exp(TE1 (30 - 20) / s): echo 1 is 1.2 x the crus's exp(-TE1 * 20 / s).
     full = 1.2 * np.exp(0.01 * 10.0) * np.exp(-np.array([0.01, 0.02]) * 30.0)
     assert painter.signals == pytest.approx(np.outer(full, [0.0, 0.5, 1.0]))
     assert painter.chi == pytest.approx([0.0, 0.05, 0.1])
-    painter.paint(np.array([0.0, 1.0, 0.5]), 0.5, 20.0, 0.0)
+    assert classes.tolist() == [0, TissueClass.RED_NUCLEUS, TissueClass.RED_NUCLEUS]
+    painter.paint(np.array([0.0, 1.0, 0.4]), 0.5, 20.0, 0.0, TissueClass.CSF)
     csf = 0.5 * np.exp(-np.array([0.01, 0.02]) * 20.0)
-    assert painter.signals[:, 2] == pytest.approx(0.5 * full + 0.5 * csf)
-    assert painter.chi == pytest.approx([0.0, 0.0, 0.05])
+    assert painter.signals[:, 2] == pytest.approx(0.6 * full + 0.4 * csf)
+    assert painter.chi == pytest.approx([0.0, 0.0, 0.06])
+    # A voxel takes the class of the last tissue that fills at least half of it.
+    assert classes.tolist() == [0, TissueClass.CSF, TissueClass.RED_NUCLEUS]
 
 
 def test_canvas_paints_a_box_and_leaves_air_outside():
@@ -80,12 +87,14 @@ def test_canvas_paints_a_box_and_leaves_air_outside():
         (4, 2, 1), (1.0, 1.0, 1.0), IDENTITY, (slice(2, 3), slice(0, 2), slice(0, 1)), False
     )
     with canvas.painting(region) as painter:
-        painter.paint(np.ones(2), 1.0, 20.0, -0.03)
+        painter.paint_tissue(np.ones(2), tissues.WHITE_MATTER)
     # The canvas holds x = 1, 2 of the grid; only x = 2 was painted.
     echo = canvas.signals[0].reshape(canvas.shape)[:, :, 0]
     np.testing.assert_allclose(echo, [[0, 0], [np.exp(-0.1)] * 2], rtol=1e-6)
     chi = canvas.chi_on_grid((4, 2, 1))[:, :, 0]
     np.testing.assert_allclose(chi, [[0, 0], [0, 0], [-0.03, -0.03], [0, 0]], rtol=1e-6)
+    classes = canvas.classes_on_grid((4, 2, 1))[:, :, 0]
+    assert classes.tolist() == [[0, 0], [0, 0], [TissueClass.WHITE_MATTER] * 2, [0, 0]]
     assert canvas.within((slice(0, 2), slice(0, 5), slice(0, 1))) == (
         slice(1, 2),
         slice(0, 2),
