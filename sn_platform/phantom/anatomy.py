@@ -29,9 +29,10 @@ EDGE_MM = 0.1
 SIDES = {"right": 1.0, "left": -1.0}
 
 
-def soft_inside(signed_distance_mm: FloatArray) -> FloatArray:
-    """Partial-volume membership from a signed distance (mm, negative inside)."""
-    return _soft_step(-signed_distance_mm, EDGE_MM)
+def soft_inside(signed_distance_mm: FloatArray, edge_mm: float = EDGE_MM) -> FloatArray:
+    """Partial-volume membership from a signed distance (mm, negative inside); a wider
+    ``edge_mm`` blends a tissue into its surroundings."""
+    return _soft_step(-signed_distance_mm, edge_mm)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ VEIN_BOX_MM: tuple[Vector, Vector] = ((0.0, -5.0, 0.0), (23.0, 23.0, 12.0))
 DEFORMATION_MARGIN_MM = 3.0
 # Voxels per slab for the head and brainstem (pointwise work, so any slab size).
 SLAB_VOXELS = 500_000
+# The peduncle's white matter fades into the tegmentum and cisterns over about 2 mm: no
+# drawn outline (the crus and nuclei inside it keep sharp edges).
+PEDUNCLE_EDGE_MM = 0.5
 # The SNpc is 1-3 voxels thick: partial volume and the point-spread function lower its
 # measured echo-1 contrast to about 83 % of the tissue's excess over the crus (measured on
 # the default cohort), so the tissue excess is raised to make the measured ratio match.
@@ -313,7 +316,7 @@ def _paint_nuclei(
         )
         peduncle = head.capped(anat.peduncle_distance(arc, side), u[:, 2], head.PEDUNCLE_LEVELS_MM)
         painter.paint(
-            anat.soft_inside(peduncle),
+            anat.soft_inside(peduncle, PEDUNCLE_EDGE_MM),
             1.0,
             tissue.crus_r2star,
             tissue.crus_chi,
