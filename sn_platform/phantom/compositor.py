@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from sn_platform.phantom.regions import Box, Region
+from sn_platform.phantom.regions import Box
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -85,13 +85,14 @@ class Canvas:
         return (parts[0], parts[1], parts[2])
 
     @contextmanager
-    def painting(self, region: Region) -> Iterator[RegionPainter]:
-        """A painter over ``region``'s voxels (a box inside the canvas), written back on exit.
+    def painting(self, box: Box) -> Iterator[RegionPainter]:
+        """A painter over the voxels of ``box`` (inside the canvas), written back on exit.
 
         A slab of whole y-z planes of the canvas is contiguous and painted in place; any
         other box through a copy.
         """
-        x, y, z = region.box
+        x, y, z = box
+        shape = tuple(part.stop - part.start for part in box)
         if (y, z) == self.box[1:]:
             plane = self.shape[1] * self.shape[2]
             start, stop = (
@@ -102,7 +103,7 @@ class Canvas:
                 self.signals[:, start:stop], self.chi[start:stop], self.classes[start:stop]
             )
             return
-        local = (slice(None), *self._local(region.box))
+        local = (slice(None), *self._local(box))
         signals = self.signals.reshape(-1, *self.shape)
         chi, classes = self.chi.reshape(self.shape), self.classes.reshape(self.shape)
         painter = self._painter(
@@ -111,9 +112,9 @@ class Canvas:
             classes[local[1:]].ravel(),
         )
         yield painter
-        signals[local] = painter.signals.reshape(-1, *region.shape)
-        chi[local[1:]] = painter.chi.reshape(region.shape)
-        classes[local[1:]] = painter.classes.reshape(region.shape)
+        signals[local] = painter.signals.reshape(-1, *shape)
+        chi[local[1:]] = painter.chi.reshape(shape)
+        classes[local[1:]] = painter.classes.reshape(shape)
 
     def chi_on_grid(self, grid_shape: tuple[int, int, int]) -> NDArray[np.float32]:
         """Chi (ppm) on the whole grid (X, Y, Z), 0 outside the canvas."""

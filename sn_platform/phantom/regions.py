@@ -132,19 +132,33 @@ def region_coordinates(
     box: Box,
     deformed: bool,
 ) -> Region:
-    """Anatomical coordinates of the voxels of ``box``; ``deformed`` adds the deformation.
+    """Anatomical coordinates of the voxels of ``box``; ``deformed`` adds the deformation."""
+    indices = [np.arange(part.start, part.stop) for part in box]
+    u = lattice_coordinates(shape, voxel_mm, pose, (indices[0], indices[1], indices[2]), deformed)
+    return Region(box=box, u=u)
+
+
+def lattice_coordinates(
+    shape: tuple[int, int, int],
+    voxel_mm: tuple[float, float, float],
+    pose: Pose,
+    indices: tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]],
+    deformed: bool,
+) -> FloatArray:
+    """Anatomical coordinates (n, 3) mm of the grid voxels ``indices`` (one index array
+    per axis; their outer product, C order); ``deformed`` adds the deformation.
 
     The rigid part is separable (one 1D axis per world axis), so it costs three additions
-    per voxel; the deformation is evaluated only where asked (the midbrain).
+    per voxel; the deformation is evaluated only where asked.
     """
     axes = [
-        axis[part] - offset
-        for axis, part, offset in zip(
-            grid_axes_mm(shape, voxel_mm), box, pose.shift_mm, strict=True
+        axis[index] - offset
+        for axis, index, offset in zip(
+            grid_axes_mm(shape, voxel_mm), indices, pose.shift_mm, strict=True
         )
     ]
     rotation = pose.rotation
-    sizes = tuple(part.stop - part.start for part in box)
+    sizes = tuple(index.size for index in indices)
     # Column-major, so that each coordinate u[:, k] is contiguous for the distance functions.
     u = np.empty((int(np.prod(sizes)), 3), order="F")
     for k in range(3):
@@ -155,7 +169,7 @@ def region_coordinates(
         ).ravel()
     if deformed:
         u += smooth_deformation_mm(u, pose.deformation_seed)
-    return Region(box=box, u=u)
+    return u
 
 
 def smooth_deformation_mm(u: FloatArray, seed: int) -> FloatArray:

@@ -27,6 +27,7 @@ from sn_platform.phantom.regions import (
     Region,
     box_world_bounds,
     ellipsoid_world_bounds,
+    lattice_coordinates,
     region_coordinates,
     split_box,
     world_box,
@@ -56,6 +57,8 @@ NUCLEI_BOX_MM: tuple[Vector, Vector] = ((0.0, 0.0, -1.0), (22.0, 18.0, 15.0))
 VEIN_BOX_MM: tuple[Vector, Vector] = ((0.0, -5.0, 0.0), (23.0, 23.0, 12.0))
 # The smooth deformation moves structures by up to about 3 mm.
 DEFORMATION_MARGIN_MM = 3.0
+# Spacing (mm) of the lattice the 1 mm template is sampled on.
+TEMPLATE_STEP_MM = 1.0
 # Voxels per slab for the head and brainstem (pointwise work, so any slab size).
 SLAB_VOXELS = 500_000
 # The peduncle's white matter fades into the tegmentum and cisterns over about 2 mm: no
@@ -120,7 +123,7 @@ def render_anatomy(plan: SubjectPlan, rng: np.random.Generator) -> RenderedAnato
     else:
         canvas = _geometric_head_canvas(plan, plan.head)
     nuclei = _deformed_region(plan, _canvas_box(canvas, plan, NUCLEI_BOX_MM))
-    with canvas.painting(nuclei) as painter:
+    with canvas.painting(nuclei.box) as painter:
         labels = _paint_nuclei(painter, nuclei, plan, rng)
     return RenderedAnatomy(
         canvas=canvas,
@@ -135,20 +138,41 @@ def _new_canvas(plan: SubjectPlan, box: Box) -> Canvas:
 
 
 def _template_head_canvas(plan: SubjectPlan, outline: TemplateHead) -> Canvas:
-    """The MNI template's head on the whole grid, slab by slab on deformed coordinates
-    (the same as the nuclei's, so they stay on the template's midbrain)."""
+    """The MNI template's head, slab by slab, on deformed coordinates (the same as the
+    nuclei's, so they stay on the template's midbrain).
+
+    The template has 1 mm voxels: it is sampled on a lattice of about 1 mm through the
+    slab (every ``TEMPLATE_STEP_MM`` along each axis) and linearly interpolated to the
+    grid's voxels, a quarter of the work at 0.5 mm in-plane.
+    """
+    site = plan.site
     template = load_template()
     centre, half = anatomical_bounds_mm(template, outline)
     lower, upper = box_world_bounds(plan.pose, tuple(centre), tuple(half), DEFORMATION_MARGIN_MM)
-    box = world_box(plan.site.shape, plan.site.voxel_mm, lower, upper)
+    box = world_box(site.shape, site.voxel_mm, lower, upper)
     assert box is not None, "PhantomConfig keeps the midbrain, so the head, in the FOV"
     canvas = _new_canvas(plan, box)
+    steps = [max(1, round(TEMPLATE_STEP_MM / v)) for v in site.voxel_mm]
     for slab in split_box(canvas.box, SLAB_VOXELS):
-        region = _deformed_region(plan, slab)
-        at = template.tissues_at(template_coordinates(region.u, outline))
-        with canvas.painting(region) as painter:
+        lattice = [_lattice_indices(part, step) for part, step in zip(slab, steps, strict=True)]
+        u = lattice_coordinates(
+            site.shape, site.voxel_mm, plan.pose, (lattice[0], lattice[1], lattice[2]), True
+        )
+        sampled = template.tissues_at(template_coordinates(u, outline))
+        at = sampled.interpolated(
+            tuple(index.size for index in lattice),
+            [np.arange(part.start, part.stop) for part in slab],
+            lattice,
+        )
+        with canvas.painting(slab) as painter:
             _paint_template_tissues(painter, at, outline)
     return canvas
+
+
+def _lattice_indices(part: slice, step: int) -> NDArray[np.intp]:
+    """Every ``step``-th index of ``part``, and its last, so the lattice spans the part."""
+    indices = np.arange(part.start, part.stop, step)
+    return indices if indices[-1] == part.stop - 1 else np.append(indices, part.stop - 1)
 
 
 def _paint_template_tissues(
@@ -178,7 +202,7 @@ def _geometric_head_canvas(plan: SubjectPlan, outline: head.HeadAnatomy) -> Canv
     _paint_layers(canvas, plan, outline, CEREBELLUM_LAYERS)
     for slab in split_box(_canvas_box(canvas, plan, BRAINSTEM_BOX_MM), SLAB_VOXELS):
         brainstem = _deformed_region(plan, slab)
-        with canvas.painting(brainstem) as painter:
+        with canvas.painting(brainstem.box) as painter:
             _paint_brainstem(painter, brainstem.u, outline)
     return canvas
 
@@ -226,7 +250,7 @@ def _paint_head(canvas: Canvas, plan: SubjectPlan, outline: head.HeadAnatomy) ->
     """Scalp and skull (a low-signal band), subarachnoid CSF, cortex, white matter."""
     for region in _rigid_slabs(canvas, plan, canvas.box):
         brain = outline.brain.distance(region.u)
-        with canvas.painting(region) as painter:
+        with canvas.painting(region.box) as painter:
             scalp = brain - outline.csf_gap_mm - outline.scalp_skull_mm
             painter.paint_tissue(anat.soft_inside(scalp), tissues.SCALP_SKULL)
             painter.paint_tissue(anat.soft_inside(brain - outline.csf_gap_mm), tissues.CSF)
@@ -243,7 +267,7 @@ def _paint_layers(
     box = _ellipsoids_box(plan, outer.parts, outer.offset_mm + 1.0)
     for region in _rigid_slabs(canvas, plan, box):
         core = head.white_matter_core_distance(region.u, outline)
-        with canvas.painting(region) as painter:
+        with canvas.painting(region.box) as painter:
             for layer in layers:
                 union = np.min([part.distance(region.u) for part in layer.parts], axis=0)
                 inside = np.maximum(union - layer.offset_mm, core)
@@ -369,7 +393,7 @@ def _paint_vein(canvas: Canvas, plan: SubjectPlan, rng: np.random.Generator) -> 
         u, rng.uniform(0.5, 0.9), rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0])
     )
     vein = anat.soft_inside(head.capped(ring, u[:, 2], head.MIDBRAIN_LEVELS_MM))
-    with canvas.painting(region) as painter:
+    with canvas.painting(region.box) as painter:
         painter.paint_tissue(vein, tissues.VENOUS_BLOOD)
     return _on_grid(vein, region, plan.site.shape)
 

@@ -18,7 +18,8 @@ drawn at ``u`` stay on the template's own midbrain.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -72,17 +73,43 @@ class TemplateHead:
 class TemplateTissues:
     """Tissue fractions and distances at template points, each (n,).
 
-    ``brain`` is the brain's membership; ``grey`` and ``white`` the fractions of brain
-    tissue that are GM and WM (the rest, ``1 - grey - white``, CSF); ``brain_distance_mm``
+    ``grey`` and ``white`` are the fractions of the voxel that are GM and WM (in the brain,
+    the rest is CSF); ``brain_distance_mm``
     the distance outside the brain (0 inside) and ``skull_distance_mm`` outside the
     inner surface of the skull.
     """
 
-    brain: FloatArray
     grey: FloatArray
     white: FloatArray
     brain_distance_mm: FloatArray
     skull_distance_mm: FloatArray
+
+    def interpolated(
+        self,
+        lattice_shape: tuple[int, ...],
+        fine: Sequence[NDArray[np.intp]],
+        lattice: Sequence[NDArray[np.intp]],
+    ) -> TemplateTissues:
+        """These values, sampled on a lattice of grid indices (``lattice`` per axis, values
+        in C order of ``lattice_shape``), linearly interpolated to the indices ``fine``."""
+
+        def upsample(values: FloatArray) -> FloatArray:
+            volume = values.reshape(lattice_shape)
+            for axis, (targets, knots) in enumerate(zip(fine, lattice, strict=True)):
+                if targets.size == knots.size:
+                    continue
+                low = np.clip(np.searchsorted(knots, targets, side="right") - 1, 0, knots.size - 2)
+                weight = (targets - knots[low]) / (knots[low + 1] - knots[low])
+                shape = [1, 1, 1]
+                shape[axis] = -1
+                weight = weight.reshape(shape)
+                volume = (
+                    np.take(volume, low, axis) * (1.0 - weight)
+                    + np.take(volume, low + 1, axis) * weight
+                )
+            return volume.ravel()
+
+        return TemplateTissues(*(upsample(getattr(self, f.name)) for f in fields(self)))
 
 
 @dataclass(frozen=True)
@@ -92,7 +119,6 @@ class Template:
 
     affine: FloatArray
     skull_bounds_mni: tuple[FloatArray, FloatArray]
-    brain: NDArray[np.float32]
     grey: NDArray[np.float32]
     white: NDArray[np.float32]
     brain_distance_mm: NDArray[np.float32]
@@ -112,7 +138,6 @@ class Template:
 
         far = 1e3
         return TemplateTissues(
-            brain=sample(self.brain, 0.0),
             grey=sample(self.grey, 0.0),
             white=sample(self.white, 0.0),
             brain_distance_mm=sample(self.brain_distance_mm, far),
@@ -158,7 +183,6 @@ def load_template() -> Template:
     return Template(
         affine=affine,
         skull_bounds_mni=(corners_mni.min(0), corners_mni.max(0)),
-        brain=brain,
         grey=grey.astype(np.float32),
         white=white.astype(np.float32),
         brain_distance_mm=ndimage.distance_transform_edt(~inside).astype(np.float32),

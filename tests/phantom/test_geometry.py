@@ -86,7 +86,7 @@ def test_canvas_paints_a_box_and_leaves_air_outside():
     region = region_coordinates(
         (4, 2, 1), (1.0, 1.0, 1.0), IDENTITY, (slice(2, 3), slice(0, 2), slice(0, 1)), False
     )
-    with canvas.painting(region) as painter:
+    with canvas.painting(region.box) as painter:
         painter.paint_tissue(np.ones(2), tissues.WHITE_MATTER)
     # The canvas holds x = 1, 2 of the grid; only x = 2 was painted.
     echo = canvas.signals[0].reshape(canvas.shape)[:, :, 0]
