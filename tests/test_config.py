@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 
 from sn_platform.cli import phantom_config
 from sn_platform.composition import CONFIG_DIR, build
+from sn_platform.data.augment import reads_tissues
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.settings import DataSettings
 from sn_platform.errors import ConfigError
@@ -39,7 +40,7 @@ def _compose(*overrides: str, name: str = "config"):
 def test_groups_have_the_expected_options():
     assert _options("model") == ["vnet_milletari", "vnet_paper", "vnet_small"]
     assert _options("loss") == ["dice", "dice_bce", "dice_milletari", "focal_tversky", "tversky"]
-    assert _options("augment") == ["none", "paper", "strong"]
+    assert _options("augment") == ["none", "paper", "strong", "synth"]
     assert _options("data") == ["bids", "phantom"]
 
 
@@ -70,9 +71,11 @@ def test_losses_and_optimisers_instantiate(loss, optim):
 def test_augmentations_run_on_a_subject(augment):
     cfg = _compose(f"augment={augment}")
     transform = instantiate(cfg.augment)
+    label = (torch.rand(1, 24, 24, 8) > 0.5).to(torch.uint8)
     subject = tio.Subject(
         echo1=tio.ScalarImage(tensor=torch.rand(1, 24, 24, 8) * 100),
-        label=tio.LabelMap(tensor=(torch.rand(1, 24, 24, 8) > 0.5).to(torch.uint8)),
+        label=tio.LabelMap(tensor=label),
+        tissues=tio.LabelMap(tensor=label + 1),  # the tissue map the synth preset renders from
     )
     torch.manual_seed(0)
     assert transform(subject)["echo1"].shape == (1, 24, 24, 8)
@@ -170,6 +173,9 @@ def test_the_localiser_experiment_sees_the_whole_field_of_view_coarsely():
     spec = run_spec(_compose("experiment=localiser", "data.root=/data/bids"))
     assert spec.data.preprocessing.spacing_mm == (2.0, 2.0, 2.0)
     assert spec.data.preprocessing.roi_mm is None
+    # One channel, echo 1, on synthetic contrasts: it runs on any protocol.
+    assert spec.data.preprocessing.echoes == (1,) and spec.model["in_channels"] == 1
+    assert reads_tissues(spec.augmentation)
     assert spec.tracking.model_name == "sn-localiser" and spec.localiser_uri is None
 
 

@@ -1,10 +1,15 @@
-"""Rician noise, TorchIO style: a random transform samples, a deterministic one applies.
+"""What TorchIO lacks for our augmentation, TorchIO style: a random transform samples, a
+deterministic one applies.
 
-Magnitude images carry Rician, not Gaussian, noise: the noise is added to the complex
-signal (real and imaginary parts), and the magnitude is taken. All echoes of a subject
-share one noise SD, as in a real acquisition, and it is set relative to the subject's
-bright signal (99th percentile of the brightest echo), so it means the same at any
-intensity scale.
+Rician noise: magnitude images carry Rician, not Gaussian, noise: the noise is added to the
+complex signal (real and imaginary parts), and the magnitude is taken. All echoes of a
+subject share one noise SD, as in a real acquisition, and it is set relative to the
+subject's bright signal (99th percentile of the brightest echo), so it means the same at
+any intensity scale.
+
+Synthetic contrasts (SynthSeg, Billot et al. 2023): every echo rendered from the tissue
+label map (``TISSUES_KEY``) with a random intensity per class, so a network learns the
+anatomy rather than one protocol's grey levels (``conf/augment/synth.yaml``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any, cast
 import torch
 import torchio as tio
 from torchio.transforms.augmentation.random_transform import RandomTransform
+
+from sn_platform.data.preprocessing import TISSUES_KEY
 
 
 def _reference_intensity(subject: tio.Subject, names: list[str]) -> float:
@@ -70,3 +77,57 @@ class RandomRicianNoise(RandomTransform, tio.IntensityTransform):
         transformed = RicianNoise(std=std, seed=seeds, **self._get_base_args())(subject)
         assert isinstance(transformed, tio.Subject)
         return transformed
+
+
+class RandomLabelsToEchoes(RandomTransform, tio.IntensityTransform):
+    """TorchIO's ``RandomLabelsToImage`` for every echo: each echo (each intensity image the
+    transform includes) is replaced by an image rendered from the tissue label map
+    (``TISSUES_KEY``), each echo with its own random contrast.
+
+    Parameters
+    ----------
+    default_mean : range of each class's mean intensity (arbitrary units; the normalisation
+        removes the scale)
+    default_std : range of each class's within-class SD (same units)
+    ignore_background : leave class 0 (air) at 0, as a magnitude image's air is (its noise
+        floor comes from the Rician noise)
+    """
+
+    label_key = TISSUES_KEY
+
+    def __init__(
+        self,
+        default_mean: tuple[float, float] = (0.1, 0.9),
+        default_std: tuple[float, float] = (0.01, 0.1),
+        ignore_background: bool = True,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.default_mean = (float(default_mean[0]), float(default_mean[1]))
+        self.default_std = (float(default_std[0]), float(default_std[1]))
+        self.ignore_background = ignore_background
+
+    def apply_transform(self, subject: tio.Subject) -> tio.Subject:
+        # The subject is already this call's copy: the renderings work on it in place.
+        arguments: dict[str, Any] = {**self._get_base_args(), "copy": False}
+        for name in self.get_images_dict(subject):
+            render = tio.RandomLabelsToImage(
+                label_key=TISSUES_KEY,
+                image_key=name,
+                default_mean=self.default_mean,
+                default_std=self.default_std,
+                ignore_background=self.ignore_background,
+                **arguments,
+            )
+            subject = cast(tio.Subject, render(subject))
+        return subject
+
+
+def reads_tissues(transform: tio.Transform | None) -> bool:
+    """Whether ``transform``, or a transform it composes, renders images from the tissue
+    label map (its ``label_key`` is ``TISSUES_KEY``): then the subjects need one."""
+    if isinstance(transform, tio.Compose):
+        return any(reads_tissues(t) for t in transform.transforms)
+    if isinstance(transform, tio.OneOf):
+        return any(reads_tissues(t) for t in transform.transforms_dict)
+    return getattr(transform, "label_key", None) == TISSUES_KEY

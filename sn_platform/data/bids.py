@@ -82,7 +82,8 @@ def dseg_table_path(root: Path, source: str = "truth") -> Path:
 
 @dataclass(frozen=True)
 class SubjectRecord:
-    """Files of one subject; ``labels`` maps a label name (SN, RN) to its mask file."""
+    """Files of one subject; ``labels`` maps a label name (SN, RN) to its mask file;
+    ``tissues`` is the tissue label map (``dseg_path``) when training renders images from it."""
 
     participant_id: str
     echoes: tuple[Path, ...]
@@ -90,6 +91,7 @@ class SubjectRecord:
     labels: dict[str, Path] = field(default_factory=dict)
     group: str | None = None
     site: str | None = None
+    tissues: Path | None = None
 
 
 def read_participants(root: Path) -> dict[str, dict[str, str]]:
@@ -116,6 +118,7 @@ def discover_subjects(
     labels: Sequence[str] = ("SN",),
     optional_labels: Sequence[str] = ("RN",),
     subjects: Iterable[str] | None = None,
+    tissues: bool = False,
 ) -> list[SubjectRecord]:
     """Find the subjects of a BIDS dataset and the files the platform reads.
 
@@ -127,11 +130,14 @@ def discover_subjects(
     labels : labels every subject must have
     optional_labels : labels used when present (the RN picks the slab)
     subjects : ids to keep (without ``sub-``); all when None
+    tissues : also find every subject's tissue label map (``dseg_path``, ``derivatives/truth``),
+        which synthetic contrasts are rendered from in training
 
     Raises
     ------
     DataValidationError
-        naming the missing file, when an echo or a required label is missing.
+        naming the missing file, when an echo, a required label or (with ``tissues``) the
+        tissue label map is missing.
     """
     root = Path(root)
     if not root.is_dir():
@@ -164,6 +170,13 @@ def discover_subjects(
                     label_files[name] = path
                 elif name in labels:
                     raise DataValidationError(path, f"missing {name} label")
+        tissue_map = dseg_path(root, participant_id) if tissues else None
+        if tissue_map is not None and not tissue_map.exists():
+            raise DataValidationError(
+                tissue_map,
+                "missing tissue label map (dseg), which augment=synth renders images from; "
+                "write one per subject or choose another augmentation",
+            )
         chimap = chimap_path(root, participant_id)
         row = participants.get(participant_id, {})
         records.append(
@@ -174,6 +187,7 @@ def discover_subjects(
                 labels=label_files,
                 group=row.get("group"),
                 site=row.get("site"),
+                tissues=tissue_map,
             )
         )
     return records
@@ -194,12 +208,14 @@ class Geometry:
 
 
 def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], Geometry]:
-    """Read a 3D NIfTI volume and check it; ``kind`` "label" also checks it is binary.
+    """Read a 3D NIfTI volume and check it; ``kind`` "label" also checks it is binary,
+    "dseg" that it holds classes (non-negative integers).
 
     Raises
     ------
     DataValidationError
-        unreadable or truncated file, not 3D, non-numeric data, NaN/Inf, non-binary label.
+        unreadable or truncated file, not 3D, non-numeric data, NaN/Inf, non-binary label,
+        a dseg of other values than classes.
     """
     try:
         image = nib.load(path)
@@ -229,6 +245,11 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
     if kind == "label" and not ((data == 0.0) | (data == 1.0)).all():
         shown = ", ".join(f"{v:g}" for v in np.unique(data)[:6])  # a sort only to name them
         raise DataValidationError(path, f"label is not binary (values {shown})")
+    if kind == "dseg":
+        odd = np.unique(data[(data < 0.0) | (data != np.round(data))])
+        if odd.size:
+            shown = ", ".join(f"{v:g}" for v in odd[:6])
+            raise DataValidationError(path, f"dseg holds values that are not classes ({shown})")
     shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
     return data, Geometry(shape=shape, affine=np.asarray(image.affine, dtype=np.float64))
 
@@ -278,7 +299,8 @@ def check_same_grid(
 
 
 def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geometry:
-    """Check every file of a subject: readable, 3D, finite, binary labels, one grid.
+    """Check every file of a subject: readable, 3D, finite, binary labels, integer tissue
+    classes, one grid.
 
     Returns the subject's geometry (that of echo 1).
     """
@@ -286,6 +308,8 @@ def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geome
     validate_later_echoes(record, reference, tolerance_mm)
     others = [] if record.chimap is None else [(record.chimap, "image")]
     others.extend((p, "label") for p in record.labels.values())
+    if record.tissues is not None:
+        others.append((record.tissues, "dseg"))
     for path, kind in others:
         _, geometry = load_volume(path, kind)
         check_same_grid(path, geometry, reference, tolerance_mm)
@@ -308,6 +332,7 @@ def dataset_fingerprint(records: Sequence[SubjectRecord]) -> str:
     for record in sorted(records, key=lambda r: r.participant_id):
         paths = [*record.echoes, *([record.chimap] if record.chimap else [])]
         paths += [record.labels[name] for name in sorted(record.labels)]
+        paths += [record.tissues] if record.tissues else []
         for path in paths:
             digest.update(path.name.encode())
             digest.update(Path(path).read_bytes())

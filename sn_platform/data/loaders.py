@@ -1,4 +1,8 @@
-"""TorchIO datasets: subjects with one image per echo, a training patch queue, whole volumes."""
+"""TorchIO datasets: subjects with one image per echo, a training patch queue, whole volumes.
+
+A subject is made of the spec's echoes, the class map of its labels (the target) and, when
+the augmentation renders images from it, the tissue label map (``TISSUES_KEY``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ import torch
 import torchio as tio
 from torch.utils.data import DataLoader
 
+from sn_platform.data.augment import reads_tissues
 from sn_platform.data.bids import SubjectRecord
-from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec, echo_key
+from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY, PreprocessingSpec, echo_key
 from sn_platform.data.roi import mask_centre, spatial_in_box
 
 
@@ -29,10 +34,14 @@ def class_map(record: SubjectRecord, labels: Sequence[str]) -> tio.LabelMap:
 
 
 def make_subject(
-    record: SubjectRecord, spec: PreprocessingSpec, labels: Sequence[str] = ()
+    record: SubjectRecord,
+    spec: PreprocessingSpec,
+    labels: Sequence[str] = (),
+    tissues: bool = False,
 ) -> tio.Subject:
-    """A TorchIO subject: the spec's echoes as separate images and, when ``labels`` are
-    given and the record has them all, their class map (``class_map``)."""
+    """A TorchIO subject: the spec's echoes as separate images; when ``labels`` are given
+    and the record has them all, their class map (``class_map``); with ``tissues``, the
+    record's tissue label map (``discover_subjects(..., tissues=True)`` finds it)."""
     missing = [e for e in spec.echoes if e > len(record.echoes)]
     if missing:
         raise ValueError(
@@ -44,6 +53,13 @@ def make_subject(
     }
     if labels and all(name in record.labels for name in labels):
         images[LABEL_KEY] = class_map(record, labels)
+    if tissues:
+        if record.tissues is None:
+            raise ValueError(
+                f"sub-{record.participant_id}: no tissue label map discovered "
+                "(discover_subjects(..., tissues=True))"
+            )
+        images[TISSUES_KEY] = tio.LabelMap(record.tissues)
     return tio.Subject(participant_id=record.participant_id, group=record.group or "n/a", **images)
 
 
@@ -67,9 +83,11 @@ def subjects_dataset(
     With ``cache`` the spatial steps (read, reorient, resample, pad) run once, here,
     and only augmentation and normalisation run at every access: an epoch re-reads nothing.
     With ``spec.roi_mm`` each subject is cropped to the box around its labels' centre
-    (``spatially_prepared``), so caching is then required.
+    (``spatially_prepared``), so caching is then required. An augmentation that renders
+    images from the tissue label map (``reads_tissues``) gets it, through the same steps.
     """
-    subjects = [make_subject(r, spec, labels) for r in records]
+    tissues = reads_tissues(augmentation)
+    subjects = [make_subject(r, spec, labels, tissues) for r in records]
     if not cache:
         if spec.roi_mm is not None:
             raise ValueError("a region of interest (roi_mm) needs the cached spatial steps")

@@ -20,6 +20,9 @@ import torch
 import torchio as tio
 
 LABEL_KEY = "label"
+# The tissue label map (dseg) that synthetic contrasts are rendered from: a label map of its
+# own, which takes the spatial steps with the echoes but is neither a channel nor the target.
+TISSUES_KEY = "tissues"
 
 
 def echo_key(echo: int) -> str:

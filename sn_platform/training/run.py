@@ -16,6 +16,7 @@ import torch
 import torchio as tio
 from torch import nn
 
+from sn_platform.data.augment import reads_tissues
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.loaders import patch_loader, subjects_dataset, training_queue
 from sn_platform.data.settings import DataSettings
@@ -174,7 +175,7 @@ def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> Trai
     runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision)
     seed_everything(spec.seed, spec.trainer.deterministic)
     model = initial_model(spec)
-    subjects = split_subjects(spec.data, spec.trainer.fold)
+    subjects = split_subjects(spec.data, spec.trainer.fold, reads_tissues(spec.augmentation))
     directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
     checkpoint = _prepare_checkpoints(directory, spec.trainer.resume)
     resume = checkpoint is not None

@@ -26,9 +26,10 @@ class SubjectSplit:
         return [*self.train, *self.validation, *self.test]
 
 
-def split_subjects(data: DataSettings, fold: int | None) -> SubjectSplit:
+def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) -> SubjectSplit:
     """Discover and validate the dataset; pick the subjects of ``fold`` (None: all
-    development subjects train, none validate)."""
+    development subjects train, none validate). With ``tissues`` every subject must have
+    its tissue label map (the augmentation renders images from it)."""
     spec = data.preprocessing
     records = discover_subjects(
         Path(str(data.root)),
@@ -36,6 +37,7 @@ def split_subjects(data: DataSettings, fold: int | None) -> SubjectSplit:
         label_source=data.label_source,
         labels=data.labels,
         optional_labels=(),
+        tissues=tissues,
     )
     for record in records:
         validate_subject(record)

@@ -1,4 +1,5 @@
-"""Rician noise: deterministic given its seed, Rayleigh-distributed on zero signal."""
+"""Rician noise: deterministic given its seed, Rayleigh-distributed on zero signal. The synth
+preset: every echo rendered from the tissue map, a random intensity per class and seed."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import numpy as np
 import pytest
 import torch
 import torchio as tio
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
-from sn_platform.data.augment import RandomRicianNoise, RicianNoise
+from sn_platform.composition import CONFIG_DIR
+from sn_platform.data.augment import RandomRicianNoise, RicianNoise, reads_tissues
+from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY
 
 
 def _subject(value: float) -> tio.Subject:
@@ -31,3 +37,83 @@ def test_random_rician_noise_replays_from_history():
     replayed = transformed.get_composed_history()(_subject(50.0))
     assert torch.equal(transformed["echo2"].data, replayed["echo2"].data)
     assert not torch.equal(transformed["echo1"].data, transformed["echo2"].data)
+
+
+def _preset(name: str = "synth") -> DictConfig:
+    """The ``augment`` node of the composed config with the preset ``name``."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=[f"augment={name}"]).augment
+
+
+def _tissue_subject() -> tio.Subject:
+    """Air (0) around three blocks of classes 1, 2 and 3 (the SN, labelled 1), two echoes."""
+    classes = torch.zeros(1, 24, 24, 8, dtype=torch.uint8)
+    classes[0, 4:12, 4:20, 1:7] = 1
+    classes[0, 12:20, 4:20, 1:7] = 2
+    classes[0, 8:16, 8:16, 3:5] = 3
+    rng = torch.Generator().manual_seed(1)
+    return tio.Subject(
+        echo1=tio.ScalarImage(tensor=100 * torch.rand(1, 24, 24, 8, generator=rng)),
+        echo2=tio.ScalarImage(tensor=50 * torch.rand(1, 24, 24, 8, generator=rng)),
+        label=tio.LabelMap(tensor=(classes == 3).to(torch.uint8)),
+        tissues=tio.LabelMap(tensor=classes),
+    )
+
+
+def _class_statistics(subject: tio.Subject, key: str) -> tuple[list[float], list[float]]:
+    image, classes = subject[key].data[0], subject[TISSUES_KEY].data[0]
+    inside = [image[classes == c] for c in (1, 2, 3)]
+    return [float(v.mean()) for v in inside], [float(v.std()) for v in inside]
+
+
+def test_the_synth_preset_renders_every_echo_from_the_tissue_map():
+    preset = instantiate(_preset())
+    assert isinstance(preset, tio.Compose) and reads_tissues(preset)
+    names = [type(t).__name__ for t in preset.transforms]
+    assert names.index("RandomLabelsToEchoes") > names.index("RandomElasticDeformation")
+    assert names.index("Clamp") < names.index("RandomGamma") < names.index("RandomRicianNoise")
+    assert not any(reads_tissues(instantiate(_preset(n))) for n in ("none", "paper", "strong"))
+
+
+def test_each_class_gets_a_homogeneous_random_intensity_per_echo_and_seed():
+    (node,) = [n for n in _preset().transforms if n._target_.endswith("LabelsToEchoes")]
+    assert node.p == 0.8
+    render = instantiate(node, p=1.0)
+    subject = _tissue_subject()
+    means = {}
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        rendered = render(subject)
+        sampled = [t for t in rendered.history if t.name == "LabelsToImage"]
+        assert [t.image_key for t in sampled] == ["echo1", "echo2"]
+        for key, transform in zip(("echo1", "echo2"), sampled, strict=True):
+            mean, sd = _class_statistics(rendered, key)
+            # Classes 0 (air, left at 0), 1, 2 and 3: the sampled mean and SD (<= 0.1) of each.
+            np.testing.assert_allclose(mean, transform.means[1:], atol=0.03)
+            np.testing.assert_allclose(sd, transform.stds[1:], rtol=0.25)
+            assert all(0.1 <= m <= 0.9 for m in transform.means) and max(sd) < 0.12
+            assert bool((rendered[key].data[rendered[TISSUES_KEY].data == 0] == 0).all())
+            means[seed, key] = mean
+        assert torch.equal(rendered[LABEL_KEY].data, subject[LABEL_KEY].data)
+        assert torch.equal(rendered[TISSUES_KEY].data, subject[TISSUES_KEY].data)
+    # Another seed, another contrast; another echo, another contrast.
+    for one, other in (((0, "echo1"), (1, "echo1")), ((0, "echo1"), (0, "echo2"))):
+        assert np.abs(np.subtract(means[one], means[other])).min() > 1e-3
+
+
+def test_the_synth_preset_moves_label_and_classes_together_and_keeps_magnitudes_positive():
+    preset = instantiate(_preset())
+    before_noise = tio.Compose(preset.transforms[:-1])
+    assert isinstance(preset.transforms[-1], RandomRicianNoise)
+    subject = _tissue_subject()
+    for seed in range(4):
+        torch.manual_seed(seed)
+        augmented = preset(subject)
+        torch.manual_seed(seed)
+        noiseless = before_noise(subject)
+        classes = augmented[TISSUES_KEY].data
+        assert set(classes.unique().tolist()) <= {0, 1, 2, 3}
+        assert torch.equal(augmented[LABEL_KEY].data == 1, classes == 3)
+        for key in ("echo1", "echo2"):
+            assert float(noiseless[key].data.min()) >= 0.0
+            assert float(augmented[key].data.min()) >= 0.0

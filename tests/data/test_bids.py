@@ -13,6 +13,7 @@ from sn_platform.data.bids import (
     DataValidationError,
     chimap_path,
     discover_subjects,
+    dseg_path,
     echo_path,
     label_path,
     load_volume,
@@ -179,3 +180,33 @@ def test_participants_table_that_is_not_text_is_named(tmp_path):
     (root / "participants.tsv").write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(DataValidationError, match=r"participants\.tsv: not a UTF-8 TSV table"):
         discover_subjects(root)
+
+
+def test_the_tissue_map_is_found_only_when_asked_and_refused_when_missing(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    assert [r.tissues for r in discover_subjects(root)] == [None, None]
+    with pytest.raises(DataValidationError) as info:
+        discover_subjects(root, tissues=True)
+    message = str(info.value)
+    assert message.startswith(f"{dseg_path(root, '01')}: missing tissue label map (dseg)")
+    assert "augment=synth" in message and "\n" not in message
+    classes = np.zeros(SHAPE, np.uint8)
+    classes[2:5, 2:5, 1:3] = 8
+    for sub in ("01", "02"):
+        _save(dseg_path(root, sub), classes)
+    records = discover_subjects(root, tissues=True)
+    assert [r.tissues for r in records] == [dseg_path(root, "01"), dseg_path(root, "02")]
+    assert validate_subject(records[0]).shape == SHAPE
+    assert [r.tissues for r in discover_subjects(root)] == [None, None]
+
+
+def test_a_tissue_map_of_other_values_than_classes_is_refused(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    values = np.zeros(SHAPE, np.float32)
+    values[0, 0, :2] = (2.5, -1.0)
+    for sub in ("01", "02"):
+        _save(dseg_path(root, sub), values)
+    with pytest.raises(DataValidationError) as info:
+        validate_subject(discover_subjects(root, tissues=True)[0])
+    problem = "dseg holds values that are not classes (-1, 2.5)"
+    assert str(info.value) == f"{dseg_path(root, '01')}: {problem}"

@@ -10,7 +10,8 @@ import pytest
 import torch
 import torchio as tio
 
-from sn_platform.data.bids import discover_subjects
+from sn_platform.data.augment import RandomLabelsToEchoes
+from sn_platform.data.bids import discover_subjects, dseg_path
 from sn_platform.data.loaders import (
     make_subject,
     patch_loader,
@@ -18,7 +19,9 @@ from sn_platform.data.loaders import (
     subjects_dataset,
     training_queue,
 )
-from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
+from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY, PreprocessingSpec
+from sn_platform.data.roi import mask_centre
+from tests.data.tissue_maps import CLASSES, linked_cohort, write_tissue_maps
 
 
 def test_spec_round_trips_through_json():
@@ -53,14 +56,11 @@ def test_no_class_map_without_every_label(phantom_cohort):
     assert LABEL_KEY not in subject
 
 
-def test_orientation_does_not_change_the_network_input(phantom_cohort, tmp_path):
-    root, _ = phantom_cohort
-    record = discover_subjects(root)[1]
-    copy = tmp_path / "pir"
+def _reoriented_copy(root, copy, folders=("derivatives/manual",)):
+    """Subject 002 of ``root`` and its files under ``folders``, stored PIR in ``copy``."""
     shutil.copytree(root / "sub-002", copy / "sub-002")
-    shutil.copytree(
-        root / "derivatives" / "manual" / "sub-002", copy / "derivatives" / "manual" / "sub-002"
-    )
+    for folder in folders:
+        shutil.copytree(root / folder / "sub-002", copy / folder / "sub-002")
     for path in copy.rglob("*.nii.gz"):
         image = nib.load(path)
         transform = nib.orientations.ornt_transform(
@@ -68,6 +68,13 @@ def test_orientation_does_not_change_the_network_input(phantom_cohort, tmp_path)
         )
         nib.save(image.as_reoriented(transform), path)
     assert nib.aff2axcodes(nib.load(next(copy.rglob("*echo-1*.nii.gz"))).affine) == ("P", "I", "R")
+    return copy
+
+
+def test_orientation_does_not_change_the_network_input(phantom_cohort, tmp_path):
+    root, _ = phantom_cohort
+    record = discover_subjects(root)[1]
+    copy = _reoriented_copy(root, tmp_path / "pir")
     spec = PreprocessingSpec()
     original = subjects_dataset([record], spec)[0]
     reoriented = subjects_dataset(discover_subjects(copy), spec)[0]
@@ -102,3 +109,47 @@ def test_make_subject_rejects_missing_echo(phantom_cohort):
     record = discover_subjects(root, n_echoes=2)[0]
     with pytest.raises(ValueError, match="echoes \\[3\\] requested but 2 discovered"):
         make_subject(record, PreprocessingSpec())
+
+
+def test_the_tissue_map_takes_the_spatial_steps_in_register_with_the_images(
+    phantom_cohort, tmp_path
+):
+    root = linked_cohort(phantom_cohort[0], tmp_path / "ras")
+    write_tissue_maps(root)
+    pir = _reoriented_copy(root, tmp_path / "pir", ("derivatives/manual", "derivatives/truth"))
+    spec = PreprocessingSpec(roi_mm=(64.0, 64.0, 64.0))
+    labels = ("SN", "RN", "CC")
+    renders = RandomLabelsToEchoes(p=0.0)  # asks for the tissue map, changes nothing
+    (record,) = discover_subjects(root, labels=labels, subjects=["002"], tissues=True)
+    (stored_pir,) = discover_subjects(pir, labels=labels, tissues=True)
+    with_map = subjects_dataset([record], spec, renders, labels)[0]
+    without = subjects_dataset([record], spec, None, labels)[0]
+    reoriented = subjects_dataset([stored_pir], spec, renders, labels)[0]
+    assert TISSUES_KEY not in without
+    classes, label = with_map[TISSUES_KEY], with_map[LABEL_KEY]
+    # The 64 mm box at 0.5 x 0.5 x 1 mm; the channels are the echoes alone, as without it.
+    assert classes.spatial_shape == (128, 128, 40)  # every slice of the 40 mm slab
+    np.testing.assert_array_equal(classes.affine, with_map["echo1"].affine)
+    assert torch.equal(stack_echoes(with_map, spec), stack_echoes(without, spec))
+    assert torch.equal(label.data, without[LABEL_KEY].data)
+    # Each structure's class holds exactly its label's voxels after resampling and the crop.
+    for index, name in enumerate(labels, start=1):
+        assert int((label.data == index).sum()) > 0
+        assert torch.equal(classes.data == CLASSES[name], label.data == index)
+    assert torch.equal(reoriented[TISSUES_KEY].data, classes.data)  # stored PIR, same voxels
+    # ... and where they were in the world: the SN's centre within a voxel of the file's.
+    stored = nib.load(dseg_path(root, "002"))
+    native = mask_centre(np.asarray(stored.dataobj) == CLASSES["SN"], stored.affine)
+    boxed = mask_centre(classes.data[0].numpy() == CLASSES["SN"], classes.affine)
+    assert native is not None and boxed is not None
+    assert np.abs(boxed - native).max() < 0.6
+    # The images too: the head's class is bright in echo 1 (air is 0 there).
+    echo1, inside = with_map["echo1"].data[0], classes.data[0] > 0
+    assert float(echo1[inside].mean()) > float(echo1[~inside].mean()) + 1.0
+
+
+def test_a_tissue_map_is_refused_unless_discovered(phantom_cohort):
+    root, _ = phantom_cohort
+    record = discover_subjects(root)[0]
+    with pytest.raises(ValueError, match="no tissue label map discovered"):
+        make_subject(record, PreprocessingSpec(), tissues=True)
