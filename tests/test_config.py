@@ -166,6 +166,7 @@ def test_the_small_head_keeps_each_sites_voxels_in_a_136_mm_slab():
     assert [s.shape for s in small.sites] == [(272, 272, 40), (227, 227, 34), (248, 248, 40)]
     assert [s.voxel_mm for s in small.sites] == [s.voxel_mm for s in adult.sites]
     assert (adult.head_scale, small.head_scale) == (1.0, 0.5)
+    assert (adult.head_model, small.head_model) == ("mni", "geometric")
     assert tuple(small.midbrain_offset_mm) == (8.0, 8.0, 5.0)
 
 
