@@ -27,6 +27,7 @@ from ray import tune
 
 from sn_platform import tracking
 from sn_platform.composition import build
+from sn_platform.data.augment import reads_tissues
 from sn_platform.data.io import write_text
 from sn_platform.errors import ConfigError, folder_name, one_line
 from sn_platform.evaluation import plots
@@ -200,7 +201,9 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
             f"tune.name: {experiment_dir} exists; resume it with tune.resume=true "
             "or start another with tune.name=NEW"
         )
-    split_subjects(spec.data, spec.trainer.fold)  # validates the data, writes the splits once
+    # Validates the data (the tissue maps too where the augmentation reads them) and writes
+    # the splits once.
+    split_subjects(spec.data, spec.trainer.fold, reads_tissues(spec.augmentation))
     uri = tracking.absolute_uri(str(cfg.tracking.uri))
     resources = dict(tune_cfg.resources_per_trial)
     threads = max(1, int(resources.get("cpu", 1)))
