@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
 
 from sn_platform.composition import CONFIG_DIR
 from sn_platform.data.bids import DataValidationError, discover_subjects, dseg_path
-from sn_platform.tracking import load_segmenter
+from sn_platform.tracking import configure, load_segmenter
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.run import train_and_evaluate
 from tests.data.tissue_maps import linked_cohort
@@ -41,7 +40,8 @@ def test_a_synth_run_refuses_a_subject_without_a_tissue_map_in_one_line(phantom_
 def test_the_cascade_localiser_reads_echo_1_and_the_segmenter_all_three(
     registered_model, two_site_cohort
 ):
-    mlflow.set_tracking_uri(registered_model)
+    # Tracking and registry both: an earlier test may have pointed the registry elsewhere.
+    configure(registered_model)
     segmenter = load_segmenter("models:/sn-vnet@champion")
     localiser = segmenter.localiser
     assert localiser is not None and localiser.spec.echoes == (1,)
