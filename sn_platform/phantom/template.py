@@ -172,20 +172,22 @@ def load_template() -> Template:
     grey = (1.0 - csf) * grey_share * brain
     white = (1.0 - csf) * (1.0 - grey_share) * brain
     inside = brain > 0
-    near_brain = ndimage.distance_transform_edt(~inside) < SKULL_CLOSING_MM
+    brain_distance = ndimage.distance_transform_edt(~inside)
+    near_brain = brain_distance < SKULL_CLOSING_MM
     skull_inside = ndimage.binary_fill_holes(
         ndimage.distance_transform_edt(near_brain) > SKULL_CLOSING_MM
     )
     skull_inside |= inside
     affine = np.asarray(images["t1"].affine, dtype=np.float64)
-    corners = np.array([np.argwhere(skull_inside).min(0), np.argwhere(skull_inside).max(0)])
+    skull_voxels = np.argwhere(skull_inside)
+    corners = np.array([skull_voxels.min(0), skull_voxels.max(0)])
     corners_mni = corners @ affine[:3, :3].T + affine[:3, 3]
     return Template(
         affine=affine,
         skull_bounds_mni=(corners_mni.min(0), corners_mni.max(0)),
         grey=grey.astype(np.float32),
         white=white.astype(np.float32),
-        brain_distance_mm=ndimage.distance_transform_edt(~inside).astype(np.float32),
+        brain_distance_mm=brain_distance.astype(np.float32),
         skull_distance_mm=ndimage.distance_transform_edt(~skull_inside).astype(np.float32),
     )
 
