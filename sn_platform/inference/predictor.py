@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -241,7 +241,7 @@ def to_native_grid(
 def preprocess_record(
     record: SubjectRecord,
     spec: PreprocessingSpec,
-    localiser: Segmenter | None = None,
+    localiser: Localiser | None = None,
     centre_mm: NDArray[np.float64] | None = None,
 ) -> tio.Subject:
     """The record's echoes in the network's space; with ``spec.roi_mm``, cropped to the box
@@ -268,13 +268,22 @@ def preprocess_record(
     return subject
 
 
+class Localiser(Protocol):
+    """A cascade's first stage: where the second stage's box goes on a subject."""
+
+    def locate(self, record: SubjectRecord) -> NDArray[np.float64] | None:
+        """World centre (RAS mm) of the midbrain's structures; None when none was found."""
+        ...
+
+
 @dataclass
 class Segmenter:
     """A trained network with the preprocessing and inference settings it was trained with.
 
     ``config`` is the network's ``_target_`` and arguments (to rebuild it elsewhere);
-    ``localiser`` the first stage of a cascade: a coarse segmenter over the whole field of
-    view whose structures centre this network's box (``spec.roi_mm``).
+    ``localiser`` the first stage of a cascade, which centres this network's box
+    (``spec.roi_mm``): a coarse segmenter over the whole field of view (its structures'
+    centre) or an ``inference.atlas.AtlasLocaliser`` (a registered template's midbrain).
     """
 
     model: nn.Module
@@ -283,7 +292,7 @@ class Segmenter:
     device: torch.device
     precision: str = "none"
     config: dict[str, Any] = field(default_factory=dict)
-    localiser: Segmenter | None = None
+    localiser: Localiser | None = None
 
     def preprocess(self, record: SubjectRecord) -> tio.Subject:
         """The record's echoes in the network's space (``preprocess_record``)."""

@@ -17,16 +17,16 @@ drawn at ``u`` stay on the template's own midbrain.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
+
+from sn_platform.data.templates import mni_template_path
 
 FloatArray = NDArray[np.float64]
 
@@ -35,10 +35,6 @@ FloatArray = NDArray[np.float64]
 # on the template's cerebral peduncles (the chi-separation atlas centroids, PHANTOM.md;
 # checked against the JHU white-matter labels in tests/phantom/test_template.py).
 MIDBRAIN_ORIGIN_MNI = (0.0, -21.0, -15.0)
-TEMPLATE_FILES = {
-    name: f"datasets/data/mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz"
-    for name in ("t1", "gm", "wm")
-}
 # T1 intensities (of 1) of CSF and of the darkest grey matter: CSF fraction 1 at or below
 # the first, 0 at or above the second (medians measured on the template: CSF 0.27, GM 0.66,
 # WM 0.87).
@@ -145,24 +141,12 @@ class Template:
         )
 
 
-def template_folder() -> Path:
-    """The folder of the installed ``nilearn`` package (found without importing it)."""
-    spec = importlib.util.find_spec("nilearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "nilearn is not installed: the MNI head (head=mni) reads the ICBM152 2009a "
-            "template from its wheel; pip install nilearn, or use head=geometric"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 @lru_cache(maxsize=1)
 def load_template() -> Template:
     """The template's brain, tissue fractions and distance maps (once per process)."""
-    folder = template_folder()
-    images = {name: nib.nifti1.load(folder / path) for name, path in TEMPLATE_FILES.items()}
+    images = {name: nib.nifti1.load(mni_template_path(name)) for name in ("t1", "gm", "wm")}
     t1, grey_prob, white_prob = (
-        np.asarray(images[name].dataobj, dtype=np.float32) / 255.0 for name in TEMPLATE_FILES
+        np.asarray(images[name].dataobj, dtype=np.float32) / 255.0 for name in images
     )
     brain = (t1 > 0).astype(np.float32)
     csf = np.clip((T1_GREY - t1) / (T1_GREY - T1_CSF), 0.0, 1.0) * brain

@@ -29,8 +29,9 @@ from torch import nn
 from sn_platform.data.io import write_text
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.errors import one_line
+from sn_platform.inference.atlas import AtlasLocaliser
 from sn_platform.inference.bundle import load_segmenter_files, save_weights, segmenter_bundle
-from sn_platform.inference.predictor import InferenceSettings, Segmenter
+from sn_platform.inference.predictor import InferenceSettings, Localiser, Segmenter
 from sn_platform.tracking.datasets import log_dataset
 from sn_platform.tracking.models import log_segmenter, register
 from sn_platform.tracking.runs import RunLogger, configure
@@ -141,10 +142,13 @@ def _apply(record: Mapping[str, Any], journal: Journal, state: dict[str, Any]) -
             InferenceSettings(**record["inference"]),
         )  # fmt: skip
         segmenter = load_segmenter_files(bundle, journal.folder / record["weights"], cpu)
-        localiser = record.get("localiser")
-        if localiser is not None:
-            weights = journal.folder / localiser["weights"]
-            localiser = load_segmenter_files(localiser["bundle"], weights, cpu)
+        localiser: Localiser | None = None
+        first = record.get("localiser")
+        if first is not None and "atlas" in first:
+            localiser = AtlasLocaliser.from_dict(first["atlas"])
+        elif first is not None:
+            weights = journal.folder / first["weights"]
+            localiser = load_segmenter_files(first["bundle"], weights, cpu)
         model_uri = log_segmenter(
             run.run_id, segmenter.model, record["model"], segmenter.spec, segmenter.settings,
             localiser,
@@ -322,14 +326,16 @@ class BufferedRun:
         spec: PreprocessingSpec,
         settings: InferenceSettings,
         registration: Mapping[str, Any] | None = None,
-        localiser: Segmenter | None = None,
+        localiser: Localiser | None = None,
     ) -> None:
         """The model as a pyfunc (``tracking.models.log_segmenter``) with its ``localiser``
         (a cascade's first stage) inside, registered when ``registration`` (name, alias,
         tags, description) is given."""
         weights = save_weights(model, self.journal.new_file("weights.pt"))
-        first = None
-        if localiser is not None:
+        first: dict[str, Any] | None = None
+        if isinstance(localiser, AtlasLocaliser):
+            first = {"atlas": localiser.to_dict()}
+        elif isinstance(localiser, Segmenter):
             first = {
                 "weights": self.journal.relative(
                     save_weights(localiser.model, self.journal.new_file("localiser.pt"))

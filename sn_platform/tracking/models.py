@@ -21,15 +21,16 @@ from torch import nn
 
 import sn_platform
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.inference.atlas import AtlasLocaliser
 from sn_platform.inference.bundle import load_segmenter_files, save_weights, segmenter_bundle
 from sn_platform.inference.export import export_network
 from sn_platform.inference.model_uris import check_model_uri
-from sn_platform.inference.predictor import InferenceSettings, Segmenter, predict_array
+from sn_platform.inference.predictor import InferenceSettings, Localiser, Segmenter, predict_array
 from sn_platform.runtime import select_device
 from sn_platform.tracking.runs import configure
 
 # What ``sn_platform.tracking.models`` imports when a model loads (its code travels along).
-REQUIREMENTS = ("mlflow", "torch", "torchio", "nibabel", "numpy", "scipy")
+REQUIREMENTS = ("mlflow", "torch", "torchio", "nibabel", "numpy", "scipy", "SimpleITK")
 
 
 class SegmenterModel(PythonModel):
@@ -54,6 +55,9 @@ class SegmenterModel(PythonModel):
             bundle = json.loads(Path(artifacts["localiser_bundle"]).read_text())
             weights = Path(artifacts["localiser_weights"])
             self.segmenter.localiser = load_segmenter_files(bundle, weights, device)
+        if "localiser_atlas" in artifacts:
+            atlas = json.loads(Path(artifacts["localiser_atlas"]).read_text())
+            self.segmenter.localiser = AtlasLocaliser.from_dict(atlas)
 
     def predict(self, context: Any, model_input: np.ndarray, params: Any = None) -> np.ndarray:
         # ``np.ndarray`` is a hint MLflow infers no schema from: the logged signature rules.
@@ -106,13 +110,13 @@ def log_segmenter(
     model_config: Mapping[str, Any],
     spec: PreprocessingSpec,
     settings: InferenceSettings,
-    localiser: Segmenter | None = None,
+    localiser: Localiser | None = None,
 ) -> str:
     """Log the model as a pyfunc named ``model`` in ``run_id``; returns its model URI.
 
     ``model_config`` holds the network's ``_target_`` and constructor arguments; a
     ``localiser`` (the cascade's first stage) travels inside the same model, with its own
-    ``localiser_*`` artifacts.
+    ``localiser_*`` artifacts (an ``AtlasLocaliser``: its settings, ``localiser_atlas``).
     """
     channels = len(spec.echoes)
     signature = ModelSignature(
@@ -124,7 +128,11 @@ def log_segmenter(
         folder = Path(name)
         bundle = segmenter_bundle(model_config, spec, settings)
         artifacts = _segmenter_artifacts(folder, "", model, bundle)
-        if localiser is not None:
+        if isinstance(localiser, AtlasLocaliser):
+            atlas = folder / "localiser_atlas.json"
+            atlas.write_text(json.dumps(localiser.to_dict(), indent=2))
+            artifacts["localiser_atlas"] = atlas
+        elif isinstance(localiser, Segmenter):
             first = segmenter_bundle(localiser.config, localiser.spec, localiser.settings)
             artifacts |= _segmenter_artifacts(folder, "localiser_", localiser.model, first)
         with mlflow.start_run(run_id=run_id):

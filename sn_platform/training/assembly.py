@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from sn_platform.composition import build
 from sn_platform.errors import ConfigError, one_line
-from sn_platform.inference.predictor import Segmenter
+from sn_platform.inference.atlas import ATLAS_LOCALISER, AtlasLocaliser
+from sn_platform.inference.predictor import Localiser, Segmenter
 from sn_platform.training.run import RunSpec
 
 # (model URI, tracking URI) -> the segmenter logged there: ``tracking.load_segmenter_at``.
@@ -23,7 +24,7 @@ def run_spec(cfg: DictConfig, load_model: ModelLoader | None = None) -> RunSpec:
 
     ``load_model`` loads the cascade's first stage named by ``localiser`` and the model
     ``trainer.init_from`` names (both model URIs); without it (checking a config) neither
-    is loaded.
+    is loaded. ``localiser=atlas`` is the registered MNI template (``AtlasLocaliser``).
     """
     config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
     tracking = build(cfg, "tracking")
@@ -38,6 +39,9 @@ def run_spec(cfg: DictConfig, load_model: ModelLoader | None = None) -> RunSpec:
             raise ConfigError(f"{key}: cannot load {uri}: {one_line(error)}") from None
 
     localiser_uri = cfg.get("localiser")
+    localiser: Localiser | None = (
+        AtlasLocaliser() if localiser_uri == ATLAS_LOCALISER else load("localiser", localiser_uri)
+    )
     return RunSpec(
         name=str(cfg.run_name),
         seed=int(cfg.seed),
@@ -52,6 +56,6 @@ def run_spec(cfg: DictConfig, load_model: ModelLoader | None = None) -> RunSpec:
         augmentation=build(cfg, "augment"),
         config=config,
         localiser_uri=str(localiser_uri) if localiser_uri else None,
-        localiser=load("localiser", localiser_uri),
+        localiser=localiser,
         initial=load("trainer.init_from", trainer.init_from),
     )

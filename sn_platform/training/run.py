@@ -23,7 +23,7 @@ from sn_platform.data.settings import DataSettings
 from sn_platform.errors import ConfigError
 from sn_platform.evaluation.outputs import write_evaluation
 from sn_platform.evaluation.settings import MeasureSettings
-from sn_platform.inference.predictor import InferenceSettings, Segmenter
+from sn_platform.inference.predictor import InferenceSettings, Localiser, Segmenter
 from sn_platform.models.ensemble import ProbabilityEnsemble
 from sn_platform.models.factory import build_module
 from sn_platform.runtime import Runtime, seed_everything
@@ -71,7 +71,7 @@ class RunSpec:
     augmentation: tio.Transform | None
     config: Mapping[str, Any]
     localiser_uri: str | None = None
-    localiser: Segmenter | None = None
+    localiser: Localiser | None = None
     initial: Segmenter | None = None
 
 

@@ -18,6 +18,7 @@ from sn_platform.evaluation.subject import ReferenceCase, evaluate_case, load_re
 from sn_platform.inference.localise import localise
 from sn_platform.inference.predictor import (
     InferenceSettings,
+    Localiser,
     NativePrediction,
     Segmenter,
     preprocess_record,
@@ -51,7 +52,7 @@ class Validator:
         truth_paths: Mapping[str, Mapping[str, Path]] | None = None,
         measures: MeasureSettings | None = None,
         prefix: str = "val",
-        localiser: Segmenter | None = None,
+        localiser: Localiser | None = None,
     ):
         truth_paths = truth_paths or {}
         self.spec, self.settings, self.runtime, self.prefix = spec, settings, runtime, prefix

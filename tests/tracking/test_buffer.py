@@ -10,6 +10,10 @@ import mlflow
 
 from sn_platform import tracking
 from sn_platform.cli import track
+from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.inference.atlas import AtlasLocaliser
+from sn_platform.inference.predictor import InferenceSettings
+from sn_platform.models.factory import build_module
 from sn_platform.tracking.buffer import BufferedRun, Journal
 
 
@@ -109,3 +113,23 @@ def test_fresh_run_sets_an_undelivered_journal_aside(tmp_path, capsys):
     new.close()
     (kept,) = [p for p in tmp_path.iterdir() if p.name.startswith("tracking-")]
     assert Journal(kept).pending() == 2 and f"sn-track sync {kept}" in capsys.readouterr().err
+
+
+def test_an_atlas_localiser_travels_through_the_journal_into_the_model(tmp_path, capsys):
+    network = {
+        "_target_": "sn_platform.models.vnet.VNet", "in_channels": 1, "out_channels": 1,
+        "depth": 3, "base_filters": 2, "convs_per_stage": [1, 1, 1], "patch_size": [8, 8, 4],
+    }  # fmt: skip
+    spec = PreprocessingSpec(echoes=(1,), min_shape=(8, 8, 4), roi_mm=(16.0, 16.0, 8.0))
+    settings = InferenceSettings(patch_size=(8, 8, 4), patch_overlap=(0, 0, 0))
+    atlas = AtlasLocaliser(centre_mni_mm=(0.5, -18.0, -12.0))
+    folder = tmp_path / "tracking"
+    run = BufferedRun.open(folder, dead_store(), START, resume=False, retry_s=0.2)
+    run.log_model(build_module(network), network, spec, settings, localiser=atlas)
+    run.finish()
+    run.close()
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    track(["sync", str(folder), "--uri", store])
+    tracking.configure(store)
+    loaded = tracking.load_segmenter(str(Journal(folder).state()["model_uri"]))
+    assert loaded.localiser == atlas

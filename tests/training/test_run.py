@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 
 from sn_platform.composition import CONFIG_DIR
 from sn_platform.errors import ConfigError
+from sn_platform.inference.atlas import AtlasLocaliser
 from sn_platform.models.factory import build_module
 from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
@@ -231,3 +232,9 @@ def test_fine_tuning_refuses_another_architecture_in_one_line(smoke_run, two_sit
     echoes = _fine_tuning(smoke_run, two_site_cohort, tmp_path, "data.preprocessing.echoes=[1,2]")
     with pytest.raises(ConfigError, match=r"reads echoes \[1, 2, 3\], this run \[1, 2\]"):
         initial_model(run_spec(echoes, load_segmenter_at))
+
+
+def test_localiser_atlas_selects_the_registered_template(tmp_path):
+    cfg = compose_training(tmp_path, tmp_path, "localiser=atlas")
+    spec = run_spec(cfg)
+    assert spec.localiser == AtlasLocaliser() and spec.localiser_uri == "atlas"
