@@ -91,6 +91,8 @@ class RandomLabelsToEchoes(RandomTransform, tio.IntensityTransform):
     default_std : range of each class's within-class SD (same units)
     ignore_background : leave class 0 (air) at 0, as a magnitude image's air is (its noise
         floor comes from the Rician noise)
+    shared_probability : probability that every echo gets the first echo's rendering: one
+        contrast given as every channel, as a single-echo scan reaches a multi-echo model
     """
 
     label_key = TISSUES_KEY
@@ -100,17 +102,23 @@ class RandomLabelsToEchoes(RandomTransform, tio.IntensityTransform):
         default_mean: tuple[float, float] = (0.1, 0.9),
         default_std: tuple[float, float] = (0.01, 0.1),
         ignore_background: bool = True,
+        shared_probability: float = 0.0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if not 0.0 <= shared_probability <= 1.0:
+            raise ValueError(f"shared_probability must be in [0, 1], got {shared_probability}")
         self.default_mean = (float(default_mean[0]), float(default_mean[1]))
         self.default_std = (float(default_std[0]), float(default_std[1]))
         self.ignore_background = ignore_background
+        self.shared_probability = float(shared_probability)
 
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
         # The subject is already this call's copy: the renderings work on it in place.
         arguments: dict[str, Any] = {**self._get_base_args(), "copy": False}
-        for name in self.get_images_dict(subject):
+        names = list(self.get_images_dict(subject))
+        shared = bool(torch.rand(1).item() < self.shared_probability)
+        for name in names[:1] if shared else names:
             render = tio.RandomLabelsToImage(
                 label_key=TISSUES_KEY,
                 image_key=name,
@@ -120,6 +128,9 @@ class RandomLabelsToEchoes(RandomTransform, tio.IntensityTransform):
                 **arguments,
             )
             subject = cast(tio.Subject, render(subject))
+        if shared:
+            for name in names[1:]:
+                subject[name].set_data(subject[names[0]].data.clone())
         return subject
 
 

@@ -12,7 +12,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from sn_platform.composition import CONFIG_DIR
-from sn_platform.data.augment import RandomRicianNoise, RicianNoise, reads_tissues
+from sn_platform.data.augment import (
+    RandomLabelsToEchoes,
+    RandomRicianNoise,
+    RicianNoise,
+    reads_tissues,
+)
 from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY
 
 
@@ -73,6 +78,18 @@ def test_the_synth_preset_renders_every_echo_from_the_tissue_map():
     assert names.index("RandomLabelsToEchoes") > names.index("RandomElasticDeformation")
     assert names.index("Clamp") < names.index("RandomGamma") < names.index("RandomRicianNoise")
     assert not any(reads_tissues(instantiate(_preset(n))) for n in ("none", "paper", "strong"))
+
+
+def test_a_shared_rendering_gives_every_echo_the_first_echos_contrast():
+    (node,) = [n for n in _preset().transforms if n._target_.endswith("LabelsToEchoes")]
+    subject = _tissue_subject()
+    torch.manual_seed(0)
+    rendered = instantiate(node, p=1.0, shared_probability=1.0)(subject)
+    assert torch.equal(rendered["echo1"].data, rendered["echo2"].data)
+    mean, _ = _class_statistics(rendered, "echo1")
+    assert np.ptp(mean[1:]) > 1e-3  # a rendering (classes differ), not a copy of the input
+    with pytest.raises(ValueError, match="shared_probability"):
+        RandomLabelsToEchoes(shared_probability=1.5)
 
 
 def test_each_class_gets_a_homogeneous_random_intensity_per_echo_and_seed():
