@@ -37,8 +37,8 @@ atlases: $(STAMP)
 		     (apt-get update && apt-get install -y mricron-data) > $(VENV)/apt-atlases.log 2>&1 \
 		     || { tail -n 20 $(VENV)/apt-atlases.log; exit 1; }; }
 
-# The main job: phantom -> localiser -> cross-validated sweep of the segmenter -> champion
-# registered -> fully automatic inference on new subjects (and a site) the sweep never
+# The main job: phantom -> cross-validated sweep of the segmenter, its box placed by the
+# registered MNI template (localiser=atlas) -> champion registered -> fully automatic inference on new subjects (and a site) the sweep never
 # saw, from a copy of their dataset without derivatives; the labels kept apart score it.
 # $(call without_derivatives,DIR): DIR-new, a copy of the dataset DIR without derivatives/,
 # as a new patient's scan comes.
@@ -46,16 +46,14 @@ without_derivatives = rm -rf $(1)-new && cp -r $(1) $(1)-new && rm -rf $(1)-new/
 DEMO_SWEEP := demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_SUBJECTS ?= 20
 DEMO_EPOCHS ?= 10
-DEMO_LOCALISER_EPOCHS ?= 10
-LOCALISER := models:/sn-localiser@champion
+# The cascade's first stage: the MNI template registered to each subject (no training);
+# LOCALISER=models:/sn-localiser@champion uses a trained one (sn-train experiment=localiser).
+LOCALISER ?= atlas
 UNSEEN := data/phantom-unseen
 
 demo: $(STAMP)
 	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0
 	$(BIN)/python -m sn_platform.phantom.summary data/phantom
-	$(BIN)/sn-train experiment=localiser trainer.fold=null trainer.evaluate_test=true \
-		trainer.max_epochs=$(DEMO_LOCALISER_EPOCHS) trainer.progress=false \
-		tracking.register=true
 	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) localiser=$(LOCALISER) \
 		trainer.max_epochs=$(DEMO_EPOCHS) trainer.val_every=$(DEMO_EPOCHS) data.samples_per_volume=4 \
 		trainer.progress=false tune.verbose=0
@@ -64,7 +62,7 @@ demo: $(STAMP)
 	$(BIN)/sn-infer input=$(UNSEEN)-new labels_root=$(UNSEEN) \
 		output=outputs/sn-infer/phantom-unseen overwrite=true infer.progress=false
 
-# Issue #11's held-out check of the fully automatic pipeline: the cascade trained on a
+# The held-out check of the fully automatic pipeline: the cascade trained on a
 # 40-subject development phantom (sites A, B), then sn-infer on 40 new subjects from sites
 # A, B and C (C unseen) copied without derivatives; their labels, kept apart, score it.
 # Writes outputs/sn-infer/held-out/ and prints the figures (benchmarks/localisation.py).
@@ -73,10 +71,7 @@ HELDOUT := data/held-out
 
 heldout: $(STAMP)
 	$(BIN)/sn-phantom out=$(DEV) subjects=40 seed=0
-	$(BIN)/sn-train experiment=localiser data.root=$(DEV) trainer.fold=null \
-		trainer.max_epochs=20 trainer.progress=false run_name=localiser-dev \
-		tracking.register=true tracking.model_name=sn-localiser-dev
-	$(BIN)/sn-train localiser=models:/sn-localiser-dev@champion data.root=$(DEV) \
+	$(BIN)/sn-train localiser=$(LOCALISER) data.root=$(DEV) \
 		trainer.fold=null trainer.max_epochs=24 optim.lr=3e-3 trainer.evaluate_test=true \
 		trainer.progress=false run_name=segmenter-dev \
 		tracking.register=true tracking.model_name=sn-vnet-dev
@@ -88,7 +83,7 @@ heldout: $(STAMP)
 		--labels $(HELDOUT) > outputs/localisation-held-out.json
 	@cat outputs/localisation-held-out.json
 
-# Issue #20: does the champion cascade find the midbrain of a real brain it never saw?
+# Does the champion cascade find the midbrain of a real brain it never saw?
 # Colin27 at 10 poses in each site's slab (A, B, C), sn-infer, centroid errors against the
 # published SN and RN centroids, QC flags and the slab's MNI height (make demo first).
 real-anatomy: atlases
