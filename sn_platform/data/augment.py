@@ -129,8 +129,9 @@ class RandomLabelsToEchoes(RandomTransform, tio.IntensityTransform):
             )
             subject = cast(tio.Subject, render(subject))
         if shared:
+            first = cast(tio.Image, subject[names[0]])
             for name in names[1:]:
-                subject[name].set_data(subject[names[0]].data.clone())
+                cast(tio.Image, subject[name]).set_data(first.data.clone())
         return subject
 
 

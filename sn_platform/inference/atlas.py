@@ -32,6 +32,11 @@ ATLAS_LOCALISER = "atlas"
 # The centre (MNI mm) of the SN, RN and crus together, where training centres the box on
 # the labels: the phantom's structures registered back to MNI (8 subjects, SD 1-2 mm).
 STRUCTURES_CENTRE_MNI_MM = (0.0, -17.5, -12.5)
+# The RN's centroids (MNI mm, the reference the real-anatomy benchmark scores against) and
+# the radius (mm) of a ball in their place (180 mm^3 per side): where the slab goes when the
+# network finds no RN.
+RED_NUCLEUS_MNI_MM = ((-5.5, -18.0, -10.0), (5.5, -18.0, -10.0))
+RED_NUCLEUS_RADIUS_MM = 3.5
 # A field of view at least this deep (mm, along its most craniocaudal axis) is a whole
 # head, initialised by centres of mass; thinner ones are slabs planned on the midbrain.
 WHOLE_HEAD_DEPTH_MM = 100.0
@@ -124,6 +129,29 @@ def template_points_on(path: Path, points_mni: NDArray[np.float64]) -> NDArray[n
     return None if mapped is None else np.asarray(mapped, dtype=np.float64)
 
 
+def ball_on_grid(
+    centre_mm: NDArray[np.float64],
+    radius_mm: float,
+    shape: tuple[int, int, int],
+    affine: NDArray[np.float64],
+) -> NDArray[np.bool_]:
+    """Voxels (``shape``) whose centres lie within ``radius_mm`` of ``centre_mm`` (world mm),
+    searched in the ball's bounding window only."""
+    inverse = np.linalg.inv(affine)
+    centre_voxel = inverse[:3, :3] @ centre_mm + inverse[:3, 3]
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    half = np.ceil(radius_mm / spacing).astype(int) + 1
+    low = np.clip(np.floor(centre_voxel).astype(int) - half, 0, np.asarray(shape))
+    high = np.clip(np.ceil(centre_voxel).astype(int) + half + 1, 0, np.asarray(shape))
+    mask = np.zeros(shape, dtype=bool)
+    window = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(low, high, strict=True)),
+                                  indexing="ij"), axis=-1)  # fmt: skip
+    world = window @ affine[:3, :3].T + affine[:3, 3]
+    inside = np.linalg.norm(world - centre_mm, axis=-1) <= radius_mm
+    mask[tuple(slice(a, b) for a, b in zip(low, high, strict=True))] = inside
+    return mask
+
+
 @dataclass(frozen=True)
 class AtlasLocaliser:
     """A localiser without weights: ``locate`` maps ``centre_mni_mm`` (the structures'
@@ -136,6 +164,22 @@ class AtlasLocaliser:
         could not be registered (the box then sits at the volume's centre, flagged)."""
         mapped = template_points_on(record.echoes[0], np.asarray([self.centre_mni_mm]))
         return None if mapped is None else mapped[0]
+
+    def red_nucleus_on(
+        self, record: SubjectRecord, shape: tuple[int, int, int], affine: NDArray[np.float64]
+    ) -> NDArray[np.bool_] | None:
+        """The template's RN on a grid (``shape``, ``affine``: voxel -> world RAS mm): two
+        balls of ``RED_NUCLEUS_RADIUS_MM`` (template mm) at ``RED_NUCLEUS_MNI_MM``, mapped
+        onto the subject; None when the template could not be registered."""
+        centres = np.asarray(RED_NUCLEUS_MNI_MM)
+        below = centres - np.array([0.0, 0.0, RED_NUCLEUS_RADIUS_MM])
+        mapped = template_points_on(record.echoes[0], np.concatenate([centres, below]))
+        if mapped is None:
+            return None
+        mask = np.zeros(shape, dtype=bool)
+        for centre, edge in zip(mapped[: len(centres)], mapped[len(centres) :], strict=True):
+            mask |= ball_on_grid(centre, float(np.linalg.norm(edge - centre)), shape, affine)
+        return mask
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON); ``from_dict`` rebuilds the localiser from it."""

@@ -12,11 +12,13 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
+from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from sn_platform.data.bids import (
@@ -33,6 +35,7 @@ from sn_platform.evaluation import plots
 from sn_platform.evaluation.cohort import agreement_report
 from sn_platform.evaluation.subject import evaluate_case, load_reference_case
 from sn_platform.evaluation.tables import table_text
+from sn_platform.inference.atlas import AtlasLocaliser
 from sn_platform.inference.bids_outputs import (
     json_text,
     read_measures,
@@ -145,6 +148,18 @@ def _manual_labels(job: BatchJob, record: SubjectRecord, names: Sequence[str]) -
     return replace(record, labels=found)
 
 
+def _atlas_reference(
+    segmenter: Segmenter, record: SubjectRecord, prediction: NativePrediction
+) -> Callable[[], NDArray[np.bool_] | None] | None:
+    """The registered template's RN on the prediction's grid, computed when asked, for a
+    cascade whose first stage is the atlas; None for any other."""
+    localiser = segmenter.localiser
+    if not isinstance(localiser, AtlasLocaliser):
+        return None
+    shape = cast(tuple[int, int, int], tuple(prediction.field_of_view.shape))
+    return partial(localiser.red_nucleus_on, record, shape, prediction.affine)
+
+
 def segment_subject(
     segmenters: Sequence[Segmenter], record: SubjectRecord, output: Path, job: BatchJob
 ) -> dict[str, Any]:
@@ -155,7 +170,10 @@ def segment_subject(
     case = load_reference_case(record, _truth_paths(job, record.participant_id, settings))
     validate_later_echoes(record, Geometry(case.echo1.shape, case.affine))
     prediction = predict_ensemble(segmenters, record)
-    found = localise(prediction, settings, options.keep_largest, case.manual, options.slab_from)
+    found = localise(
+        prediction, settings, options.keep_largest, case.manual, options.slab_from,
+        _atlas_reference(segmenters[0], record, prediction),
+    )  # fmt: skip
     row = evaluate_case(case, found.masks, found.slab, job.measures, settings.slab_rule)
     row |= {
         "roi_source": prediction.roi_source,

@@ -66,6 +66,7 @@ COLUMNS: dict[str, dict[str, Any]] = {
         "Levels": {
             "predicted": "below the predicted red nucleus",
             "manual": "below the manual red nucleus (infer.slab_from=manual)",
+            "atlas": "below the registered template's red nucleus (the network found none)",
         },
     },
     "slab_bottom_mm": {"Description": "world z of the slab's lowest slice centre"},

@@ -30,7 +30,8 @@ def qc_flag(
     reference = settings.slab_reference
     rn = found.masks.get(reference)
     if not found.predicted_slab.found:
-        reasons.append(f"{reference} not found")
+        atlas = " (slab below the registered atlas's)" if found.slab_source == "atlas" else ""
+        reasons.append(f"{reference} not found{atlas}")
     elif rn is not None:
         rn_volume = float(row[f"{reference.lower()}_volume_mm3"])
         low, high = limits.rn_volume_range_mm3

@@ -20,8 +20,10 @@ from sn_platform.data.bids import SubjectRecord, echo_path
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.templates import mni_template_path
 from sn_platform.inference.atlas import (
+    RED_NUCLEUS_MNI_MM,
     STRUCTURES_CENTRE_MNI_MM,
     AtlasLocaliser,
+    ball_on_grid,
     craniocaudal_depth_mm,
     template_points_on,
 )
@@ -48,17 +50,24 @@ def _posed_record(root: Path, template: Template, site: SiteProtocol) -> Subject
     return SubjectRecord(site.name, (echo_path(root, site.name, 1),))
 
 
+@pytest.fixture(scope="module")
+def posed(mni_t1, tmp_path_factory) -> dict[str, SubjectRecord]:
+    """The template at ``POSE`` in each slab, written once: registered once (cached)."""
+    root = tmp_path_factory.mktemp("posed")
+    return {site.name: _posed_record(root, mni_t1, site) for site in (SLAB, NM_SLAB)}
+
+
 @pytest.mark.parametrize("site", [SLAB, NM_SLAB], ids=["seed-slab", "nm-slab"])
-def test_the_posed_template_gives_back_its_midbrain(tmp_path, mni_t1, site):
-    record = _posed_record(tmp_path, mni_t1, site)
+def test_the_posed_template_gives_back_its_midbrain(posed, site):
+    record = posed[site.name]
     centre = AtlasLocaliser().locate(record)
     truth = world_of_mni(POSE, np.asarray(STRUCTURES_CENTRE_MNI_MM))
     assert centre is not None
     assert np.linalg.norm(centre - truth) < 1.0  # mm: the template registered to itself
 
 
-def test_every_structure_maps_where_the_pose_puts_it(tmp_path, mni_t1):
-    record = _posed_record(tmp_path, mni_t1, SLAB)
+def test_every_structure_maps_where_the_pose_puts_it(posed):
+    record = posed[SLAB.name]
     points = np.array([[-10.0, -18.0, -15.0], [5.5, -18.0, -10.0], [0.0, -40.0, -5.0]])
     mapped = template_points_on(record.echoes[0], points)
     assert mapped is not None
@@ -74,8 +83,8 @@ def test_a_flat_image_is_not_registered_and_the_box_goes_to_the_centre(tmp_path)
     assert preprocess_record(record, spec, AtlasLocaliser())["roi_source"] == "centre"
 
 
-def test_the_depth_follows_the_axis_nearest_the_head_axis(tmp_path, mni_t1):
-    record = _posed_record(tmp_path, mni_t1, NM_SLAB)
+def test_the_depth_follows_the_axis_nearest_the_head_axis(posed):
+    record = posed[NM_SLAB.name]
     assert craniocaudal_depth_mm(sitk.ReadImage(str(record.echoes[0]))) == pytest.approx(26.4)
 
 
@@ -84,3 +93,27 @@ def test_the_localiser_is_rebuilt_from_its_plain_data():
     data = localiser.to_dict()
     assert data["kind"] == "atlas"
     assert AtlasLocaliser.from_dict(data) == localiser
+
+
+@pytest.mark.parametrize("affine", [np.diag([0.5, 0.5, 1.0, 1.0]), np.diag([-0.6, 0.6, 1.2, 1.0])])
+def test_a_ball_on_the_grid_has_the_balls_volume(affine):
+    shape = (60, 60, 24)
+    centre = affine[:3, :3] @ np.array([30.2, 29.7, 12.4]) + affine[:3, 3]
+    ball = ball_on_grid(centre, 3.5, shape, affine)
+    voxel_mm3 = abs(np.linalg.det(affine[:3, :3]))
+    assert ball.sum() * voxel_mm3 == pytest.approx(4 / 3 * np.pi * 3.5**3, rel=0.08)
+    world = np.argwhere(ball) @ affine[:3, :3].T + affine[:3, 3]
+    assert np.linalg.norm(world - centre, axis=1).max() <= 3.5
+
+
+def test_the_templates_red_nucleus_lands_where_the_pose_puts_it(posed):
+    record = posed[SLAB.name]
+    image = nib.load(record.echoes[0])
+    rn = AtlasLocaliser().red_nucleus_on(record, image.shape, image.affine)
+    assert rn is not None
+    world = np.argwhere(rn) @ image.affine[:3, :3].T + image.affine[:3, 3]
+    expected = world_of_mni(POSE, np.asarray(RED_NUCLEUS_MNI_MM))
+    for side, centre in zip((world[:, 0] < world[:, 0].mean(), world[:, 0] >= world[:, 0].mean()),
+                            expected[np.argsort(expected[:, 0])], strict=True):  # fmt: skip
+        np.testing.assert_allclose(world[side].mean(axis=0), centre, atol=1.0)
+    assert world[:, 2].min() == pytest.approx(expected[:, 2].min() - 3.5, abs=1.5)

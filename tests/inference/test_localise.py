@@ -139,3 +139,19 @@ def test_sn_infer_flags_a_subject_without_red_nucleus_and_writes_every_mask(
     row = run_subject([segmenter], manual, "001")["row"]
     assert row["slab_source"] == "manual" and math.isfinite(row["slab_bottom_mm"])
     assert row["slab_top_mm"] - row["slab_bottom_mm"] == pytest.approx(2.0)  # 3 x 1 mm slices
+
+
+def test_without_a_predicted_rn_the_atlas_reference_places_the_slab():
+    reference = _structures(rn_lowest=11)["RN"]
+    found = localise(_prediction(_structures(rn_lowest=None)), SETTINGS,
+                     atlas_reference=lambda: reference)  # fmt: skip
+    assert found.slab_source == "atlas" and not found.predicted_slab.found
+    assert np.flatnonzero(found.slab.mask.any(axis=(0, 1))).tolist() == [8, 9, 10]
+    flag = qc_flag(_row(found, _structures()), _prediction(_structures(None)), found, SETTINGS,
+                   QualityLimits())  # fmt: skip
+    assert flag.startswith("RN not found (slab below the registered atlas's)")
+    # A predicted RN wins; an atlas that could not be registered leaves no slab.
+    assert localise(_prediction(_structures(9)), SETTINGS,
+                    atlas_reference=lambda: reference).slab_source == "predicted"  # fmt: skip
+    unregistered = localise(_prediction(_structures(None)), SETTINGS, atlas_reference=lambda: None)
+    assert unregistered.slab_source == "predicted" and not unregistered.slab.found
