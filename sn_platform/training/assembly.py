@@ -38,6 +38,7 @@ def run_spec(cfg: DictConfig, load_model: ModelLoader | None = None) -> RunSpec:
             raise ConfigError(f"{key}: cannot load {uri}: {one_line(error)}") from None
 
     localiser_uri = cfg.get("localiser")
+    build(cfg, "model")  # the network checks its arguments now, on one line naming the key
     return RunSpec(
         name=str(cfg.run_name),
         seed=int(cfg.seed),
