@@ -144,7 +144,7 @@ def test_tune_options_and_spaces_compose(tune, space):
 
 def test_optuna_with_asha_over_several_folds_is_refused():
     cfg = _compose("tune.search_alg=optuna", "tune.scheduler=asha", "tune.cv.folds=2", name="sweep")
-    with pytest.raises(ValueError, match="^tune.scheduler: ASHA cannot compare Optuna trials"):
+    with pytest.raises(ValueError, match=r"^tune\.scheduler: ASHA cannot compare Optuna trials"):
         build(cfg, "tune")
 
 
