@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sn_platform.composition import CONFIG_DIR, build
 from sn_platform.errors import ConfigError, StorageError, one_line
+from sn_platform.usage import one_line_mistakes, refuse
 
 if TYPE_CHECKING:
     from sn_platform.phantom.generator import PhantomConfig
@@ -25,23 +26,32 @@ if TYPE_CHECKING:
 
 def phantom_config(cfg: DictConfig) -> PhantomConfig:
     """The generator settings of a composed ``phantom`` config, with its chosen sites."""
-    sites = tuple(instantiate(cfg.site_catalog[name], _convert_="all") for name in cfg.sites)
-    return replace(instantiate(cfg.generator, _convert_="all"), sites=sites)
+    unknown = sorted(set(cfg.sites) - set(cfg.site_catalog))
+    if unknown or not cfg.sites:
+        raise ConfigError(
+            f"sites: {unknown or 'none'} given; choose from {sorted(cfg.site_catalog)}, "
+            "e.g. sites=[A,B]"
+        )
+    sites = tuple(build(cfg.site_catalog, str(name)) for name in cfg.sites)
+    generator = build(cfg, "generator")
+    try:
+        return replace(generator, sites=sites)
+    except ValueError as error:  # a site's field of view that cannot hold the midbrain
+        raise ConfigError(f"sites: {one_line(error)}") from None
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="phantom")
-def phantom(cfg: DictConfig) -> None:
-    """``sn-phantom out=DIR subjects=30 seed=0 preview=true``: write a phantom BIDS cohort."""
+def _phantom_task(cfg: DictConfig) -> None:
+    """``sn-phantom``: write a phantom BIDS cohort."""
     from sn_platform.phantom.writer import generate_cohort
 
-    unknown = sorted(set(cfg.sites) - set(cfg.site_catalog))
-    if unknown:
-        raise SystemExit(
-            f"sn-phantom: unknown sites {unknown}; choose from {sorted(cfg.site_catalog)}"
-        )
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise ConfigError(f"out: {cfg.out} is a file; give a folder, e.g. out=data/phantom")
+    if int(cfg.n_jobs) < 1:
+        raise ConfigError(f"n_jobs: {cfg.n_jobs} processes; give n_jobs=1 or more")
     start = time.perf_counter()
+    settings = phantom_config(cfg)
     plans = generate_cohort(
-        Path(cfg.out), phantom_config(cfg), preview=bool(cfg.preview), n_jobs=int(cfg.n_jobs)
+        Path(cfg.out), settings, preview=bool(cfg.preview), n_jobs=int(cfg.n_jobs)
     )
     groups = {g: sum(p.group == g for p in plans) for g in ("HC", "PD")}
     print(
@@ -66,35 +76,50 @@ def check_group_choices(command: str, arguments: Sequence[str]) -> None:
         folder = Path(CONFIG_DIR) / match["group"]
         if folder.is_dir() and not (folder / f"{match['option']}.yaml").exists():
             options = sorted(p.stem for p in folder.glob("*.yaml"))
-            raise SystemExit(
-                f"{command}: unknown {match['group']} '{match['option']}'; "
-                f"choose from {', '.join(options)}"
+            refuse(
+                command,
+                f"{match['group']}: unknown option '{match['option']}'; "
+                f"choose from {', '.join(options)}",
             )
 
 
-def _guarded(command: str, app: Callable[[], None]) -> Callable[[], None]:
-    """A console-script entry: check group choices, then run the Hydra app."""
+def _entry(
+    command: str, config_name: str, task: Callable[[DictConfig], None]
+) -> Callable[[], None]:
+    """A console script: check group choices, then run ``task`` as a Hydra app on the
+    ``config_name`` config. A usage mistake ends on one line with exit code 2, whether
+    Hydra refuses an override or the task refuses a value (caught inside the task, where
+    Hydra would add its own line)."""
+
+    @wraps(task)
+    def guarded(cfg: DictConfig) -> None:
+        with one_line_mistakes(command):
+            task(cfg)
+
+    app = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(guarded)
 
     def main() -> None:
         check_group_choices(command, sys.argv[1:])
-        app()
+        with one_line_mistakes(command):
+            app()
 
-    main.__doc__ = app.__doc__
+    main.__doc__ = task.__doc__
     return main
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def _train_app(cfg: DictConfig) -> None:
+phantom = _entry("sn-phantom", "phantom", _phantom_task)
+
+
+def _train_task(cfg: DictConfig) -> None:
     """``sn-train``: train one fold (or all development subjects), evaluate, track."""
     from sn_platform import tracking
-    from sn_platform.data.bids import DataValidationError
     from sn_platform.training.assembly import run_spec
     from sn_platform.training.run import train_and_evaluate
 
     try:
         spec = run_spec(cfg, tracking.load_segmenter_at)
         outcome = train_and_evaluate(spec)
-    except (ConfigError, DataValidationError, StorageError) as error:
+    except StorageError as error:
         raise SystemExit(f"sn-train: {error}") from None
     shown = {k: round(v, 4) for k, v in outcome.metrics.items()}
     print(f"sn-train: best epoch {outcome.progress.best_epoch}; {shown}")
@@ -114,22 +139,20 @@ def _train_app(cfg: DictConfig) -> None:
             print(f"sn-train: and open  http://127.0.0.1:5000/{page}")
 
 
-train = _guarded("sn-train", _train_app)
+train = _entry("sn-train", "config", _train_task)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sweep")
-def _sweep_app(cfg: DictConfig) -> None:
+def _sweep_task(cfg: DictConfig) -> None:
     """``sn-sweep``: a cross-validated Ray Tune sweep ending in a registered champion."""
     from hydra.core.hydra_config import HydraConfig
 
     from sn_platform import tracking
-    from sn_platform.data.bids import DataValidationError
     from sn_platform.evaluation.tables import table_text
     from sn_platform.sweep.driver import SweepInterrupted, run_sweep
 
     try:
         outcome = run_sweep(cfg, list(HydraConfig.get().overrides.task))
-    except (ConfigError, DataValidationError, SweepInterrupted, StorageError) as error:
+    except (SweepInterrupted, StorageError) as error:
         raise SystemExit(f"sn-sweep: {error}") from None
     columns = ["rank", "config_id", *cfg.tune.space, "score", *cfg.tune.selection]
     rows = [{c: entry.get(c, "n/a") for c in columns} for entry in outcome.leaderboard]
@@ -147,14 +170,12 @@ def _sweep_app(cfg: DictConfig) -> None:
         print(f"sn-sweep: and open  http://127.0.0.1:5000/{page}")
 
 
-sweep = _guarded("sn-sweep", _sweep_app)
+sweep = _entry("sn-sweep", "sweep", _sweep_task)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
-def _infer_app(cfg: DictConfig) -> None:
+def _infer_task(cfg: DictConfig) -> None:
     """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
     from sn_platform import tracking
-    from sn_platform.data.bids import DataValidationError
     from sn_platform.evaluation.cohort import report_lines
     from sn_platform.inference.batch import local_engine, prepare, select_subjects, write_reports
     from sn_platform.inference.model_uris import check_model_uri
@@ -162,31 +183,28 @@ def _infer_app(cfg: DictConfig) -> None:
 
     missing = [key for key in ("input", "output") if OmegaConf.is_missing(cfg, key)]
     if missing:
-        raise SystemExit(f"sn-infer: give {' and '.join(f'{k}=PATH' for k in missing)}")
+        raise ConfigError(f"give {' and '.join(f'{k}=PATH' for k in missing)}")
     uris = [cfg.model_uri] if isinstance(cfg.model_uri, str) else list(cfg.model_uri)
-    try:
-        job = BatchJob(
-            Path(cfg.input),
-            Path(cfg.output),
-            build(cfg, "infer"),
-            cfg.label_source,
-            build(cfg, "measures"),
-            cfg.truth_source,
-            Path(cfg.labels_root) if cfg.get("labels_root") else None,
-        )
-        for uri in uris:
-            check_model_uri(uri, bool(cfg.allow_remote_code))
-    except ConfigError as error:
-        raise SystemExit(f"sn-infer: {error}") from None
+    job = BatchJob(
+        Path(cfg.input),
+        Path(cfg.output),
+        build(cfg, "infer"),
+        cfg.label_source,
+        build(cfg, "measures"),
+        cfg.truth_source,
+        Path(cfg.labels_root) if cfg.get("labels_root") else None,
+    )
+    for uri in uris:
+        check_model_uri(uri, bool(cfg.allow_remote_code))
     tracking_uri = tracking.absolute_uri(str(cfg.tracking.uri))
     load_segmenters = partial(tracking.load_segmenters, uris, tracking_uri)
+    participant_ids = select_subjects(job.root, cfg.subjects)
     try:
-        participant_ids = select_subjects(job.root, cfg.subjects)
         segmenters = prepare(load_segmenters(), job.options)
-    except DataValidationError as error:
-        raise SystemExit(f"sn-infer: {error}") from None
     except Exception as error:  # MLflow raises many types for a bad URI
-        raise SystemExit(f"sn-infer: cannot load model {uris}: {one_line(error)}") from None
+        raise ConfigError(
+            f"model_uri: cannot load {uris} from {tracking_uri}: {one_line(error)}"
+        ) from None
     if job.options.engine == "ray":
         from sn_platform.inference.ray_engine import ray_engine
 
@@ -215,18 +233,35 @@ def _infer_app(cfg: DictConfig) -> None:
         raise SystemExit(f"sn-infer: {len(errors)} subjects failed; see {failed}")
 
 
-infer = _guarded("sn-infer", _infer_app)
+infer = _entry("sn-infer", "infer", _infer_task)
+
+
+TRACK_EXAMPLES = """examples:
+  sn-track sync checkpoints/sn-platform/train-fold0/tracking
+  sn-track sync checkpoints/sn-platform/train-fold0/tracking --uri http://127.0.0.1:5000
+
+docs: README.md, section "Training: sn-train" (sn-train prints the folder to sync)"""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        refuse("sn-track", f"{message}; see {self.prog} --help")
 
 
 def track(arguments: Sequence[str] | None = None) -> None:
     """``sn-track sync FOLDER [--uri URI]``: upload a run's buffered tracking history (the
     ``tracking/`` folder beside its checkpoints) once the store answers again."""
-    import argparse
-
     from sn_platform import tracking
 
-    parser = argparse.ArgumentParser(prog="sn-track", description=track.__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineParser(
+        prog="sn-track",
+        description="Upload a run's buffered tracking history once its store answers again.",
+        epilog=TRACK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="sync")
     sync = commands.add_parser("sync", help="deliver a run's buffered history to its store")
     sync.add_argument("folder", type=Path, help="the run's tracking folder")
     sync.add_argument("--uri", help="deliver to this store instead of the recorded one")
@@ -236,7 +271,7 @@ def track(arguments: Sequence[str] | None = None) -> None:
         pending = before.pending() if before.exists() else 0
         state = tracking.sync(args.folder, args.uri)
     except FileNotFoundError as error:
-        raise SystemExit(f"sn-track: {error}") from None
+        refuse("sn-track", f"{error}; give the tracking/ folder sn-train named")
     except Exception as error:  # the store's or the network's error, whatever its type
         raise SystemExit(
             f"sn-track: {args.folder}: the store does not take it yet ({one_line(error)})"

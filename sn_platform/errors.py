@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 
-class ConfigError(ValueError):
+class UsageError(ValueError):
+    """A mistake in how a command was called or in what it was pointed at (a config value,
+    a dataset); every entry point prints it on one line and exits with code 2."""
+
+
+class ConfigError(UsageError):
     """A composed config that cannot run; the message names the key and the fix."""
 
 

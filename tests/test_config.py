@@ -117,9 +117,20 @@ def test_settings_groups_build_their_dataclass(group, kind):
         assert isinstance(build(_compose(f"{group}={option}"), group), kind)
 
 
-def test_a_bad_setting_names_its_key():
-    with pytest.raises(ValueError, match="trainer: lr_schedule must be one of"):
-        build(_compose("trainer.lr_schedule=step"), "trainer")
+@pytest.mark.parametrize(
+    ("override", "key", "message"),
+    [
+        ("trainer.lr_schedule=step", "trainer", "trainer.lr_schedule: must be one of"),
+        ("data.splits.folds=1", "data", "data.splits.folds: must be >= 2, got 1"),
+        ("trainer.max_epochs=abc", "trainer", "trainer.max_epochs: 'abc' is not a whole number"),
+        ("optim.lr=fast", "optim", "optim.lr: 'fast' is not a number"),
+        ("data.patch_size=[a,8,8]", "data", "data.patch_size: .* is not a list of whole numbers"),
+        ("model.depth=0", "model", "model.depth: must be 3, 4 or 5 stages, got 0"),
+    ],
+)
+def test_a_bad_setting_names_its_full_key(override, key, message):
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        build(_compose(override), key)
 
 
 @pytest.mark.parametrize("tune", _options("tune"))
@@ -133,7 +144,7 @@ def test_tune_options_and_spaces_compose(tune, space):
 
 def test_optuna_with_asha_over_several_folds_is_refused():
     cfg = _compose("tune.search_alg=optuna", "tune.scheduler=asha", "tune.cv.folds=2", name="sweep")
-    with pytest.raises(ValueError, match="tune: scheduler: ASHA cannot compare Optuna trials"):
+    with pytest.raises(ValueError, match=r"^tune\.scheduler: ASHA cannot compare Optuna trials"):
         build(cfg, "tune")
 
 

@@ -24,12 +24,12 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
-from sn_platform.errors import one_line
+from sn_platform.errors import UsageError, one_line
 
 BIDS_LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
-class DataValidationError(ValueError):
+class DataValidationError(UsageError):
     """A dataset file is missing or malformed; the message names the file and the problem."""
 
     def __init__(self, path: Path | str, problem: str):

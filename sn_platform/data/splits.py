@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sn_platform.data.io import write_text
+from sn_platform.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,14 @@ def stratified_splits(
         offset += len(members) - n_test
     development = sorted(s for members in fold_members for s in members)
     if len(development) < k:
-        raise ValueError(f"{len(development)} development subjects cannot fill {k} folds")
+        fixes = [f"data.splits.folds={len(development)}"] if len(development) >= 2 else []
+        if test and len(groups) >= k:
+            fixes.append("data.splits.test_fraction=0.0")
+        raise ConfigError(
+            f"data.splits.folds: {k} folds need {k} development subjects, but the test split "
+            f"(test_fraction {test_fraction}) takes {len(test)} of the {len(groups)} subjects "
+            f"and leaves {len(development)}; give {' or '.join(fixes) or 'more subjects'}"
+        )
     folds = tuple(
         (tuple(sorted(set(development) - set(members))), tuple(sorted(members)))
         for members in fold_members
@@ -98,16 +106,18 @@ def load_or_create_splits(
 
     Raises
     ------
-    ValueError
-        if the saved splits cover other subjects or another number of folds.
+    ConfigError
+        if too few subjects fill the folds, or the saved splits cover other subjects or
+        another number of folds.
     """
     path = Path(path)
     if path.exists():
         splits = Splits.from_json(path.read_text())
         saved = set(splits.test) | set(splits.development)
         if saved != set(groups) or len(splits.folds) != k:
-            raise ValueError(
-                f"{path}: saved splits cover {len(saved)} subjects in {len(splits.folds)} folds, "
+            raise ConfigError(
+                f"data.splits.file: {path}: saved splits cover {len(saved)} subjects in "
+                f"{len(splits.folds)} folds, "
                 f"but the dataset has {len(groups)} subjects and {k} folds were asked; "
                 "delete the file to re-split"
             )

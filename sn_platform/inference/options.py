@@ -83,6 +83,9 @@ class InferenceOptions:
             raise ValueError(f"slab_from must be one of {SLAB_SOURCES}, got {self.slab_from!r}")
         if self.patch_overlap is not None:
             object.__setattr__(self, "patch_overlap", tuple(int(n) for n in self.patch_overlap))
+        # The model's settings check the values now; patch_overlap once the patch is known.
+        given = {n: getattr(self, n) for n in MODEL_OVERRIDES if n != "patch_overlap"}
+        replace(InferenceSettings(), **{n: v for n, v in given.items() if v is not None})
 
     def settings(self, model_settings: InferenceSettings) -> InferenceSettings:
         """The model's inference settings with the overrides that are not None."""

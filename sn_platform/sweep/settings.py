@@ -72,6 +72,9 @@ class TuneSettings:
         ):
             if value not in allowed:
                 raise ValueError(f"{key} {value!r} not in {allowed}")
+        for key in ("num_samples", "grace_period"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not self.selection:
             raise ValueError("selection: give at least one metric and its weight")
         if self.search_alg == "optuna" and self.scheduler == "asha" and self.cv.folds > 1:

@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sn_platform.data.bids import Geometry
-from sn_platform.errors import ConfigError
+from sn_platform.errors import ConfigError, one_line
+from sn_platform.runtime import select_device
 
 if TYPE_CHECKING:
     from sn_platform.training.run import RunSpec
@@ -35,8 +36,9 @@ def canonical_extent_mm(path: Path) -> NDArray[np.float64]:
 
 
 def check_run(spec: RunSpec) -> None:
-    """Check the data root, the optimiser, the fold, the labels, and that the patch fits
-    the preprocessed volumes (image headers only). Raises ``ConfigError`` (one line)."""
+    """Check the data root, the optimiser, the device, the fold, the labels, and that the
+    patch fits the preprocessed volumes (image headers only). Raises ``ConfigError`` (one
+    line)."""
     data = spec.data
     _check(data.root is not None, "data.root", "not set; give data.root=/path/to/bids")
     root = Path(cast(str, data.root))
@@ -50,7 +52,17 @@ def check_run(spec: RunSpec) -> None:
     for key, limit in OPTIMISER_LIMITS.items():
         if key in arguments:
             value = float(arguments[key])
-            _check(value > 0 if limit == "> 0" else value >= 0, f"optim.{key}", f"invalid {value}")
+            _check(
+                value > 0 if limit == "> 0" else value >= 0,
+                f"optim.{key}",
+                f"invalid {value}; give a value {limit}",
+            )
+    try:
+        select_device(spec.trainer.device)
+    except (ValueError, RuntimeError) as error:  # torch: RuntimeError for an unknown type
+        raise ConfigError(
+            f"trainer.device: {one_line(error, 160)}; give auto, cpu, cuda or cuda:N"
+        ) from None
     folds, fold = data.splits.folds, spec.trainer.fold
     _check(fold is None or 0 <= fold < folds, "trainer.fold", f"{fold} not in 0..{folds - 1}")
     preprocessing, patch = data.preprocessing, np.array(data.patch_size, dtype=float)

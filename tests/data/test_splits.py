@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sn_platform.data.splits import load_or_create_splits, stratified_splits
+from sn_platform.errors import ConfigError
 
 GROUPS = {f"{i:03d}": ("PD" if i % 3 == 0 else "HC") for i in range(1, 31)}
 
@@ -51,3 +52,14 @@ def test_splits_saved_in_a_bids_dataset_are_listed_in_its_bidsignore(tmp_path):
     elsewhere.mkdir()
     load_or_create_splits(elsewhere / "splits_final.json", GROUPS, k=5)
     assert not (elsewhere / ".bidsignore").exists()
+
+
+def test_too_few_subjects_for_the_folds_says_what_fixes_it():
+    groups = {f"{i:03d}": ("HC", "PD")[i % 2] for i in range(6)}
+    with pytest.raises(ConfigError) as refused:
+        stratified_splits(groups, k=5, test_fraction=0.2)
+    assert str(refused.value) == (
+        "data.splits.folds: 5 folds need 5 development subjects, but the test split "
+        "(test_fraction 0.2) takes 2 of the 6 subjects and leaves 4; give "
+        "data.splits.folds=4 or data.splits.test_fraction=0.0"
+    )
