@@ -15,22 +15,34 @@ from torch.utils.data import DataLoader
 
 from sn_platform.data.augment import reads_tissues
 from sn_platform.data.bids import SubjectRecord
-from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY, PreprocessingSpec, echo_key
+from sn_platform.data.preprocessing import (
+    ANNOTATED_KEY,
+    LABEL_KEY,
+    TISSUES_KEY,
+    PreprocessingSpec,
+    echo_key,
+)
 from sn_platform.data.roi import mask_centre, spatial_in_box
 
 
 def class_map(record: SubjectRecord, labels: Sequence[str]) -> tio.LabelMap:
-    """One label map of class indices (X, Y, Z): 0 background, ``i`` the i-th of ``labels``.
+    """One label map of class indices (X, Y, Z): 0 background, ``i`` the i-th of ``labels``;
+    a label the record lacks has no voxels (see ``annotated``).
 
     Where labels overlap (a generously drawn SN over the crus) the earlier label wins,
     so the first label (the SN) is never lost.
     """
-    first = tio.LabelMap(record.labels[labels[0]])
+    present = [(i, name) for i, name in enumerate(labels, start=1) if name in record.labels]
+    first = tio.LabelMap(record.labels[present[0][1]])
     classes = torch.zeros_like(first.data, dtype=torch.uint8)
-    for index in range(len(labels), 0, -1):
-        mask = tio.LabelMap(record.labels[labels[index - 1]]).data > 0
-        classes[mask] = index
+    for index, name in reversed(present):
+        classes[tio.LabelMap(record.labels[name]).data > 0] = index
     return tio.LabelMap(tensor=classes, affine=first.affine)
+
+
+def annotated(record: SubjectRecord, labels: Sequence[str]) -> torch.Tensor:
+    """(C + 1,) bool: True for the background and for each of ``labels`` the record has."""
+    return torch.tensor([True, *(name in record.labels for name in labels)])
 
 
 def make_subject(
@@ -38,10 +50,13 @@ def make_subject(
     spec: PreprocessingSpec,
     labels: Sequence[str] = (),
     tissues: bool = False,
+    partial: bool = False,
 ) -> tio.Subject:
     """A TorchIO subject: the spec's echoes as separate images; when ``labels`` are given
-    and the record has them all, their class map (``class_map``); with ``tissues``, the
-    record's tissue label map (``discover_subjects(..., tissues=True)`` finds it)."""
+    and the record has all of them (with ``partial``: any of them), their class map
+    (``class_map``) and which were drawn (``ANNOTATED_KEY``, ``annotated``); with
+    ``tissues``, the record's tissue label map (``discover_subjects(..., tissues=True)``
+    finds it)."""
     missing = [e for e in spec.echoes if e > len(record.echoes)]
     if missing:
         raise ValueError(
@@ -51,8 +66,11 @@ def make_subject(
     images: dict[str, object] = {
         echo_key(e): tio.ScalarImage(record.echoes[e - 1]) for e in spec.echoes
     }
-    if labels and all(name in record.labels for name in labels):
+    extra: dict[str, object] = {}
+    drawn = [name in record.labels for name in labels]
+    if drawn and (any(drawn) if partial else all(drawn)):
         images[LABEL_KEY] = class_map(record, labels)
+        extra[ANNOTATED_KEY] = annotated(record, labels)
     if tissues:
         if record.tissues is None:
             raise ValueError(
@@ -60,7 +78,9 @@ def make_subject(
                 "(discover_subjects(..., tissues=True))"
             )
         images[TISSUES_KEY] = tio.LabelMap(record.tissues)
-    return tio.Subject(participant_id=record.participant_id, group=record.group or "n/a", **images)
+    return tio.Subject(
+        participant_id=record.participant_id, group=record.group or "n/a", **extra, **images
+    )
 
 
 def stack_echoes(batch: Mapping[str, Any], spec: PreprocessingSpec) -> torch.Tensor:
@@ -77,6 +97,7 @@ def subjects_dataset(
     augmentation: tio.Transform | None = None,
     labels: Sequence[str] = ("SN",),
     cache: bool = True,
+    partial: bool = False,
 ) -> tio.SubjectsDataset:
     """Subjects with the full preprocessing (and augmentation, for training).
 
@@ -85,9 +106,10 @@ def subjects_dataset(
     With ``spec.roi_mm`` each subject is cropped to the box around its labels' centre
     (``spatially_prepared``), so caching is then required. An augmentation that renders
     images from the tissue label map (``reads_tissues``) gets it, through the same steps.
+    With ``partial`` a record may have any of ``labels`` (``make_subject``).
     """
     tissues = reads_tissues(augmentation)
-    subjects = [make_subject(r, spec, labels, tissues) for r in records]
+    subjects = [make_subject(r, spec, labels, tissues, partial) for r in records]
     if not cache:
         if spec.roi_mm is not None:
             raise ValueError("a region of interest (roi_mm) needs the cached spatial steps")

@@ -23,6 +23,8 @@ LABEL_KEY = "label"
 # The tissue label map (dseg) that synthetic contrasts are rendered from: a label map of its
 # own, which takes the spatial steps with the echoes but is neither a channel nor the target.
 TISSUES_KEY = "tissues"
+# A training subject's (C + 1,) bool: background, then whether each label was drawn.
+ANNOTATED_KEY = "annotated"
 
 
 def echo_key(echo: int) -> str:

@@ -50,6 +50,9 @@ class DataSettings:
         patch centred on it
     preprocessing : the preprocessing spec, shared by training and inference
     splits : the saved subject-level split
+    partial_labels : a subject may carry any non-empty subset of ``labels`` (SN only, say);
+        a label it lacks does not count in its loss (``models.losses.marginal_logits``)
+        instead of being taken for background. False: every subject needs every label
     """
 
     root: str | None
@@ -63,6 +66,7 @@ class DataSettings:
     batch_size: int = 4
     num_workers: int = 0
     label_probabilities: Mapping[int, float] = field(default_factory=lambda: {0: 0.5, 1: 0.5})
+    partial_labels: bool = False
 
     def __post_init__(self) -> None:
         folder_name("data.label_source", self.label_source)

@@ -16,6 +16,35 @@ from torch import nn
 from sn_platform.models.probabilities import class_probabilities
 
 REDUCTIONS = ("batch", "sample")
+# A logit no class reaches in float32: exp() of it is 0, and so is its gradient.
+EXCLUDED_LOGIT = -1.0e4
+
+
+def marginal_logits(logits: torch.Tensor, annotated: torch.Tensor) -> torch.Tensor:
+    """Logits (B, C, X, Y, Z) under which the classes a sample lacks join its background:
+    the marginal loss of partially labelled data (Shi et al. 2021, MedIA 70:101979).
+
+    ``annotated`` (B, C) bool marks, per sample, the background and each label drawn. For
+    a sample without, say, the RN, the background's logit becomes the log-sum-exp of the
+    background's and the RN's (a softmax gives it p_bg + p_RN) and the RN's is excluded
+    (p 0): any loss on the result neither rewards nor penalises the RN where it was not
+    drawn. Fully annotated samples keep their logits.
+    """
+    if annotated.shape != logits.shape[:2]:
+        raise ValueError(
+            f"annotated must be (B, C) = {tuple(logits.shape[:2])}, got {tuple(annotated.shape)}"
+        )
+    missing = ~annotated.to(device=logits.device, dtype=torch.bool)
+    if not bool(missing.any()):
+        return logits
+    spatial = (1,) * (logits.ndim - 2)
+    merging = missing.clone()
+    merging[:, 0] = True  # the background and the classes the sample lacks
+    merged = logits.masked_fill(~merging.view(*merging.shape, *spatial), EXCLUDED_LOGIT)
+    background = torch.logsumexp(merged, dim=1, keepdim=True)
+    labels = logits[:, 1:].masked_fill(missing[:, 1:].view(*missing[:, 1:].shape, *spatial),
+                                       EXCLUDED_LOGIT)  # fmt: skip
+    return torch.cat([background, labels], dim=1)
 
 
 def probabilities_and_target(

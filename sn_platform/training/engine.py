@@ -21,8 +21,9 @@ from tqdm.auto import tqdm
 
 from sn_platform.data.io import atomic_write
 from sn_platform.data.loaders import stack_echoes
-from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
+from sn_platform.data.preprocessing import ANNOTATED_KEY, LABEL_KEY, PreprocessingSpec
 from sn_platform.errors import ConfigError, one_line
+from sn_platform.models.losses import marginal_logits
 from sn_platform.runtime import Runtime, autocast, restore_rng_state, rng_state
 from sn_platform.training.settings import TrainerSettings
 
@@ -184,7 +185,10 @@ class Trainer:
             target = batch[LABEL_KEY][tio.DATA].to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             with autocast(self.device, self.precision):
-                loss = self.loss(self.network(inputs).float(), target)
+                logits = self.network(inputs).float()
+                if ANNOTATED_KEY in batch and logits.shape[1] > 1:
+                    logits = marginal_logits(logits, batch[ANNOTATED_KEY])
+                loss = self.loss(logits, target)
             self.scaler.scale(loss).backward()
             if self.settings.grad_clip_norm is not None:
                 self.scaler.unscale_(self.optimizer)

@@ -197,7 +197,10 @@ def _train(
     tracker: BufferedRun | None,
 ) -> TrainingOutcome:
     data = spec.data
-    dataset = subjects_dataset(subjects.train, data.preprocessing, spec.augmentation, data.labels)
+    dataset = subjects_dataset(
+        subjects.train, data.preprocessing, spec.augmentation, data.labels,
+        partial=data.partial_labels,
+    )  # fmt: skip
 
     def make_batches() -> Any:
         queue = training_queue(

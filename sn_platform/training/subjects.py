@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sn_platform.data.bids import SubjectRecord, discover_subjects, label_path, validate_subject
+from sn_platform.data.bids import (
+    DataValidationError,
+    SubjectRecord,
+    discover_subjects,
+    label_path,
+    validate_subject,
+)
 from sn_platform.data.settings import DataSettings
 from sn_platform.data.splits import Splits, load_or_create_splits
 
@@ -29,18 +35,23 @@ class SubjectSplit:
 def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) -> SubjectSplit:
     """Discover and validate the dataset; pick the subjects of ``fold`` (None: all
     development subjects train, none validate). With ``tissues`` every subject must have
-    its tissue label map (the augmentation renders images from it)."""
+    its tissue label map (the augmentation renders images from it). With
+    ``data.partial_labels`` a subject needs only one of ``data.labels``."""
     spec = data.preprocessing
+    root = Path(str(data.root))
     records = discover_subjects(
-        Path(str(data.root)),
+        root,
         n_echoes=max(spec.echoes),
         label_source=data.label_source,
-        labels=data.labels,
-        optional_labels=(),
+        labels=() if data.partial_labels else data.labels,
+        optional_labels=data.labels if data.partial_labels else (),
         tissues=tissues,
     )
     for record in records:
         validate_subject(record)
+        if not record.labels:
+            path = label_path(root, data.label_source, record.participant_id, data.labels[0])
+            raise DataValidationError(path.parent, f"none of the labels {list(data.labels)}")
     splits = load_or_create_splits(
         data.splits.file,
         {r.participant_id: r.group or "n/a" for r in records},

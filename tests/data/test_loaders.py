@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import nibabel as nib
 import numpy as np
@@ -19,7 +20,12 @@ from sn_platform.data.loaders import (
     subjects_dataset,
     training_queue,
 )
-from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY, PreprocessingSpec
+from sn_platform.data.preprocessing import (
+    ANNOTATED_KEY,
+    LABEL_KEY,
+    TISSUES_KEY,
+    PreprocessingSpec,
+)
 from sn_platform.data.roi import mask_centre
 from tests.data.tissue_maps import CLASSES, linked_cohort, write_tissue_maps
 
@@ -153,3 +159,23 @@ def test_a_tissue_map_is_refused_unless_discovered(phantom_cohort):
     record = discover_subjects(root)[0]
     with pytest.raises(ValueError, match="no tissue label map discovered"):
         make_subject(record, PreprocessingSpec(), tissues=True)
+
+
+def test_partial_labels_keep_their_classes_and_say_which_were_drawn(phantom_cohort):
+    root, _ = phantom_cohort
+    labels = ("SN", "RN", "CC")
+    full, sn_only = discover_subjects(root, labels=labels)[:2]
+    sn_only = replace(sn_only, labels={"SN": sn_only.labels["SN"]})
+    spec = PreprocessingSpec(spacing_mm=(1.0, 1.0, 1.0), roi_mm=(32.0, 32.0, 16.0))
+    dataset = subjects_dataset([full, sn_only], spec, labels=labels, partial=True)
+    assert dataset[0][ANNOTATED_KEY].tolist() == [True, True, True, True]
+    assert dataset[1][ANNOTATED_KEY].tolist() == [True, True, False, False]
+    classes = [set(torch.unique(dataset[i][LABEL_KEY].data).tolist()) for i in (0, 1)]
+    assert classes == [{0, 1, 2, 3}, {0, 1}]  # the SN stays class 1 without RN and CC
+    queue = training_queue(dataset, (16, 16, 8), samples_per_volume=2, max_length=4,
+                           label_probabilities={0: 0.3, 1: 0.3, 2: 0.2, 3: 0.2})  # fmt: skip
+    (batch,) = list(patch_loader(queue, batch_size=4))
+    drawn = sorted(batch[ANNOTATED_KEY].sum(dim=1).tolist())
+    assert drawn == [2, 2, 4, 4]  # (B, C + 1): each patch carries its subject's labels
+    # Without partial labels a subject lacking one is not a training subject.
+    assert LABEL_KEY not in subjects_dataset([sn_only], PreprocessingSpec(), labels=labels)[0]
