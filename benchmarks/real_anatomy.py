@@ -44,8 +44,9 @@ from sn_platform.data.io import write_nifti, write_text
 from sn_platform.data.orientation import reorient_from_ras
 from sn_platform.inference.batch import OutputPaths
 from sn_platform.inference.bids_outputs import json_text, read_measures, sidecar_path
-from sn_platform.phantom.generator import SiteProtocol, ras_affine
+from sn_platform.phantom.generator import ras_affine
 from sn_platform.phantom.regions import Pose
+from sn_platform.phantom.settings import SiteProtocol
 
 FloatArray = NDArray[np.float64]
 

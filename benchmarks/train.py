@@ -32,7 +32,7 @@ from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
 from sn_platform.inference.predictor import InferenceSettings, predict_array
 from sn_platform.models.losses import DiceLoss
 from sn_platform.models.vnet import VNet
-from sn_platform.phantom.generator import PhantomConfig, SiteProtocol
+from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.phantom.writer import generate_cohort
 from sn_platform.runtime import Runtime, seed_everything
 from sn_platform.training.engine import Trainer

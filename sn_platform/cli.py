@@ -21,7 +21,7 @@ from sn_platform.errors import ConfigError, StorageError, one_line
 from sn_platform.usage import one_line_mistakes, refuse
 
 if TYPE_CHECKING:
-    from sn_platform.phantom.generator import PhantomConfig
+    from sn_platform.phantom.settings import PhantomConfig
 
 
 def phantom_config(cfg: DictConfig) -> PhantomConfig:

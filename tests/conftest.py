@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from sn_platform.phantom.generator import PhantomConfig, SubjectPlan
+from sn_platform.phantom.plan import SubjectPlan
+from sn_platform.phantom.settings import PhantomConfig
 from sn_platform.phantom.writer import generate_cohort
 
 # Test cohorts are sn-phantom's small head (head=small, conf/head/small.yaml): a half-size

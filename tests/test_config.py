@@ -19,13 +19,13 @@ from sn_platform.errors import ConfigError
 from sn_platform.inference.options import InferenceOptions, QualityLimits, RaySettings
 from sn_platform.inference.predictor import InferenceSettings
 from sn_platform.models.vnet import VNet
-from sn_platform.phantom.generator import PhantomConfig, SiteProtocol
+from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.sweep.settings import CrossValidation, TuneSettings
 from sn_platform.sweep.space import search_space
 from sn_platform.tracking.settings import TrackingSettings
 from sn_platform.training.assembly import run_spec
-from sn_platform.training.run import RunSpec
 from sn_platform.training.settings import TrainerSettings
+from sn_platform.training.spec import RunSpec
 
 
 def _options(group: str) -> list[str]:

@@ -22,9 +22,11 @@ from sn_platform.phantom.acquisition import (
     slice_profile_blur,
     smooth_noise,
 )
+from sn_platform.phantom.plan import SubjectPlan, TissueParameters
 from sn_platform.phantom.raters import rater_pair
 from sn_platform.phantom.regions import Pose
 from sn_platform.phantom.render import RenderedAnatomy, render_anatomy
+from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.phantom.surroundings import Ellipsoid, HeadAnatomy
 from sn_platform.phantom.template import TemplateHead
 
@@ -34,153 +36,8 @@ BoolArray = NDArray[np.bool_]
 # Raters (derivatives folders) and what each of them draws.
 RATER_SOURCES = ("manual", "manual2")
 RATER_LABELS = ("SN", "RN", "CC")
-# Half-size (mm) of the box around the SN centre that must stay inside the field of view:
-# the SN, RN, STN, crus, cisterns and vessels, rotated and deformed.
-MIDBRAIN_HALF_EXTENT_MM = (25.0, 25.0, 15.0)
-HEAD_MODELS = ("mni", "geometric")
 # Precision of the stored QSM (ppm): 2^-14, about 1/160 of the reconstruction noise.
 QSM_STEP_PPM = 2.0**-14
-
-
-@dataclass(frozen=True)
-class SiteProtocol:
-    """One scanner site's protocol: grid, resolution, echo times and storage orientation.
-
-    Parameters
-    ----------
-    name : site identifier written to participants.tsv
-    voxel_mm : voxel spacing (mm)
-    fov_mm : field of view (mm), an axial slab through the whole head centred on the
-        world origin; the grid is ``fov / voxel``
-    slice_thickness_mm : slice thickness (mm), >= the slice spacing
-    first_echo_ms, echo_spacing_ms : TE1 and echo spacing (ms)
-    n_echoes : number of echoes written
-    orientation : voxel-axis codes the NIfTI files are stored in (nibabel's, e.g. RAS, LAS)
-    """
-
-    name: str = "A"
-    voxel_mm: tuple[float, float, float] = (0.5, 0.5, 1.0)
-    fov_mm: tuple[float, float, float] = (220.0, 220.0, 40.0)
-    slice_thickness_mm: float = 1.0
-    first_echo_ms: float = 7.5
-    echo_spacing_ms: float = 7.5
-    n_echoes: int = 5
-    orientation: str = "RAS"
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """Grid shape (voxels), ``fov_mm / voxel_mm`` rounded."""
-        x, y, z = (round(f / v) for f, v in zip(self.fov_mm, self.voxel_mm, strict=True))
-        return (x, y, z)
-
-    @property
-    def echo_times_ms(self) -> FloatArray:
-        """Echo times (ms), shape (n_echoes,)."""
-        return self.first_echo_ms + self.echo_spacing_ms * np.arange(
-            self.n_echoes, dtype=np.float64
-        )
-
-
-@dataclass(frozen=True)
-class PhantomConfig:
-    """Cohort-level settings of the phantom; defaults follow PHANTOM.md.
-
-    ``midbrain_offset_mm`` bounds, per world axis, how far from the FOV centre the SN
-    centre may land (mm); through-plane it is smaller, since a 40 mm slab must still hold
-    the SN, RN and STN. ``head_model`` is ``mni``, a head on the real anatomy of the MNI
-    ICBM152 template (``template``), or ``geometric``, a head drawn from ellipsoids;
-    ``head_scale`` scales the geometric head's outline (brain, skull and scalp) around an
-    unchanged brainstem: 1 is an adult head at the midbrain level; a smaller head fits a
-    smaller field of view with air around it (fast test cohorts).
-    """
-
-    subjects: int = 30
-    seed: int = 0
-    sites: tuple[SiteProtocol, ...] = (SiteProtocol(),)
-    pd_fraction: float = 0.5
-    manual_margin_mm: float = 0.5
-    rater_jitter_sd_mm: tuple[float, float] = (0.6, 0.9)
-    rater_shared_fraction: float = 0.4
-    snr_range: tuple[float, float] = (30.0, 100.0)
-    bias_amplitude_range: tuple[float, float] = (0.1, 0.3)
-    qsm_noise_sd_ppm: float = 0.01
-    vessel_probability: float = 0.3
-    pulsation_probability: float = 0.15
-    midbrain_offset_mm: tuple[float, float, float] = (15.0, 15.0, 5.0)
-    head_model: str = "mni"
-    head_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.subjects < 1:
-            raise ValueError(f"subjects must be >= 1, got {self.subjects}")
-        if not self.sites:
-            raise ValueError("at least one site protocol is needed")
-        if not 0.0 <= self.pd_fraction <= 1.0:
-            raise ValueError(f"pd_fraction must be in [0, 1], got {self.pd_fraction}")
-        if self.head_model not in HEAD_MODELS:
-            raise ValueError(f"head_model must be one of {HEAD_MODELS}, got {self.head_model!r}")
-        if not 0.5 <= self.head_scale <= 1.2:
-            raise ValueError(f"head_scale must be in [0.5, 1.2], got {self.head_scale}")
-        if self.head_model == "mni" and self.head_scale != 1.0:
-            raise ValueError("head_scale scales the geometric head; the MNI head has its own")
-        for site in self.sites:
-            _check_midbrain_fits(site, self.midbrain_offset_mm)
-
-
-def _check_midbrain_fits(site: SiteProtocol, offset_mm: tuple[float, float, float]) -> None:
-    """Raise unless the midbrain, at its largest offset, stays inside the site's FOV."""
-    for axis, fov, offset, half in zip(
-        "xyz", site.fov_mm, offset_mm, MIDBRAIN_HALF_EXTENT_MM, strict=True
-    ):
-        if fov < 2.0 * (offset + half):
-            raise ValueError(
-                f"site {site.name}: fov_mm {axis} = {fov:g} mm cannot hold the midbrain "
-                f"(+/-{half:g} mm) at an offset of +/-{offset:g} mm; use fov_mm {axis} >= "
-                f"{2.0 * (offset + half):g} or a smaller midbrain_offset_mm"
-            )
-
-
-@dataclass(frozen=True)
-class TissueParameters:
-    """Per-subject tissue properties: echo-1 contrast vs crus, R2* (1/s), chi (ppm)."""
-
-    snpc_contrast: float
-    snpr_contrast: float
-    sn_r2star: float
-    sn_chi: float
-    nigrosome_r2star: float
-    nigrosome_chi_offset: float
-    rn_contrast: float
-    rn_r2star: float
-    rn_chi: float
-    crus_r2star: float
-    crus_chi: float
-    stn_contrast: float
-    stn_r2star: float
-    stn_chi: float
-    sn_chi_posterior_gradient: float
-    sn_chi_side_difference: float
-
-
-@dataclass(frozen=True)
-class SubjectPlan:
-    """Everything sampled for one subject before any image is computed."""
-
-    participant_id: str
-    group: str
-    age: int
-    sex: str
-    site: SiteProtocol
-    pose: Pose
-    head: HeadAnatomy | TemplateHead
-    sides: dict[str, anat.SideAnatomy]
-    tissue: TissueParameters
-    snr: float
-    intensity_scale: float
-    bias_amplitude: float
-    has_vessel: bool
-    has_pulsation: bool
-    rater_jitter_sd_mm: tuple[float, float]
 
 
 @dataclass

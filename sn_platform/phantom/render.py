@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +21,7 @@ from sn_platform.phantom import surroundings as head
 from sn_platform.phantom import tissues
 from sn_platform.phantom.acquisition import smooth_noise
 from sn_platform.phantom.compositor import Canvas, RegionPainter, Tissue, TissueClass
+from sn_platform.phantom.plan import SubjectPlan, TissueParameters
 from sn_platform.phantom.regions import (
     Box,
     Region,
@@ -39,9 +39,6 @@ from sn_platform.phantom.template import (
     load_template,
     template_coordinates,
 )
-
-if TYPE_CHECKING:
-    from sn_platform.phantom.generator import SubjectPlan, TissueParameters
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

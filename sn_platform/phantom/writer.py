@@ -10,13 +10,9 @@ from pathlib import Path
 from sn_platform.data.bids import chimap_path, dseg_path, dseg_table_path, echo_path, label_path
 from sn_platform.data.io import write_nifti, write_text
 from sn_platform.phantom.compositor import TissueClass
-from sn_platform.phantom.generator import (
-    PhantomConfig,
-    SimulatedSubject,
-    SubjectPlan,
-    sample_subject_plan,
-    simulate_subject,
-)
+from sn_platform.phantom.generator import SimulatedSubject, sample_subject_plan, simulate_subject
+from sn_platform.phantom.plan import SubjectPlan
+from sn_platform.phantom.settings import PhantomConfig
 
 PARTICIPANT_COLUMNS = ("participant_id", "group", "age", "sex", "site")
 

@@ -43,7 +43,7 @@ from sn_platform.sweep.trial import run_trial
 from sn_platform.tracking.server import private_endpoint
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.checks import check_run
-from sn_platform.training.run import RunSpec
+from sn_platform.training.spec import RunSpec
 from sn_platform.training.subjects import split_subjects
 
 REGISTRATION_TRIES = 6  # 5 s apart: a restarted private server answers well within that

@@ -14,7 +14,8 @@ from sn_platform.sweep.compose import compose_training
 from sn_platform.sweep.trial import TRACKING_PATIENCE_S
 from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
-from sn_platform.training.run import RunContext, evaluate_ensemble, train_and_evaluate
+from sn_platform.training.run import evaluate_ensemble, train_and_evaluate
+from sn_platform.training.spec import RunContext
 
 
 def final_model(

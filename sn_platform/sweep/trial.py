@@ -21,7 +21,8 @@ from sn_platform.sweep.compose import compose_training
 from sn_platform.sweep.space import override
 from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
-from sn_platform.training.run import RunContext, train_and_evaluate
+from sn_platform.training.run import train_and_evaluate
+from sn_platform.training.spec import RunContext
 
 FINISHED_FILE = "finished.json"
 # How long a finished fold keeps trying to deliver its tracking journal (the driver

@@ -13,7 +13,7 @@ from sn_platform.composition import build
 from sn_platform.errors import ConfigError, one_line
 from sn_platform.inference.atlas import ATLAS_LOCALISER, AtlasLocaliser
 from sn_platform.inference.predictor import Localiser, Segmenter
-from sn_platform.training.run import RunSpec
+from sn_platform.training.spec import RunSpec
 
 # (model URI, tracking URI) -> the segmenter logged there: ``tracking.load_segmenter_at``.
 ModelLoader = Callable[[str, str], Segmenter]

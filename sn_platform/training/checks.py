@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -12,9 +12,7 @@ from numpy.typing import NDArray
 from sn_platform.data.bids import Geometry
 from sn_platform.errors import ConfigError, one_line
 from sn_platform.runtime import select_device
-
-if TYPE_CHECKING:
-    from sn_platform.training.run import RunSpec
+from sn_platform.training.spec import RunSpec
 
 OPTIMISER_LIMITS = {"lr": "> 0", "weight_decay": ">= 0", "momentum": ">= 0"}
 

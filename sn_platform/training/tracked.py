@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from torch import nn
@@ -14,11 +14,8 @@ from torch import nn
 from sn_platform import tracking
 from sn_platform.data.bids import dataset_fingerprint
 from sn_platform.runtime import Runtime
+from sn_platform.training.spec import RunContext, RunSpec
 from sn_platform.training.subjects import SubjectSplit
-
-if TYPE_CHECKING:
-    from sn_platform.training.run import RunContext, RunSpec
-
 
 TRACKING_FOLDER = "tracking"
 

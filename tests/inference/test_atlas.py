@@ -28,8 +28,8 @@ from sn_platform.inference.atlas import (
     template_points_on,
 )
 from sn_platform.inference.predictor import preprocess_record
-from sn_platform.phantom.generator import SiteProtocol
 from sn_platform.phantom.regions import Pose
+from sn_platform.phantom.settings import SiteProtocol
 
 SLAB = SiteProtocol(name="S", voxel_mm=(1.0, 1.0, 1.0), fov_mm=(140.0, 140.0, 40.0),
                     slice_thickness_mm=1.0, orientation="LAS")  # fmt: skip

@@ -34,8 +34,9 @@ from benchmarks.real_anatomy import (
     write_subject,
 )
 from sn_platform.data.bids import chimap_path, echo_path
-from sn_platform.phantom.generator import SiteProtocol, ras_affine
+from sn_platform.phantom.generator import ras_affine
 from sn_platform.phantom.regions import Pose
+from sn_platform.phantom.settings import SiteProtocol
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "real_anatomy.py"
 needs_colin27 = pytest.mark.skipif(not COLIN27.exists(), reason=MISSING_COLIN27)

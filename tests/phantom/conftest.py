@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sn_platform.phantom.generator import PhantomConfig, SiteProtocol, SubjectPlan
+from sn_platform.phantom.plan import SubjectPlan
+from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.phantom.writer import generate_cohort
 
 # In-plane voxel (mm) of the coarse cohorts: each site's field of view, slices,

@@ -12,7 +12,8 @@ from scipy import ndimage
 from sn_platform.data.bids import chimap_path, echo_path, label_path
 from sn_platform.data.slab import slab_below
 from sn_platform.evaluation.metrics import dice
-from sn_platform.phantom.generator import RATER_LABELS, RATER_SOURCES, SubjectPlan
+from sn_platform.phantom.generator import RATER_LABELS, RATER_SOURCES
+from sn_platform.phantom.plan import SubjectPlan
 from sn_platform.phantom.summary import fitted_r2star_per_s
 
 

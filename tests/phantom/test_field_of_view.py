@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 
 from sn_platform.data.bids import chimap_path, echo_path, label_path
-from sn_platform.phantom.generator import (
-    PhantomConfig,
-    SiteProtocol,
-    SubjectPlan,
-    sample_subject_plan,
-)
+from sn_platform.phantom.generator import sample_subject_plan
+from sn_platform.phantom.plan import SubjectPlan
+from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 
 # Site: (orientation, voxel mm, slice thickness mm), as the brief and PHANTOM.md state them.
 SITES = {

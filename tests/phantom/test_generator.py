@@ -13,13 +13,9 @@ from scipy import ndimage
 
 from sn_platform.data.bids import echo_path, label_path
 from sn_platform.evaluation.metrics import dice
-from sn_platform.phantom.generator import (
-    PhantomConfig,
-    SiteProtocol,
-    sample_subject_plan,
-    simulate_subject,
-)
+from sn_platform.phantom.generator import sample_subject_plan, simulate_subject
 from sn_platform.phantom.raters import in_plane_distance_mm
+from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.phantom.summary import fitted_r2star_per_s
 from sn_platform.phantom.writer import generate_cohort
 

@@ -15,8 +15,9 @@ import pytest
 from sn_platform.data.bids import dseg_path, dseg_table_path, label_path
 from sn_platform.phantom import anatomy as anat
 from sn_platform.phantom.compositor import TissueClass
-from sn_platform.phantom.generator import PhantomConfig, sample_subject_plan
+from sn_platform.phantom.generator import sample_subject_plan
 from sn_platform.phantom.regions import smooth_deformation_mm
+from sn_platform.phantom.settings import PhantomConfig
 from sn_platform.phantom.template import TemplateHead, load_template, template_coordinates
 
 JHU_LABELS = Path("/usr/share/mricron/templates/JHU-WhiteMatter-labels-1mm.nii.gz")

@@ -20,7 +20,8 @@ from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.checks import check_run
 from sn_platform.training.engine import read_checkpoint
-from sn_platform.training.run import RunContext, initial_model, train_and_evaluate
+from sn_platform.training.run import initial_model, train_and_evaluate
+from sn_platform.training.spec import RunContext
 
 pytestmark = pytest.mark.slow
 
