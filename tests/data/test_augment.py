@@ -94,8 +94,8 @@ def test_a_shared_rendering_gives_every_echo_the_first_echos_contrast():
 
 def test_each_class_gets_a_homogeneous_random_intensity_per_echo_and_seed():
     (node,) = [n for n in _preset().transforms if n._target_.endswith("LabelsToEchoes")]
-    assert node.p == 0.8
-    render = instantiate(node, p=1.0)
+    assert node.p == 0.8 and node.shared_probability == 0.3
+    render = instantiate(node, p=1.0, shared_probability=0.0)
     subject = _tissue_subject()
     means = {}
     for seed in (0, 1):
