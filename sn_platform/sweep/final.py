@@ -3,7 +3,6 @@ fold models as one probability-averaging ensemble; either evaluated on the test 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 
 from sn_platform.sweep.compose import compose_training
+from sn_platform.sweep.results import FinalResult
 from sn_platform.sweep.trial import TRACKING_PATIENCE_S
 from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
@@ -24,7 +24,7 @@ def final_model(
     parent_run_id: str,
     threads: int,
     members: list[str] | None = None,
-) -> dict[str, Any]:
+) -> FinalResult:
     """Refit the chosen configuration (``members`` None) or evaluate its fold models
     ``members`` as an ensemble; logged as a nested run ``refit`` or ``ensemble``."""
     torch.set_num_threads(max(1, threads))
@@ -45,21 +45,20 @@ def final_model(
         spec = run_spec(compose_training(logged), load_segmenter_at)
         outcome = evaluate_ensemble(spec, [Path(f) for f in members], context)
     journal = str(outcome.tracking_folder) if outcome.tracking_folder else None
-    return {"metrics": outcome.metrics, "model_uri": outcome.model_uri, "run_id": outcome.run_id,
-            "tracking": journal}  # fmt: skip
+    return FinalResult(outcome.metrics, outcome.model_uri, outcome.run_id, journal)
 
 
 def collect_fold_weights(grid: Any, config_id: str, destination: Path) -> list[str]:
-    """Copy the best weights of every fold of ``config_id`` out of the trial checkpoints."""
+    """Copy the best weights of every fold of ``config_id`` out of its trials' last
+    checkpoints (each holds the folds that trial ran)."""
     destination.mkdir(parents=True, exist_ok=True)
     files = []
     for result in grid:
-        metrics = result.metrics or {}
-        if not metrics.get("done") or metrics.get("config_id") != config_id:
+        if (result.metrics or {}).get("config_id") != config_id or result.checkpoint is None:
             continue
         with result.checkpoint.as_directory() as saved:
-            for fold in sorted(json.loads(metrics["finished"]), key=int):
-                target = destination / f"fold-{fold}.pt"
-                shutil.copyfile(Path(saved) / f"fold-{fold}" / "best.pt", target)
+            for weights in Path(saved).glob("fold-*/best.pt"):
+                target = destination / f"{weights.parent.name}.pt"
+                shutil.copyfile(weights, target)
                 files.append(str(target))
     return sorted(files)

@@ -10,23 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from sn_platform.evaluation.cohort import summarise
-
-
-@dataclass
-class FoldResult:
-    """One finished (configuration, fold) training: best-epoch metrics and per-subject rows."""
-
-    config_id: str
-    fold: int
-    overrides: dict[str, Any]
-    metrics: dict[str, float]
-    rows: list[dict[str, Any]] = field(default_factory=list)
+from sn_platform.sweep.results import FoldResult
 
 
 def aggregate(results: Sequence[FoldResult], folds: int) -> list[dict[str, Any]]:

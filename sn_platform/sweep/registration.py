@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sn_platform import tracking
+from sn_platform.sweep.results import FinalResult
 from sn_platform.sweep.space import override
 
 
@@ -16,10 +17,10 @@ def register_champion(
     cfg: DictConfig,
     sweep_run_id: str,
     best: Mapping[str, Any],
-    final: Mapping[str, Any],
+    final: FinalResult,
     members: int,
 ) -> str:
-    """Register ``final["model_uri"]`` as ``tracking.model_name@tune.alias``; its version.
+    """Register ``final.model_uri`` as ``tracking.model_name@tune.alias``; its version.
 
     ``best`` is the winning leaderboard entry; ``members`` the ensemble size (0: a refit).
     """
@@ -28,12 +29,12 @@ def register_champion(
     numeric = {k: float(v) for k, v in best.items() if isinstance(v, float)}
     tags = {
         "sweep_run_id": sweep_run_id,
-        "final_run_id": final["run_id"],
+        "final_run_id": final.run_id,
         "final_model": f"ensemble of {members} folds" if members else "refit",
         "config_id": best["config_id"],
         **{f"param.{k}": best[k] for k in keys},
         **{f"cv.{k}": f"{v:.4g}" for k, v in numeric.items() if "/" in k or k == "score"},
-        **{k.replace("best/", ""): f"{v:.4g}" for k, v in final["metrics"].items()},
+        **{k.replace("best/", ""): f"{v:.4g}" for k, v in final.metrics.items()},
     }
     chosen = ", ".join(override(k, best[k]) for k in keys)
     how = (
@@ -46,5 +47,5 @@ def register_champion(
         f"over {tune_cfg.cv.folds}-fold CV (score {best['score']:.4f}), {how}"
     )
     return tracking.register(
-        final["model_uri"], cfg.tracking.model_name, tune_cfg.alias, tags, description
+        str(final.model_uri), cfg.tracking.model_name, tune_cfg.alias, tags, description
     )

@@ -32,8 +32,10 @@ class TuneSettings:
     space : config key (or group) -> one distribution (see ``sweep.space``)
     num_samples : random draws (times every grid combination)
     search_alg : ``random`` (configurations drawn up front, folds in parallel) or ``optuna``
-    scheduler : ``asha`` or ``none``; ``scheduler_metric``, ``grace_period`` (epochs) and
-        ``reduction_factor`` configure ASHA
+    metric : the per-epoch metric ASHA compares; Optuna learns from its mean over the
+        folds at their best epochs
+    scheduler : ``asha`` or ``none``; ``grace_period`` (epochs) and ``reduction_factor``
+        configure ASHA
     resources_per_trial : Ray resources of a trial, e.g. ``{cpu: 2, gpu: 0.5}``
     max_failures : restarts of a failed trial from its last epoch
     cv : the cross-validation folds
@@ -50,7 +52,7 @@ class TuneSettings:
     seed: int = 0
     search_alg: str = "random"
     scheduler: str = "asha"
-    scheduler_metric: str = "val/dsc"
+    metric: str = "val/dsc"
     grace_period: int = 3
     reduction_factor: float = 2.0
     max_concurrent_trials: int | None = None

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sn_platform.sweep.leaderboard import FoldResult, aggregate, rank, selection_score
+from sn_platform.sweep.leaderboard import aggregate, rank, selection_score
+from sn_platform.sweep.results import FoldResult
 
 
 def _rows(offset: int, chi_auto: list[float], chi_manual: list[float]) -> list[dict]:
