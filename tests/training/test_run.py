@@ -163,7 +163,7 @@ def test_resume_continues_at_epoch_three_with_identical_weights(two_site_cohort,
         ("optim.lr=-0.001", "optim.lr: invalid -0.001"),
         ("data.patch_size=[512,512,3]", "voxels, smaller than the patch [512, 512, 3]"),
         ("trainer.fold=7", "trainer.fold: 7 not in 0..1"),
-        ("inference.patch_overlap=[3,0,0]", "patch_overlap must be three even sizes"),
+        ("inference.patch_overlap=[3,0,0]", "inference.patch_overlap: must be three even sizes"),
     ],
 )
 def test_invalid_settings_are_refused_before_data_is_read(
