@@ -101,12 +101,10 @@ def register_template(subject: sitk.Image, seed: int = 1) -> sitk.Similarity3DTr
 
 
 @lru_cache(maxsize=512)
-def _registered_points(
-    path: str, modified_ns: int, points_mni: tuple[tuple[float, float, float], ...]
-) -> tuple[tuple[float, float, float], ...] | None:
-    """``points_mni`` on the image at ``path`` (world RAS mm); None when the registration
-    fails or lands on an implausible scale. Cached per file version: a validation set is
-    registered once per process, not once per epoch."""
+def _registration(path: str, modified_ns: int) -> sitk.Similarity3DTransform | None:
+    """``register_template`` of the image at ``path``; None when it fails or lands on an
+    implausible scale. Cached per file version: a subject is registered once per process
+    (not once per validation epoch, nor again for its RN after its box)."""
     del modified_ns  # part of the cache key only
     subject = sitk.Cast(sitk.ReadImage(path), sitk.sitkFloat32)
     try:
@@ -116,17 +114,19 @@ def _registered_points(
     scale = 1.0 / transform.GetScale()
     if not PLAUSIBLE_SCALE[0] <= scale <= PLAUSIBLE_SCALE[1]:
         return None
-    inverse = transform.GetInverse()
-    mapped = (inverse.TransformPoint(_ras_to_lps(np.asarray(p))) for p in points_mni)
-    return tuple(_ras_to_lps(np.asarray(p)) for p in mapped)
+    return transform
 
 
 def template_points_on(path: Path, points_mni: NDArray[np.float64]) -> NDArray[np.float64] | None:
     """MNI points (N, 3) mm mapped onto the image at ``path`` (world RAS mm, (N, 3)) by
     ``register_template``; None when the registration failed."""
-    key = tuple(tuple(float(v) for v in p) for p in np.asarray(points_mni).reshape(-1, 3))
-    mapped = _registered_points(str(path), Path(path).stat().st_mtime_ns, key)
-    return None if mapped is None else np.asarray(mapped, dtype=np.float64)
+    transform = _registration(str(path), Path(path).stat().st_mtime_ns)
+    if transform is None:
+        return None
+    inverse = transform.GetInverse()
+    points = np.asarray(points_mni, dtype=np.float64).reshape(-1, 3)
+    mapped = (inverse.TransformPoint(_ras_to_lps(p)) for p in points)
+    return np.asarray([_ras_to_lps(np.asarray(p)) for p in mapped], dtype=np.float64)
 
 
 def ball_on_grid(
