@@ -47,5 +47,6 @@ def register_champion(
         f"over {tune_cfg.cv.folds}-fold CV (score {best['score']:.4f}), {how}"
     )
     return tracking.register(
-        str(final.model_uri), cfg.tracking.model_name, tune_cfg.alias, tags, description
-    )
+        str(final.model_uri), cfg.tracking.model_name, tune_cfg.alias, tags, description,
+        once_per="sweep_run_id",
+    )  # fmt: skip

@@ -14,6 +14,7 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import torch
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import Schema, TensorSpec
@@ -154,12 +155,25 @@ def register(
     alias: str,
     tags: Mapping[str, Any] | None = None,
     description: str | None = None,
+    once_per: str | None = None,
 ) -> str:
-    """Register ``model_uri`` as a new version of ``name`` and point ``alias`` at it."""
-    version = mlflow.register_model(
-        model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()}
-    )
+    """Register ``model_uri`` as a new version of ``name`` and point ``alias`` at it.
+
+    With ``once_per`` (a key of ``tags``), a version of ``name`` already carrying that tag's
+    value is reused instead: a registration repeated after a lost process (the version
+    created, its number never recorded) makes no second version.
+    """
+    tags = {k: str(v) for k, v in (tags or {}).items()}
     client = mlflow.MlflowClient()
+    existing: list[ModelVersion] = []
+    if once_per is not None:
+        query = f"name = '{name}' and tags.{once_per} = '{tags[once_per]}'"
+        existing = client.search_model_versions(query)
+    version = (
+        min(existing, key=lambda v: int(v.version))
+        if existing
+        else mlflow.register_model(model_uri, name, tags=tags)
+    )
     if description:
         client.update_model_version(name, version.version, description=description)
     client.set_registered_model_alias(name, alias, version.version)

@@ -171,3 +171,17 @@ def test_the_model_pins_the_installed_versions_of_what_it_imports(tiny_registere
     assert f"torch=={torch.__version__}" in lines
     assert f"mlflow=={mlflow.__version__}" in lines
     assert {line.split("==")[0] for line in lines} >= {"torchio", "nibabel", "numpy", "scipy"}
+
+
+def test_a_registration_repeated_once_per_tag_reuses_its_version(tiny_registered_model):
+    tracking.configure(tiny_registered_model)  # it holds sn-vnet-tiny version 1
+    model_uri = mlflow.MlflowClient().get_model_version("sn-vnet-tiny", "1").source
+    tags = {"sweep_run_id": "abc"}
+    first = tracking.register(model_uri, "sn-vnet-tiny", "repeat", tags, once_per="sweep_run_id")
+    again = tracking.register(model_uri, "sn-vnet-tiny", "best", tags, "d", once_per="sweep_run_id")
+    other = tracking.register(model_uri, "sn-vnet-tiny", "repeat", {"sweep_run_id": "xyz"},
+                              once_per="sweep_run_id")  # fmt: skip
+    assert (first, again, other) == ("2", "2", "3")
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("sn-vnet-tiny", "best").version) == "2"
+    assert client.get_model_version("sn-vnet-tiny", "2").description == "d"
