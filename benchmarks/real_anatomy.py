@@ -69,7 +69,9 @@ SN_RANGE_MNI_Z_MM = (-20.0, -10.0)  # the SN's craniocaudal extent (PHANTOM.md)
 TOLERANCE_MM = 4.0
 PEAK_MAGNITUDE = 1500.0  # the template's brightest voxel; tissue lands at a few hundred to it
 N_ECHOES = 3
-RN_NOT_FOUND = "RN not found"  # sn-infer's QC reason when no slab could be placed
+# sn-infer's QC reason when the network found no RN (the slab, if any, then came from the
+# registered atlas: "RN not found (slab below the registered atlas's)").
+RN_NOT_FOUND = "RN not found"
 
 
 @dataclass(frozen=True)
@@ -271,10 +273,15 @@ def score_pose(
         "all_within_tolerance": all(e <= TOLERANCE_MM for e in errors.values()),
         "qc_flag": row["qc_flag"],
         "roi_source": row["roi_source"],
-        "rn_not_found": RN_NOT_FOUND in row["qc_flag"].split("; "),
+        "rn_not_found": network_missed_rn(row["qc_flag"]),
         "slab_mni_z_mm": z,
         "slab_in_sn_range": bool(low <= z <= high),
     }
+
+
+def network_missed_rn(qc_flag: str) -> bool:
+    """Whether sn-infer's QC flag says the network found no RN (whatever placed the slab)."""
+    return any(reason.startswith(RN_NOT_FOUND) for reason in qc_flag.split("; "))
 
 
 def _median(values: Sequence[float]) -> float:

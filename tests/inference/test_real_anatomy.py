@@ -25,6 +25,7 @@ from benchmarks.real_anatomy import (
     draw_pose,
     load_template,
     mni_of_world,
+    network_missed_rn,
     posed_image,
     sample_template,
     slab_mni_z,
@@ -52,6 +53,13 @@ MIDBRAIN_VOXEL = (150, 178, 109)  # Colin27's voxel at MNI (0, -18, -15)
 @pytest.fixture(scope="module")
 def colin27() -> Template:
     return load_template()
+
+
+def test_an_rn_the_network_missed_counts_however_the_slab_was_placed():
+    assert network_missed_rn("RN not found; CC empty in the slab")
+    assert network_missed_rn("empty mask; RN not found (slab below the registered atlas's)")
+    assert not network_missed_rn("implausible RN volume 2 mm^3 (expected 60-1000)")
+    assert not network_missed_rn("ok")
 
 
 def test_the_posed_published_centroids_map_back_to_their_mni_values():
@@ -224,7 +232,7 @@ def test_one_pose_runs_through_the_registered_cascade(registered_model, tmp_path
     assert all(e is None or (math.isfinite(e) and e >= 0) for e in errors.values())
     within = all(e is not None and e <= 4.0 for e in errors.values())
     assert entry["all_within_tolerance"] == within
-    assert entry["rn_not_found"] == ("RN not found" in entry["qc_flag"].split("; "))
+    assert entry["rn_not_found"] == network_missed_rn(entry["qc_flag"])
     with (work / "sn-infer" / "measures.tsv").open() as table:
         (row,) = csv.DictReader(table, delimiter="\t")
     assert row["participant_id"] == "sub-B01" and row["qc_flag"] == entry["qc_flag"]
