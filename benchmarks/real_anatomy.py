@@ -69,9 +69,11 @@ SN_RANGE_MNI_Z_MM = (-20.0, -10.0)  # the SN's craniocaudal extent (PHANTOM.md)
 TOLERANCE_MM = 4.0
 PEAK_MAGNITUDE = 1500.0  # the template's brightest voxel; tissue lands at a few hundred to it
 N_ECHOES = 3
-# sn-infer's QC reason when the network found no RN (the slab, if any, then came from the
-# registered atlas: "RN not found (slab below the registered atlas's)").
+# sn-infer's QC reasons: no RN at all (neither the network's nor the registered atlas's),
+# and the structures the consensus took from the atlas ("RN left, SN right from the
+# registered atlas (...)").
 RN_NOT_FOUND = "RN not found"
+FROM_ATLAS = " from the registered atlas"
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,16 @@ def site_protocols(names: Sequence[str]) -> tuple[tuple[SiteProtocol, ...], tupl
     return config.sites, config.midbrain_offset_mm
 
 
-def run_cascade(data: Path, output: Path, model_uri: str, tracking_uri: str, work: Path) -> None:
-    """``sn-infer`` (beside this Python, else on PATH) on ``data``, writing ``output``."""
+def run_cascade(
+    data: Path,
+    output: Path,
+    model_uri: str,
+    tracking_uri: str,
+    work: Path,
+    overrides: Sequence[str] = (),
+) -> None:
+    """``sn-infer`` (beside this Python, else on PATH) on ``data``, writing ``output``, with
+    the extra Hydra ``overrides``."""
     beside = Path(sys.executable).with_name("sn-infer")
     executable = str(beside) if beside.exists() else shutil.which("sn-infer")
     if executable is None:
@@ -204,7 +214,7 @@ def run_cascade(data: Path, output: Path, model_uri: str, tracking_uri: str, wor
     command = [
         executable, f"model_uri={model_uri}", f"tracking.uri={tracking_uri}",
         f"input={data}", f"output={output}", "label_source=null", "truth_source=null",
-        "overwrite=true", "infer.progress=false", f"hydra.run.dir={work / 'hydra'}",
+        "overwrite=true", "infer.progress=false", f"hydra.run.dir={work / 'hydra'}", *overrides,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
     if not (output / "measures.tsv").exists():
@@ -258,6 +268,7 @@ def score_pose(
             "centroid_error_mm": dict.fromkeys(CENTROIDS_MNI_MM, math.nan),
             "all_within_tolerance": False,
             "rn_not_found": False,  # unknown: counted as failed
+            "from_atlas": [],
             "slab_mni_z_mm": math.nan,
             "slab_in_sn_range": False,
         }
@@ -273,15 +284,25 @@ def score_pose(
         "all_within_tolerance": all(e <= TOLERANCE_MM for e in errors.values()),
         "qc_flag": row["qc_flag"],
         "roi_source": row["roi_source"],
-        "rn_not_found": network_missed_rn(row["qc_flag"]),
+        "rn_not_found": rn_not_found(row["qc_flag"]),
+        "from_atlas": structures_from_atlas(row["qc_flag"]),
         "slab_mni_z_mm": z,
         "slab_in_sn_range": bool(low <= z <= high),
     }
 
 
-def network_missed_rn(qc_flag: str) -> bool:
-    """Whether sn-infer's QC flag says the network found no RN (whatever placed the slab)."""
+def rn_not_found(qc_flag: str) -> bool:
+    """Whether sn-infer's QC flag says no RN was found (no slab could be placed)."""
     return any(reason.startswith(RN_NOT_FOUND) for reason in qc_flag.split("; "))
+
+
+def structures_from_atlas(qc_flag: str) -> list[str]:
+    """The structures (``"RN left"``, ...) sn-infer's QC flag says the consensus took from
+    the registered atlas: those the network missed or put off the atlas's."""
+    for reason in qc_flag.split("; "):
+        if FROM_ATLAS in reason:
+            return reason.split(FROM_ATLAS)[0].split(", ")
+    return []
 
 
 def _median(values: Sequence[float]) -> float:
@@ -292,7 +313,9 @@ def _median(values: Sequence[float]) -> float:
 def summarise(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Share of poses with every centroid within TOLERANCE_MM, RN-not-found count, share of
     slabs in the SN's range, QC-flagged count, the count sn-infer failed on (no centroid,
-    no slab, not flagged), median error per centroid (mm, over the centroids found)."""
+    no slab, not flagged), median error per centroid (mm, over the centroids found), and
+    per structure and side the poses where it came from the registered atlas."""
+    taken = [name for e in entries for name in e["from_atlas"]]
     return {
         "poses": len(entries),
         "share_all_within_tolerance": float(np.mean([e["all_within_tolerance"] for e in entries])),
@@ -300,6 +323,8 @@ def summarise(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "share_slab_in_sn_range": float(np.mean([e["slab_in_sn_range"] for e in entries])),
         "qc_flagged": sum(e.get("qc_flag", "ok") != "ok" for e in entries),
         "failed": sum("error" in e for e in entries),
+        "poses_with_atlas_structures": sum(bool(e["from_atlas"]) for e in entries),
+        "from_atlas": {name: taken.count(name) for name in sorted(set(taken))},
         "median_error_mm": {
             key: _median([e["centroid_error_mm"][key] for e in entries]) for key in CENTROIDS_MNI_MM
         },
@@ -324,6 +349,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/sn-bench-real-anatomy"))
     parser.add_argument("--output", type=Path, help="also write the JSON here")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="an sn-infer override, repeatable (infer.atlas_tolerance_mm=null: the network alone)",
+    )
     arguments = parser.parse_args()
     if not COLIN27.exists():
         raise SystemExit(MISSING_COLIN27)
@@ -345,13 +376,14 @@ def main() -> None:
             )
     described = {"seed": arguments.seed, "poses": arguments.poses, "template": str(COLIN27)}
     write_dataset_files(data, {p: s.name for p, (s, _) in poses.items()}, json.dumps(described))
-    run_cascade(data, output, arguments.model_uri, arguments.tracking_uri, work)
+    run_cascade(data, output, arguments.model_uri, arguments.tracking_uri, work, arguments.override)
     failures = read_failures(output)
     entries = [score_pose(output, p, s, pose, failures) for p, (s, pose) in poses.items()]
     report = {
         "benchmark": "real_anatomy",
         "template": str(COLIN27),
         "model_uri": arguments.model_uri,
+        "overrides": arguments.override,
         "seed": arguments.seed,
         "poses_per_site": arguments.poses,
         "sites": [s.name for s in sites],

@@ -1,4 +1,5 @@
-"""Where the MNI ICBM152 2009a symmetric template lives: inside the ``nilearn`` wheel.
+"""Where the MNI ICBM152 2009a symmetric template lives (inside the ``nilearn`` wheel), and
+the atlas of the midbrain nuclei in its space (shipped with the package).
 
 The template (T1 and its GM and WM maps, 1 mm; Fonov et al. 2009, 2011; licence in
 nilearn's ``datasets/description/icbm152_2009.rst``) is read from the package data
@@ -31,3 +32,13 @@ def mni_template_path(name: str) -> Path:
             "pip install nilearn"
         )
     return Path(next(iter(spec.submodule_search_locations))) / TEMPLATE_FILES[name]
+
+
+# The nuclei atlas's label codes (``sn_platform.phantom.nuclei_atlas`` builds it).
+NUCLEI_ATLAS_LABELS = {"SN": 1, "RN": 2, "CC": 3}
+
+
+def nuclei_atlas_path() -> Path:
+    """The maximum-probability atlas of the SN, RN and crus in MNI space (NIfTI, 0.5 mm,
+    ``NUCLEI_ATLAS_LABELS`` codes)."""
+    return Path(__file__).parent / "atlases" / "nuclei_mni.nii.gz"

@@ -5,8 +5,11 @@ by mutual information reads any contrast. The MNI ICBM152 2009a T1 (``data.templ
 is aligned to the subject's first echo by a similarity transform (rotation, translation,
 one scale) maximising Mattes mutual information (SimpleITK, three resolutions), and the
 midbrain's MNI position is mapped back onto the subject: the centre of the segmenter's
-box. A slab through the midbrain (10-40 mm) starts from its field of view's centre on
-the midbrain, as such slabs are planned; a whole head from the images' centres of mass.
+box. The same transform carries the atlas of the nuclei in MNI space
+(``data.templates.nuclei_atlas_path``) onto the subject's grid, the atlas half of
+``localise``'s consensus. A slab through the midbrain (10-40 mm) starts from its field of
+view's centre on the midbrain, as such slabs are planned; a whole head from the images'
+centres of mass.
 
 Measured on Colin27 (a real T1 that no training used) in the phantom's slab geometries at
 random poses: SN and RN centroids mapped within 1.8-2.7 mm of their published MNI
@@ -18,25 +21,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 from numpy.typing import NDArray
 
 from sn_platform.data.bids import SubjectRecord
-from sn_platform.data.templates import mni_template_path
+from sn_platform.data.templates import NUCLEI_ATLAS_LABELS, mni_template_path, nuclei_atlas_path
+from sn_platform.inference.predictor import native_window
 
 # ``localiser=atlas``: the configuration value that selects this localiser.
 ATLAS_LOCALISER = "atlas"
 # The centre (MNI mm) of the SN, RN and crus together, where training centres the box on
 # the labels: the phantom's structures registered back to MNI (8 subjects, SD 1-2 mm).
 STRUCTURES_CENTRE_MNI_MM = (0.0, -17.5, -12.5)
-# The RN's centroids (MNI mm, the reference the real-anatomy benchmark scores against) and
-# the radius (mm) of a ball in their place (180 mm^3 per side): where the slab goes when the
-# network finds no RN.
-RED_NUCLEUS_MNI_MM = ((-5.5, -18.0, -10.0), (5.5, -18.0, -10.0))
-RED_NUCLEUS_RADIUS_MM = 3.5
 # A field of view at least this deep (mm, along its most craniocaudal axis) is a whole
 # head, initialised by centres of mass; thinner ones are slabs planned on the midbrain.
 WHOLE_HEAD_DEPTH_MM = 100.0
@@ -129,27 +129,62 @@ def template_points_on(path: Path, points_mni: NDArray[np.float64]) -> NDArray[n
     return np.asarray([_ras_to_lps(np.asarray(p)) for p in mapped], dtype=np.float64)
 
 
-def ball_on_grid(
-    centre_mm: NDArray[np.float64],
-    radius_mm: float,
-    shape: tuple[int, int, int],
-    affine: NDArray[np.float64],
-) -> NDArray[np.bool_]:
-    """Voxels (``shape``) whose centres lie within ``radius_mm`` of ``centre_mm`` (world mm),
-    searched in the ball's bounding window only."""
-    inverse = np.linalg.inv(affine)
-    centre_voxel = inverse[:3, :3] @ centre_mm + inverse[:3, 3]
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    half = np.ceil(radius_mm / spacing).astype(int) + 1
-    low = np.clip(np.floor(centre_voxel).astype(int) - half, 0, np.asarray(shape))
-    high = np.clip(np.ceil(centre_voxel).astype(int) + half + 1, 0, np.asarray(shape))
-    mask = np.zeros(shape, dtype=bool)
-    window = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(low, high, strict=True)),
-                                  indexing="ij"), axis=-1)  # fmt: skip
-    world = window @ affine[:3, :3].T + affine[:3, 3]
-    inside = np.linalg.norm(world - centre_mm, axis=-1) <= radius_mm
-    mask[tuple(slice(a, b) for a, b in zip(low, high, strict=True))] = inside
-    return mask
+def similarity_to_mni(transform: sitk.Similarity3DTransform) -> NDArray[np.float64]:
+    """(4, 4) subject world RAS mm -> MNI RAS mm of ``register_template``'s transform (ITK
+    maps LPS points: ``p -> A (p - c) + c + t``)."""
+    flip = np.diag([-1.0, -1.0, 1.0])
+    matrix = np.asarray(transform.GetMatrix()).reshape(3, 3)
+    centre = np.asarray(transform.GetCenter())
+    translation = np.asarray(transform.GetTranslation())
+    ras = np.eye(4)
+    ras[:3, :3] = flip @ matrix @ flip
+    ras[:3, 3] = flip @ (centre + translation - matrix @ centre)
+    return ras
+
+
+@lru_cache(maxsize=1)
+def _nuclei_atlas() -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
+    image = cast(nib.Nifti1Image, nib.load(nuclei_atlas_path()))
+    return np.asarray(image.dataobj, dtype=np.uint8), np.asarray(image.affine, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class AtlasStructures:
+    """The nuclei atlas on a subject's grid: ``masks`` label (SN, RN, CC) -> (X, Y, Z)
+    bool, both sides; ``right`` (X, Y, Z) bool, the voxels right of the registered
+    template's mid-sagittal plane (MNI x >= 0)."""
+
+    masks: dict[str, NDArray[np.bool_]]
+    right: NDArray[np.bool_]
+
+
+def atlas_structures_on(
+    to_mni: NDArray[np.float64], shape: tuple[int, int, int], affine: NDArray[np.float64]
+) -> AtlasStructures:
+    """The nuclei atlas (``data.templates.nuclei_atlas_path``) on a grid (``shape``,
+    ``affine``: voxel -> world RAS mm) whose world maps to MNI by ``to_mni`` (4, 4),
+    nearest neighbour, looked up only in the window the atlas's box reaches."""
+    labels, atlas_affine = _nuclei_atlas()
+    voxel_to_mni = to_mni @ affine
+    along_i, along_j, along_k = np.ix_(
+        *(np.arange(n) * voxel_to_mni[0, a] for a, n in enumerate(shape))
+    )
+    right = np.broadcast_to(along_i + along_j + along_k + voxel_to_mni[0, 3] >= 0.0, shape)
+    window = native_window(np.linalg.inv(to_mni) @ atlas_affine, labels.shape, affine, shape)
+    indices = np.stack(
+        np.meshgrid(*(np.arange(s.start, s.stop) for s in window), indexing="ij"), axis=-1
+    )
+    voxel_to_atlas = np.linalg.inv(atlas_affine) @ voxel_to_mni
+    atlas_voxels = np.rint(indices @ voxel_to_atlas[:3, :3].T + voxel_to_atlas[:3, 3]).astype(int)
+    inside = np.all((atlas_voxels >= 0) & (atlas_voxels < np.asarray(labels.shape)), axis=-1)
+    codes = np.zeros(inside.shape, dtype=np.uint8)
+    codes[inside] = labels[tuple(atlas_voxels[inside].T)]
+    masks = {}
+    for label, code in NUCLEI_ATLAS_LABELS.items():
+        mask = np.zeros(shape, dtype=bool)
+        mask[window] = codes == code
+        masks[label] = mask
+    return AtlasStructures(masks, right)
 
 
 @dataclass(frozen=True)
@@ -165,21 +200,16 @@ class AtlasLocaliser:
         mapped = template_points_on(record.echoes[0], np.asarray([self.centre_mni_mm]))
         return None if mapped is None else mapped[0]
 
-    def red_nucleus_on(
+    def structures_on(
         self, record: SubjectRecord, shape: tuple[int, int, int], affine: NDArray[np.float64]
-    ) -> NDArray[np.bool_] | None:
-        """The template's RN on a grid (``shape``, ``affine``: voxel -> world RAS mm): two
-        balls of ``RED_NUCLEUS_RADIUS_MM`` (template mm) at ``RED_NUCLEUS_MNI_MM``, mapped
-        onto the subject; None when the template could not be registered."""
-        centres = np.asarray(RED_NUCLEUS_MNI_MM)
-        below = centres - np.array([0.0, 0.0, RED_NUCLEUS_RADIUS_MM])
-        mapped = template_points_on(record.echoes[0], np.concatenate([centres, below]))
-        if mapped is None:
+    ) -> AtlasStructures | None:
+        """The nuclei atlas on the subject's grid (``shape``, ``affine``: voxel -> world
+        RAS mm) through ``register_template``; None when the template could not be
+        registered."""
+        transform = _registration(str(record.echoes[0]), Path(record.echoes[0]).stat().st_mtime_ns)
+        if transform is None:
             return None
-        mask = np.zeros(shape, dtype=bool)
-        for centre, edge in zip(mapped[: len(centres)], mapped[len(centres) :], strict=True):
-            mask |= ball_on_grid(centre, float(np.linalg.norm(edge - centre)), shape, affine)
-        return mask
+        return atlas_structures_on(similarity_to_mni(transform), shape, affine)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON); ``from_dict`` rebuilds the localiser from it."""

@@ -18,7 +18,6 @@ from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
-from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from sn_platform.data.bids import (
@@ -35,7 +34,7 @@ from sn_platform.evaluation import plots
 from sn_platform.evaluation.cohort import agreement_report
 from sn_platform.evaluation.subject import evaluate_case, load_reference_case
 from sn_platform.evaluation.tables import table_text
-from sn_platform.inference.atlas import AtlasLocaliser
+from sn_platform.inference.atlas import AtlasLocaliser, AtlasStructures
 from sn_platform.inference.bids_outputs import (
     json_text,
     read_measures,
@@ -148,16 +147,19 @@ def _manual_labels(job: BatchJob, record: SubjectRecord, names: Sequence[str]) -
     return replace(record, labels=found)
 
 
-def _atlas_reference(
-    segmenter: Segmenter, record: SubjectRecord, prediction: NativePrediction
-) -> Callable[[], NDArray[np.bool_] | None] | None:
-    """The registered template's RN on the prediction's grid, computed when asked, for a
-    cascade whose first stage is the atlas; None for any other."""
+def _atlas_structures(
+    segmenter: Segmenter,
+    record: SubjectRecord,
+    prediction: NativePrediction,
+    tolerance_mm: float | None,
+) -> Callable[[], AtlasStructures | None] | None:
+    """The registered atlas's nuclei on the prediction's grid, computed when asked, for a
+    cascade whose first stage is the atlas and a consensus asked for; None otherwise."""
     localiser = segmenter.localiser
-    if not isinstance(localiser, AtlasLocaliser):
+    if not isinstance(localiser, AtlasLocaliser) or tolerance_mm is None:
         return None
     shape = cast(tuple[int, int, int], tuple(prediction.field_of_view.shape))
-    return partial(localiser.red_nucleus_on, record, shape, prediction.affine)
+    return partial(localiser.structures_on, record, shape, prediction.affine)
 
 
 def segment_subject(
@@ -172,7 +174,8 @@ def segment_subject(
     prediction = predict_ensemble(segmenters, record)
     found = localise(
         prediction, settings, options.keep_largest, case.manual, options.slab_from,
-        _atlas_reference(segmenters[0], record, prediction),
+        _atlas_structures(segmenters[0], record, prediction, options.atlas_tolerance_mm),
+        options.atlas_tolerance_mm,
     )  # fmt: skip
     row = evaluate_case(case, found.masks, found.slab, job.measures, settings.slab_rule)
     row |= {

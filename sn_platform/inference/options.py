@@ -56,6 +56,10 @@ class InferenceOptions:
     keep_largest : keep the largest component per hemisphere (each label)
     slab_from : ``predicted`` (below the model's RN, the default) or ``manual`` (below the
         manual RN where ``derivatives/<label_source>`` has one, else the predicted)
+    atlas_tolerance_mm : with a cascade whose first stage is the registered atlas
+        (``localiser=atlas``), the distance (mm) between the network's and the atlas's
+        centroid of a structure (per side) beyond which the atlas's is used; None: the
+        network's masks alone
     overwrite : redo subjects whose outputs exist
     engine : ``local`` (this process) or ``ray`` (an actor pool, ``ray``)
     progress : show a progress bar (local engine)
@@ -70,6 +74,7 @@ class InferenceOptions:
     flip_tta: bool | None = None
     keep_largest: bool = True
     slab_from: str = "predicted"
+    atlas_tolerance_mm: float | None = 4.0
     overwrite: bool = False
     engine: str = "local"
     progress: bool = True
@@ -81,6 +86,8 @@ class InferenceOptions:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.slab_from not in SLAB_SOURCES:
             raise ValueError(f"slab_from must be one of {SLAB_SOURCES}, got {self.slab_from!r}")
+        if self.atlas_tolerance_mm is not None and not self.atlas_tolerance_mm > 0:
+            raise ValueError(f"atlas_tolerance_mm must be > 0, got {self.atlas_tolerance_mm}")
         if self.patch_overlap is not None:
             object.__setattr__(self, "patch_overlap", tuple(int(n) for n in self.patch_overlap))
         # The model's settings check the values now; patch_overlap once the patch is known.

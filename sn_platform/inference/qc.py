@@ -29,10 +29,16 @@ def qc_flag(
         reasons.append("localiser found nothing (box at the volume centre)")
     reference = settings.slab_reference
     rn = found.masks.get(reference)
-    if not found.predicted_slab.found:
-        atlas = " (slab below the registered atlas's)" if found.slab_source == "atlas" else ""
-        reasons.append(f"{reference} not found{atlas}")
-    elif rn is not None:
+    if found.from_atlas:
+        reasons.append(
+            f"{', '.join(found.from_atlas)} from the registered atlas "
+            "(the network's missing or off the atlas's)"
+        )
+    # An RN from the atlas has its reason above, and the atlas's volume.
+    atlas_rn = found.slab_source == "atlas"
+    if not found.predicted_slab.found and not atlas_rn:
+        reasons.append(f"{reference} not found")
+    elif rn is not None and not atlas_rn:
         rn_volume = float(row[f"{reference.lower()}_volume_mm3"])
         low, high = limits.rn_volume_range_mm3
         if not low <= rn_volume <= high:

@@ -13,6 +13,7 @@ import torch
 
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.evaluation.subject import ReferenceCase, evaluate_case
+from sn_platform.inference.atlas import AtlasStructures
 from sn_platform.inference.batch import OutputPaths, run_subject
 from sn_platform.inference.localise import localise
 from sn_platform.inference.options import BatchJob, InferenceOptions, QualityLimits
@@ -141,17 +142,42 @@ def test_sn_infer_flags_a_subject_without_red_nucleus_and_writes_every_mask(
     assert row["slab_top_mm"] - row["slab_bottom_mm"] == pytest.approx(2.0)  # 3 x 1 mm slices
 
 
-def test_without_a_predicted_rn_the_atlas_reference_places_the_slab():
-    reference = _structures(rn_lowest=11)["RN"]
-    found = localise(_prediction(_structures(rn_lowest=None)), SETTINGS,
-                     atlas_reference=lambda: reference)  # fmt: skip
+def _atlas(rn_lowest: int = 11) -> AtlasStructures:
+    """The constructed structures as an atlas would give them, the RN from ``rn_lowest``;
+    the right side is x >= 20 (the midline)."""
+    right = np.zeros(SHAPE, bool)
+    right[20:] = True
+    return AtlasStructures(_structures(rn_lowest), right)
+
+
+def test_without_a_predicted_rn_the_atlas_rn_places_the_slab():
+    found = localise(_prediction(_structures(rn_lowest=None)), SETTINGS, atlas=_atlas)
+    assert found.from_atlas == ("RN left", "RN right")
     assert found.slab_source == "atlas" and not found.predicted_slab.found
     assert np.flatnonzero(found.slab.mask.any(axis=(0, 1))).tolist() == [8, 9, 10]
+    np.testing.assert_array_equal(found.masks["RN"], _atlas().masks["RN"])
     flag = qc_flag(_row(found, _structures()), _prediction(_structures(None)), found, SETTINGS,
                    QualityLimits())  # fmt: skip
-    assert flag.startswith("RN not found (slab below the registered atlas's)")
-    # A predicted RN wins; an atlas that could not be registered leaves no slab.
-    assert localise(_prediction(_structures(9)), SETTINGS,
-                    atlas_reference=lambda: reference).slab_source == "predicted"  # fmt: skip
-    unregistered = localise(_prediction(_structures(None)), SETTINGS, atlas_reference=lambda: None)
+    assert flag.startswith("RN left, RN right from the registered atlas")
+    assert "RN not found" not in flag
+    unregistered = localise(_prediction(_structures(None)), SETTINGS, atlas=lambda: None)
     assert unregistered.slab_source == "predicted" and not unregistered.slab.found
+    assert unregistered.from_atlas == ()
+
+
+def test_the_network_keeps_what_lies_within_the_tolerance_of_the_atlas():
+    # The network's RN starts 2 slices (2 mm) below the atlas's: kept at 4 mm, not at 1.5.
+    near = localise(_prediction(_structures(9)), SETTINGS, atlas=_atlas, atlas_tolerance_mm=4.0)
+    assert near.from_atlas == () and near.slab_source == "predicted"
+    np.testing.assert_array_equal(near.masks["RN"], _structures(9)["RN"])
+    strict = localise(_prediction(_structures(9)), SETTINGS, atlas=_atlas, atlas_tolerance_mm=1.5)
+    assert strict.from_atlas == ("RN left", "RN right") and strict.slab_source == "atlas"
+
+
+def test_one_side_far_from_the_atlas_is_replaced_on_that_side_only():
+    masks = _structures(11)
+    masks["SN"][:20] = np.roll(masks["SN"][:20], 12, axis=1)  # left SN 12 voxels = 6 mm back
+    found = localise(_prediction(masks), SETTINGS, atlas=_atlas, atlas_tolerance_mm=4.0)
+    assert found.from_atlas == ("SN left",) and found.slab_source == "predicted"
+    np.testing.assert_array_equal(found.masks["SN"], _structures(11)["SN"])
+    assert found.masks["SN"][20:].sum() == masks["SN"][20:].sum()  # the right is the network's

@@ -25,11 +25,12 @@ from benchmarks.real_anatomy import (
     draw_pose,
     load_template,
     mni_of_world,
-    network_missed_rn,
     posed_image,
+    rn_not_found,
     sample_template,
     slab_mni_z,
     slice_offsets_mm,
+    structures_from_atlas,
     summarise,
     world_of_mni,
     write_subject,
@@ -55,11 +56,13 @@ def colin27() -> Template:
     return load_template()
 
 
-def test_an_rn_the_network_missed_counts_however_the_slab_was_placed():
-    assert network_missed_rn("RN not found; CC empty in the slab")
-    assert network_missed_rn("empty mask; RN not found (slab below the registered atlas's)")
-    assert not network_missed_rn("implausible RN volume 2 mm^3 (expected 60-1000)")
-    assert not network_missed_rn("ok")
+def test_the_qc_flag_tells_a_missing_rn_and_the_structures_from_the_atlas():
+    atlas = "RN left, SN right from the registered atlas (the network's missing or off the atlas's)"
+    assert rn_not_found("RN not found; CC empty in the slab")
+    assert not rn_not_found(f"{atlas}; CC empty in the slab")
+    assert not rn_not_found("implausible RN volume 2 mm^3 (expected 60-1000)")
+    assert structures_from_atlas(f"empty mask; {atlas}") == ["RN left", "SN right"]
+    assert structures_from_atlas("RN not found") == [] == structures_from_atlas("ok")
 
 
 def test_the_posed_published_centroids_map_back_to_their_mni_values():
@@ -129,7 +132,9 @@ def test_the_slab_centre_maps_to_mni_z_through_the_inverse_pose():
 
 def test_the_summary_counts_and_shares():
     def entry(errors: list[float], rn_not_found: bool, in_range: bool, flag: str) -> dict:
+        atlas = ["RN left", "SN left"] if "atlas" in flag else []
         return {
+            "from_atlas": atlas,
             "centroid_error_mm": dict(zip(CENTROIDS_MNI_MM, errors, strict=True)),
             "all_within_tolerance": all(e <= 4.0 for e in errors),
             "rn_not_found": rn_not_found,
@@ -141,14 +146,17 @@ def test_the_summary_counts_and_shares():
         entry([1.0, 2.0, 3.0, 4.0], False, True, "ok"),
         entry([3.0, 6.0, math.nan, math.nan], True, False, "RN not found; empty mask"),
         entry([2.0, 1.0, 2.0, 1.0], False, False, "ok"),
+        entry([2.0, 1.0, 2.0, 1.0], False, True, "RN left, SN left from the registered atlas"),
     ]
     summary = summarise(entries)
-    assert summary["poses"] == 3 and summary["failed"] == 0
-    assert summary["share_all_within_tolerance"] == pytest.approx(2 / 3)
-    assert summary["rn_not_found"] == 1 and summary["qc_flagged"] == 1
-    assert summary["share_slab_in_sn_range"] == pytest.approx(1 / 3)
+    assert summary["poses"] == 4 and summary["failed"] == 0
+    assert summary["share_all_within_tolerance"] == pytest.approx(3 / 4)
+    assert summary["rn_not_found"] == 1 and summary["qc_flagged"] == 2
+    assert summary["share_slab_in_sn_range"] == pytest.approx(2 / 4)
+    assert summary["poses_with_atlas_structures"] == 1
+    assert summary["from_atlas"] == {"RN left": 1, "SN left": 1}
     assert summary["median_error_mm"] == {
-        "SN_left": 2.0, "SN_right": 2.0, "RN_left": 2.5, "RN_right": 2.5,
+        "SN_left": 2.0, "SN_right": 1.5, "RN_left": 2.0, "RN_right": 1.0,
     }  # fmt: skip
 
 
@@ -232,7 +240,8 @@ def test_one_pose_runs_through_the_registered_cascade(registered_model, tmp_path
     assert all(e is None or (math.isfinite(e) and e >= 0) for e in errors.values())
     within = all(e is not None and e <= 4.0 for e in errors.values())
     assert entry["all_within_tolerance"] == within
-    assert entry["rn_not_found"] == network_missed_rn(entry["qc_flag"])
+    assert entry["rn_not_found"] == rn_not_found(entry["qc_flag"])
+    assert entry["from_atlas"] == structures_from_atlas(entry["qc_flag"])
     with (work / "sn-infer" / "measures.tsv").open() as table:
         (row,) = csv.DictReader(table, delimiter="\t")
     assert row["participant_id"] == "sub-B01" and row["qc_flag"] == entry["qc_flag"]
@@ -247,6 +256,7 @@ def test_one_pose_runs_through_the_registered_cascade(registered_model, tmp_path
     assert summary["poses"] == 1 and summary["failed"] == 0
     assert summary["share_all_within_tolerance"] == float(within)
     assert summary["rn_not_found"] == int(entry["rn_not_found"])
+    assert summary["poses_with_atlas_structures"] == int(bool(entry["from_atlas"]))
     assert summary["median_error_mm"] == errors
     echo = nib.load(echo_path(work / "bids", "B01", 1))
     assert echo.shape == (366, 366, 34) and nib.aff2axcodes(echo.affine) == ("L", "A", "S")

@@ -16,9 +16,9 @@ from sn_platform.data.bids import dseg_path, dseg_table_path, label_path
 from sn_platform.phantom import anatomy as anat
 from sn_platform.phantom.compositor import TissueClass
 from sn_platform.phantom.generator import sample_subject_plan
-from sn_platform.phantom.regions import smooth_deformation_mm
+from sn_platform.phantom.nuclei_atlas import nuclei_points_in_mni
 from sn_platform.phantom.settings import PhantomConfig
-from sn_platform.phantom.template import TemplateHead, load_template, template_coordinates
+from sn_platform.phantom.template import load_template
 
 JHU_LABELS = Path("/usr/share/mricron/templates/JHU-WhiteMatter-labels-1mm.nii.gz")
 CEREBRAL_PEDUNCLES = (15, 16)
@@ -27,28 +27,10 @@ CEREBRAL_PEDUNCLES = (15, 16)
 PUBLISHED_CENTROIDS_MNI = {"SN": (10.0, -18.0, -15.0), "RN": (5.5, -18.0, -10.0)}
 
 
-def _nuclei_in_mni(index: int) -> dict[str, dict[str, np.ndarray]]:
-    """MNI points (n, 3) mm of one MNI-head subject's SN, RN and CC, by label then side,
-    on a 0.5 mm anatomical grid around the midbrain (deformed as the renderer does)."""
-    plan = sample_subject_plan(PhantomConfig(subjects=index + 1), index)
-    assert isinstance(plan.head, TemplateHead)
-    grid = np.mgrid[-25:25:0.5, -25:25:0.5, -15:15:0.5].reshape(3, -1).T
-    u = grid + smooth_deformation_mm(grid, plan.pose.deformation_seed)
-    mni = template_coordinates(u, plan.head)
-    points: dict[str, dict[str, np.ndarray]] = {"SN": {}, "RN": {}, "CC": {}}
-    for name, sign in anat.SIDES.items():
-        side = plan.sides[name]
-        arc = anat.arc_coordinates(u, sign, side)
-        points["SN"][name] = mni[anat.substantia_nigra_distance(arc, side) < 0]
-        rn = anat.ellipsoid_distance(u, side.red_nucleus_centre, side.red_nucleus_radii) < 0
-        points["RN"][name] = mni[rn]
-        points["CC"][name] = mni[anat.crus_distance(arc, u[:, 2], side) < 0]
-    return points
-
-
 @pytest.fixture(scope="module")
 def nuclei_in_mni() -> list[dict[str, dict[str, np.ndarray]]]:
-    return [_nuclei_in_mni(index) for index in range(4)]
+    config = PhantomConfig(subjects=4)
+    return [nuclei_points_in_mni(sample_subject_plan(config, index)) for index in range(4)]
 
 
 def test_nuclei_land_at_their_published_mni_centroids(nuclei_in_mni):
