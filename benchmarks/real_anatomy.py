@@ -5,7 +5,7 @@ against published centroids; prints JSON (and writes it with ``--output``).
     python benchmarks/real_anatomy.py --model-uri models:/sn-vnet@champion --poses 10 \
         --sites A B C --output benchmarks/results/real-anatomy.json
 
-Per site protocol (``site_catalog`` of sn_platform/conf/phantom.yaml) and pose, drawn as
+Per site protocol (``site_catalog`` of conf/phantom.yaml) and pose, drawn as
 the phantom draws them (rotations up to 7.2, 7.2 and 12 degrees about x, y and z; the
 midbrain up to ``midbrain_offset_mm`` off the field-of-view centre), Colin27 (a real T1
 brain in MNI space, Debian's mricron-data) is sampled trilinearly at each voxel's MNI

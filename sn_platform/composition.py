@@ -1,6 +1,6 @@
 """The Hydra config tree that ships with the package, its resolvers, and typed objects from it.
 
-Every entry point and every sweep trial composes ``sn_platform/conf``; importing this
+Every entry point and every sweep trial composes ``CONFIG_DIR``; importing this
 module registers ``${len:...}`` (a model's ``in_channels`` = the number of echoes) and
 ``${classes:...}`` (its ``out_channels`` from ``data.labels``), so any
 process that composes the config (a Ray worker too) can resolve it.
@@ -19,7 +19,18 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sn_platform.errors import ConfigError, one_line
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+
+def _config_dir() -> str:
+    """The Hydra config tree: ``sn_platform/conf`` in a wheel (the build maps the repository's
+    ``conf/`` there), else ``conf/`` beside the package (a checkout or an editable install)."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / "conf", package.parent / "conf"):
+        if (folder / "config.yaml").is_file():
+            return str(folder)
+    raise FileNotFoundError(f"no Hydra config tree (conf/config.yaml) in {package} or beside it")
+
+
+CONFIG_DIR = _config_dir()
 
 OmegaConf.register_new_resolver("len", len, replace=True)
 # Output channels of a network trained on these labels: one sigmoid channel for one label,
