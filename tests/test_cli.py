@@ -82,8 +82,11 @@ MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     ("infer", ("input={cohort}", "output={empty}", "infer.threshold=high"), "infer.threshold"),
     ("infer", ("input={cohort}", "output={empty}", "infer.batch_size=0"), "batch_size"),
     ("infer", ("input={cohort}", "output={empty}", "infer.engine=gpu"), "engine"),
-    ("infer", ("input={cohort}", "output={empty}", "infer.atlas_tolerance_mm=-1"),
-     "atlas_tolerance_mm"),  # fmt: skip
+    (
+        "infer",
+        ("input={cohort}", "output={empty}", "infer.atlas_tolerance_mm=-1"),
+        "atlas_tolerance_mm",
+    ),
     ("infer", ("input={cohort}", "output={empty}", "infer.overlap_mode=max"), "overlap_mode"),
     ("infer", ("input={cohort}", "output={empty}", "measures.nm_reference=x"), "nm_reference"),
     ("infer", ("input={cohort}", "output={empty}", "label_source=../x"), "label_source"),
