@@ -29,12 +29,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from sn_platform.data.bids import discover_subjects
 from sn_platform.data.loaders import patch_loader, stack_echoes, subjects_dataset, training_queue
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
+from sn_platform.devices import Runtime
 from sn_platform.inference.predictor import InferenceSettings, predict_array
 from sn_platform.models.losses import DiceLoss
 from sn_platform.models.vnet import VNet
 from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.phantom.writer import generate_cohort
-from sn_platform.runtime import Runtime, seed_everything
+from sn_platform.seeding import seed_everything
 from sn_platform.training.engine import Trainer
 from sn_platform.training.settings import TrainerSettings
 

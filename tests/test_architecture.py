@@ -24,9 +24,7 @@ def _lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(not LINT_IMPORTS.exists(), reason="import-linter is not installed")
 def test_contracts_fail_when_a_core_module_imports_mlflow(tmp_path):
-    shutil.copytree(
-        REPOSITORY / "sn_platform", tmp_path / "sn_platform", ignore=shutil.ignore_patterns("conf")
-    )
+    shutil.copytree(REPOSITORY / "sn_platform", tmp_path / "sn_platform")
     clean = _lint_imports(tmp_path)
     assert clean.returncode == 0, clean.stdout[-2000:]
     metrics = tmp_path / "sn_platform" / "evaluation" / "metrics.py"

@@ -21,9 +21,9 @@ from sn_platform.data.loaders import make_subject, stack_echoes
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.roi import spatial_in_box, structures_centre
 from sn_platform.data.slab import SlabRule
+from sn_platform.devices import autocast
 from sn_platform.evaluation.metrics import dice
 from sn_platform.models.probabilities import class_probabilities
-from sn_platform.runtime import autocast
 
 OVERLAP_MODES = ("average", "hann", "crop")
 # Where the network's box came from: no box (the whole field of view), the localiser,

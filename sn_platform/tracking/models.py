@@ -22,12 +22,12 @@ from torch import nn
 
 import sn_platform
 from sn_platform.data.preprocessing import PreprocessingSpec
+from sn_platform.devices import select_device
 from sn_platform.inference.atlas import AtlasLocaliser
 from sn_platform.inference.bundle import load_segmenter_files, save_weights, segmenter_bundle
 from sn_platform.inference.export import export_network
 from sn_platform.inference.model_uris import check_model_uri
 from sn_platform.inference.predictor import InferenceSettings, Localiser, Segmenter, predict_array
-from sn_platform.runtime import select_device
 from sn_platform.tracking.runs import configure
 
 # What ``sn_platform.tracking.models`` imports when a model loads (its code travels along).

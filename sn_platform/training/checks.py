@@ -10,8 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sn_platform.data.bids import Geometry
+from sn_platform.devices import select_device
 from sn_platform.errors import ConfigError, one_line
-from sn_platform.runtime import select_device
 from sn_platform.training.spec import RunSpec
 
 OPTIMISER_LIMITS = {"lr": "> 0", "weight_decay": ">= 0", "momentum": ">= 0"}

@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 from sn_platform.data.io import atomic_write
 from sn_platform.data.loaders import stack_echoes
 from sn_platform.data.preprocessing import ANNOTATED_KEY, LABEL_KEY, PreprocessingSpec
+from sn_platform.devices import Runtime, autocast
 from sn_platform.errors import ConfigError, one_line
 from sn_platform.models.losses import marginal_logits
-from sn_platform.runtime import Runtime, autocast, restore_rng_state, rng_state
+from sn_platform.seeding import restore_rng_state, rng_state
 from sn_platform.training.settings import TrainerSettings
 
 LAST_CHECKPOINT = "last.pt"

@@ -18,11 +18,12 @@ from torch import nn
 from sn_platform.data.augment import reads_tissues
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.loaders import patch_loader, subjects_dataset, training_queue
+from sn_platform.devices import Runtime
 from sn_platform.errors import ConfigError
 from sn_platform.evaluation.outputs import write_evaluation
 from sn_platform.models.ensemble import ProbabilityEnsemble
 from sn_platform.models.factory import build_module
-from sn_platform.runtime import Runtime, seed_everything
+from sn_platform.seeding import seed_everything
 from sn_platform.tracking import BufferedRun
 from sn_platform.training.checks import check_run
 from sn_platform.training.engine import (

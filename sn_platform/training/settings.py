@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sn_platform.runtime import PRECISIONS
+from sn_platform.devices import PRECISIONS
 
 SCHEDULES = ("cosine", "poly", "constant")
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from sn_platform import tracking
 from sn_platform.data.bids import dataset_fingerprint
-from sn_platform.runtime import Runtime
+from sn_platform.devices import Runtime
 from sn_platform.training.spec import RunContext, RunSpec
 from sn_platform.training.subjects import SubjectSplit
 

@@ -12,6 +12,7 @@ from torch import nn
 from sn_platform.data.bids import SubjectRecord
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.roi import mask_centre, structures_centre
+from sn_platform.devices import Runtime
 from sn_platform.evaluation.cohort import Evaluation, summarise
 from sn_platform.evaluation.settings import MeasureSettings
 from sn_platform.evaluation.subject import ReferenceCase, evaluate_case, load_reference_case
@@ -23,7 +24,6 @@ from sn_platform.inference.predictor import (
     Segmenter,
     preprocess_record,
 )
-from sn_platform.runtime import Runtime
 
 
 class Validator:

@@ -12,9 +12,10 @@ import torchio as tio
 from torch import nn
 
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
+from sn_platform.devices import Runtime
 from sn_platform.errors import StorageError
 from sn_platform.models.losses import DiceLoss
-from sn_platform.runtime import Runtime, seed_everything
+from sn_platform.seeding import seed_everything
 from sn_platform.training.engine import (
     BEST_WEIGHTS,
     LAST_CHECKPOINT,
