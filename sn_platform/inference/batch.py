@@ -42,12 +42,12 @@ from sn_platform.inference.bids_outputs import (
     write_dataset_files,
     write_image_sidecars,
 )
-from sn_platform.inference.claims import share_work
 from sn_platform.inference.localise import localise
 from sn_platform.inference.options import BatchJob, InferenceOptions
 from sn_platform.inference.predictor import InferenceSettings, NativePrediction, Segmenter
 from sn_platform.inference.qc import qc_flag
 from sn_platform.inference.report import write_index
+from sn_platform.inference.work_sharing import share_work
 
 LABEL = "SN"
 REQUIRED_COLUMNS = (
@@ -284,7 +284,7 @@ def _held_elsewhere(output: Path) -> Callable[[list[str]], None]:
 
 def local_engine(segmenters: Sequence[Segmenter], job: BatchJob) -> Engine:
     """Runs subjects one after another in this process, with a progress bar; another
-    sn-infer on the same output folder shares the work (``claims.share_work``)."""
+    sn-infer on the same output folder shares the work (``work_sharing.share_work``)."""
 
     def run(participant_ids: list[str]) -> list[dict[str, Any]]:
         with tqdm(

@@ -18,7 +18,8 @@ from sn_platform.tracking.models import (
     log_segmenter,
     register,
 )
-from sn_platform.tracking.runs import (
+from sn_platform.tracking.server import local_server
+from sn_platform.tracking.store import (
     PARENT_TAG,
     RUN_KEY_TAG,
     RunLogger,
@@ -28,7 +29,6 @@ from sn_platform.tracking.runs import (
     flatten,
     source_version,
 )
-from sn_platform.tracking.server import local_server
 from sn_platform.tracking.views import COMPARED_METRICS
 
 __all__ = [

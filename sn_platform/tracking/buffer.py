@@ -30,11 +30,15 @@ from sn_platform.data.io import write_text
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.errors import one_line
 from sn_platform.inference.atlas import AtlasLocaliser
-from sn_platform.inference.bundle import load_segmenter_files, save_weights, segmenter_bundle
 from sn_platform.inference.predictor import InferenceSettings, Localiser, Segmenter
+from sn_platform.inference.segmenter_files import (
+    load_segmenter_files,
+    save_weights,
+    segmenter_bundle,
+)
 from sn_platform.tracking.datasets import log_dataset
 from sn_platform.tracking.models import log_segmenter, register
-from sn_platform.tracking.runs import RunLogger, configure
+from sn_platform.tracking.store import RunLogger, configure
 
 JOURNAL = "journal.jsonl"
 STATE = "state.json"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import mlflow
 
-from sn_platform.tracking.runs import PARENT_TAG
+from sn_platform.tracking.store import PARENT_TAG
 from sn_platform.tracking.views import COMPARED_VIEW_KEY
 
 NOTE_TAG = "mlflow.note.content"

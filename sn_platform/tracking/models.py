@@ -24,11 +24,15 @@ import sn_platform
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.devices import select_device
 from sn_platform.inference.atlas import AtlasLocaliser
-from sn_platform.inference.bundle import load_segmenter_files, save_weights, segmenter_bundle
 from sn_platform.inference.export import export_network
 from sn_platform.inference.model_uris import check_model_uri
 from sn_platform.inference.predictor import InferenceSettings, Localiser, Segmenter, predict_array
-from sn_platform.tracking.runs import configure
+from sn_platform.inference.segmenter_files import (
+    load_segmenter_files,
+    save_weights,
+    segmenter_bundle,
+)
+from sn_platform.tracking.store import configure
 
 # What ``sn_platform.tracking.models`` imports when a model loads (its code travels along).
 REQUIREMENTS = ("mlflow", "torch", "torchio", "nibabel", "numpy", "scipy", "SimpleITK")

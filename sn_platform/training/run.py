@@ -34,9 +34,9 @@ from sn_platform.training.engine import (
     load_best_weights,
     read_checkpoint,
 )
+from sn_platform.training.mlflow_run import log_model, tracked_run
 from sn_platform.training.spec import Report, RunContext, RunSpec
 from sn_platform.training.subjects import SubjectSplit, split_subjects, truth_label_paths
-from sn_platform.training.tracked import log_model, tracked_run
 from sn_platform.training.validation import Validator
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from sn_platform.errors import StorageError
 from sn_platform.inference.batch import OutputPaths, local_engine
-from sn_platform.inference.claims import claim, share_work
+from sn_platform.inference.work_sharing import claim, share_work
 from tests.inference.tiny_bids import tiny_job, tiny_segmenter, write_participants, write_subject
 
 IDS = ["01", "02", "03"]

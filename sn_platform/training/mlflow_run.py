@@ -1,5 +1,5 @@
-"""The tracking glue of a run: open (or reopen) its MLflow run with config and tags, close it
-with the right status, and log the final model."""
+"""A training run's MLflow run, through ``tracking``'s buffer: open (or reopen) it with the
+config, tags, dataset and splits, close it with the right status, and log the final model."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""A segmenter as plain data and a weights file: what a logged model and a tracking
-journal store, and how a segmenter is rebuilt from them anywhere."""
+"""A segmenter's files: its bundle (plain data: network, preprocessing, inference settings)
+and its weights, what a logged model and a tracking journal store, and how a segmenter is
+rebuilt from them anywhere."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""MLflow runs: the store, experiments, parameters, metrics, tags and artifacts of one run."""
+"""The MLflow store: where it is, its experiments, and ``RunLogger``, which writes the
+parameters, metrics, tags and artifacts of one of its runs."""
 
 from __future__ import annotations
 
