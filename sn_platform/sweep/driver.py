@@ -32,7 +32,7 @@ from sn_platform.evaluation import plots
 from sn_platform.evaluation.tables import write_table
 from sn_platform.inference.ray_engine import start_ray
 from sn_platform.sweep.compose import absolute, compose_training, pinned_paths, training_overrides
-from sn_platform.sweep.final import collect_fold_weights, final_model
+from sn_platform.sweep.final import collect_fold_weights, refit_or_ensemble
 from sn_platform.sweep.leaderboard import aggregate, rank
 from sn_platform.sweep.registration import register_champion
 from sn_platform.sweep.results import FinalResult, read_folds
@@ -369,7 +369,7 @@ def finalise(
     task: Any = ray.remote(num_cpus=cpus, num_gpus=resources.get("gpu", 0))
     folder = plan.experiment_dir / ("refit" if members is None else "ensemble")
     final: FinalResult = ray.get(
-        task(final_model).remote(
+        task(refit_or_ensemble).remote(
             [*base, *chosen], str(folder), state.parent_run_id, int(cpus), members
         )
     )

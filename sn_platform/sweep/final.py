@@ -18,7 +18,7 @@ from sn_platform.training.run import evaluate_ensemble, train_and_evaluate
 from sn_platform.training.spec import RunContext
 
 
-def final_model(
+def refit_or_ensemble(
     overrides: list[str],
     directory: str,
     parent_run_id: str,
