@@ -24,10 +24,8 @@ def _config_dir() -> str:
     """The Hydra config tree: ``sn_platform/conf`` in a wheel (the build maps the repository's
     ``conf/`` there), else ``conf/`` beside the package (a checkout or an editable install)."""
     package = Path(__file__).resolve().parent
-    for folder in (package / "conf", package.parent / "conf"):
-        if (folder / "config.yaml").is_file():
-            return str(folder)
-    raise FileNotFoundError(f"no Hydra config tree (conf/config.yaml) in {package} or beside it")
+    installed = package / "conf"
+    return str(installed if (installed / "config.yaml").is_file() else package.parent / "conf")
 
 
 CONFIG_DIR = _config_dir()
