@@ -1,4 +1,4 @@
-"""Issue #11's acceptance figures from a finished ``sn-infer`` run on a held-out cohort
+"""The fully automatic pipeline's figures from a finished ``sn-infer`` run on a held-out cohort
 whose labels were kept apart (``labels_root=``); prints JSON.
 
     python benchmarks/localisation.py --output outputs/sn-infer/held-out --labels data/held-out

@@ -1,4 +1,4 @@
-"""Does the registered cascade find the midbrain of a real brain it never saw (issue #20)?
+"""Does the registered cascade find the midbrain of a real brain it never saw?
 Colin27 resampled into each site's slab at random poses, segmented by sn-infer, scored
 against published centroids; prints JSON (and writes it with ``--output``).
 
@@ -57,8 +57,8 @@ MISSING_COLIN27 = (
 )
 # The anatomical origin of a pose: midway between the two SN centroids (MNI mm).
 MIDBRAIN_MNI_MM = np.array([0.0, -18.0, -15.0])
-# chi-separation atlas centroids (shared/PHANTOM.md, 'Real anatomy'), the figures of issue
-# #20: SN +/-10, -18, -15 mm; RN +/-5.5, -18, -10 mm (MNI).
+# chi-separation atlas centroids (shared/PHANTOM.md, 'Real anatomy'):
+# SN +/-10, -18, -15 mm; RN +/-5.5, -18, -10 mm (MNI).
 CENTROIDS_MNI_MM = {
     "SN_left": (-10.0, -18.0, -15.0),
     "SN_right": (10.0, -18.0, -15.0),

@@ -1,4 +1,4 @@
-"""Soak of ``sn-sweep`` (issue #13): concurrent trials on the local Ray, one trial process
+"""Soak of ``sn-sweep``: concurrent trials on the local Ray, one trial process
 killed (SIGKILL) at a fixed interval and the private MLflow server killed once; then every
 (configuration, fold) must have exactly one finished child run with its full metric
 history, and the champion must be registered. ``--undisturbed`` runs the same sweep without

@@ -90,7 +90,7 @@ class InferenceOptions:
             raise ValueError(f"atlas_tolerance_mm must be > 0, got {self.atlas_tolerance_mm}")
         if self.patch_overlap is not None:
             object.__setattr__(self, "patch_overlap", tuple(int(n) for n in self.patch_overlap))
-        # The model's settings check the values now; patch_overlap once the patch is known.
+        # The model's settings check the values here; patch_overlap once the patch is known.
         given = {n: getattr(self, n) for n in MODEL_OVERRIDES if n != "patch_overlap"}
         replace(InferenceSettings(), **{n: v for n, v in given.items() if v is not None})
 

@@ -42,7 +42,7 @@ def run_spec(cfg: DictConfig, load_model: ModelLoader | None = None) -> RunSpec:
     localiser: Localiser | None = (
         AtlasLocaliser() if localiser_uri == ATLAS_LOCALISER else load("localiser", localiser_uri)
     )
-    build(cfg, "model")  # the network checks its arguments now, on one line naming the key
+    build(cfg, "model")  # the network checks its arguments here, on one line naming the key
     return RunSpec(
         name=str(cfg.run_name),
         seed=int(cfg.seed),

@@ -53,7 +53,7 @@ def test_keyed_runs_are_reopened_not_duplicated(tmp_path):
 def test_an_experiment_keeps_the_view_of_the_compared_metrics(tmp_path):
     tracking.configure(f"sqlite:///{tmp_path}/mlflow.db")
     client = mlflow.MlflowClient()
-    old = client.create_experiment("old")  # made before the view existed
+    old = client.create_experiment("old")  # made without the view's tags
     assert tracking.experiment_id("old") == old
     for name in ("old", "new"):
         tags = client.get_experiment(tracking.experiment_id(name)).tags
