@@ -240,7 +240,7 @@ TRACK_EXAMPLES = """examples:
   sn-track sync checkpoints/sn-platform/train-fold0/tracking
   sn-track sync checkpoints/sn-platform/train-fold0/tracking --uri http://127.0.0.1:5000
 
-docs: README.md, section "Training: sn-train" (sn-train prints the folder to sync)"""
+docs: docs/howto-mlflow-server.md (sn-train prints the folder to sync)"""
 
 
 class _OneLineParser(argparse.ArgumentParser):

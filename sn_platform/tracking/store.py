@@ -32,7 +32,7 @@ QUIET_ENVIRONMENT = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
-# Said once in the README's security section ("A model is code"), not at every log_model.
+# Said once in docs/security.md ("A model is code"), not at every log_model.
 CLOUDPICKLE_NOTICE = "Passing a Python object as `python_model`"
 
 
