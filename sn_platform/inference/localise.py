@@ -77,7 +77,7 @@ def localise(
     manual: Mapping[str, NDArray[np.bool_]] | None = None,
     slab_from: str = "predicted",
     atlas: Callable[[], AtlasStructures | None] | None = None,
-    atlas_tolerance_mm: float | None = 4.0,
+    atlas_tolerance_mm: float | None = 6.0,
 ) -> Localisation:
     """Threshold every label, keep its largest component per hemisphere (``keep_largest``),
     and place the slab below the RN; with ``slab_from="manual"`` and a manual RN in

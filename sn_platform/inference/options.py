@@ -74,7 +74,7 @@ class InferenceOptions:
     flip_tta: bool | None = None
     keep_largest: bool = True
     slab_from: str = "predicted"
-    atlas_tolerance_mm: float | None = 4.0
+    atlas_tolerance_mm: float | None = 6.0
     overwrite: bool = False
     engine: str = "local"
     progress: bool = True

@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 import torch
+from omegaconf import DictConfig
 from ray import tune
 
 from sn_platform.sweep.compose import compose_training
@@ -83,24 +84,31 @@ def _restore_state(state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True)
 
 
+def _fold_config(
+    variant: Mapping[str, Any], fold: int, setup: TrialSetup, resume: bool
+) -> DictConfig:
+    """The fold's ``sn-train`` config: the sweep's overrides, the variant's, the fold's."""
+    return compose_training(
+        [
+            *setup.base_overrides,
+            *(override(k, v) for k, v in variant["overrides"].items()),
+            f"trainer.fold={fold}",
+            f"trainer.resume={resume}",
+            "trainer.progress=false",
+            "tracking.log_model=false",
+            "tracking.register=false",
+            f"run_name={variant['config_id']}-fold{fold}",
+        ]
+    )
+
+
 def _train_fold(
     variant: Mapping[str, Any], fold: int, setup: TrialSetup, state: Path, trial_id: str
 ) -> FoldResult:
     """One fold, the ``sn-train`` run, reporting every epoch with a checkpoint of ``state``."""
     config_id = str(variant["config_id"])
     fold_dir = state / f"fold-{fold}"
-    cfg = compose_training(
-        [
-            *setup.base_overrides,
-            *(override(k, v) for k, v in variant["overrides"].items()),
-            f"trainer.fold={fold}",
-            f"trainer.resume={(fold_dir / 'last.pt').exists()}",
-            "trainer.progress=false",
-            "tracking.log_model=false",
-            "tracking.register=false",
-            f"run_name={config_id}-fold{fold}",
-        ]
-    )
+    cfg = _fold_config(variant, fold, setup, resume=(fold_dir / "last.pt").exists())
 
     def report(metrics: Mapping[str, float], epoch: int) -> None:
         tune.report(
