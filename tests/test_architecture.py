@@ -44,3 +44,18 @@ def test_importing_the_core_loads_no_framework():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not LINT_IMPORTS.exists(), reason="import-linter is not installed")
+def test_contracts_fail_on_an_import_circle_even_under_type_checking(tmp_path):
+    shutil.copytree(REPOSITORY / "sn_platform", tmp_path / "sn_platform")
+    spec = tmp_path / "sn_platform" / "training" / "spec.py"
+    spec.write_text(
+        spec.read_text()
+        + "\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+        + "    from sn_platform.training.run import train_and_evaluate  # noqa\n"
+    )
+    broken = _lint_imports(tmp_path)
+    assert broken.returncode != 0
+    assert "No import circle" in broken.stdout and "BROKEN" in broken.stdout
+    assert "- .spec -> .run (1 import)" in broken.stdout  # the circle, and how to break it
