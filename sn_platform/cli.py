@@ -149,10 +149,11 @@ def _sweep_task(cfg: DictConfig) -> None:
     from sn_platform import tracking
     from sn_platform.evaluation.tables import table_text
     from sn_platform.sweep.driver import SweepInterrupted, run_sweep
+    from sn_platform.sweep.leaderboard import NothingToSelect
 
     try:
         outcome = run_sweep(cfg, list(HydraConfig.get().overrides.task))
-    except (SweepInterrupted, StorageError) as error:
+    except (SweepInterrupted, NothingToSelect, StorageError) as error:
         raise SystemExit(f"sn-sweep: {error}") from None
     columns = ["rank", "config_id", *cfg.tune.space, "score", *cfg.tune.selection]
     rows = [{c: entry.get(c, "n/a") for c in columns} for entry in outcome.leaderboard]

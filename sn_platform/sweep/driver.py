@@ -33,7 +33,7 @@ from sn_platform.evaluation.tables import write_table
 from sn_platform.inference.ray_engine import start_ray
 from sn_platform.sweep.compose import absolute, compose_training, pinned_paths, training_overrides
 from sn_platform.sweep.final import collect_fold_weights, refit_or_ensemble
-from sn_platform.sweep.leaderboard import aggregate, rank
+from sn_platform.sweep.leaderboard import aggregate, check_selectable, rank
 from sn_platform.sweep.registration import register_champion
 from sn_platform.sweep.results import FinalResult, read_folds
 from sn_platform.sweep.settings import TuneSettings
@@ -308,13 +308,12 @@ def _unfinished_trials(experiment_dir: Path, expected: int) -> int:
 
 def collect(plan: SweepPlan, run: SweepRun) -> list[dict[str, Any]]:
     """The recorded folds as a ranked leaderboard (logged to the parent run); their
-    journals delivered. Raises RuntimeError when no configuration can be selected."""
+    journals delivered. Raises NothingToSelect when no configuration can be selected."""
     results = read_folds(plan.experiment_dir)
     _deliver_journals([r.tracking for r in results], run.endpoint, plan.resume_hint())
     settings = plan.settings
     leaderboard = rank(aggregate(results, len(plan.folds)), settings.selection, settings.mode)
-    if not leaderboard or not math.isfinite(leaderboard[0]["score"]):
-        raise RuntimeError("no configuration finished all its folds: nothing to select")
+    check_selectable(leaderboard, settings.selection)
     table = plan.experiment_dir / "leaderboard.tsv"
     write_table(leaderboard, table)
     figure = plan.experiment_dir / "selection.png"

@@ -9,7 +9,7 @@ folds. The selection score is a weighted sum of any of these.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,3 +69,20 @@ def rank(
     for position, entry in enumerate(scored, start=1):
         entry["rank"] = position
     return scored
+
+
+class NothingToSelect(RuntimeError):
+    """Every trial ended, yet no configuration can be selected (none finished all its
+    folds, or none has a finite score)."""
+
+
+def check_selectable(leaderboard: Sequence[Mapping[str, Any]], selection: Iterable[str]) -> None:
+    """Raise NothingToSelect, saying why, unless the leaderboard's best has a finite score."""
+    if not leaderboard:
+        raise NothingToSelect("no configuration finished all its folds: nothing to select")
+    if not math.isfinite(leaderboard[0]["score"]):
+        raise NothingToSelect(
+            f"no configuration has a finite selection score ({', '.join(selection)}: "
+            "undefined on these folds, as an ICC over too few subjects is): nothing to select; "
+            "add subjects, or select on metrics these folds define (tune.selection)"
+        )

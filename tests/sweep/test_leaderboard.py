@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sn_platform.sweep.leaderboard import aggregate, rank, selection_score
+from sn_platform.sweep.leaderboard import (
+    NothingToSelect,
+    aggregate,
+    check_selectable,
+    rank,
+    selection_score,
+)
 from sn_platform.sweep.results import FoldResult
 
 
@@ -62,3 +68,12 @@ def test_score_of_a_missing_metric_is_nan_and_min_mode_reverses():
     ]
     ranked = rank(entries, {"val/hd95_mm": 1.0}, mode="min")
     assert [e["config_id"] for e in ranked] == ["b", "a"]
+
+
+def test_a_leaderboard_without_a_finite_best_says_why_nothing_is_selected():
+    with pytest.raises(NothingToSelect, match="no configuration finished all its folds"):
+        check_selectable([], ["val/dsc"])
+    undefined = [{"config_id": "c00", "score": math.nan}]
+    with pytest.raises(NothingToSelect, match=r"finite selection score \(oof/chi_mean_icc: "):
+        check_selectable(undefined, ["oof/chi_mean_icc"])
+    check_selectable([{"config_id": "c00", "score": 0.8}, *undefined], ["val/dsc"])
