@@ -106,10 +106,7 @@ def box_world_bounds(
     margin_mm: float,
 ) -> tuple[FloatArray, FloatArray]:
     """World bounding box (lower, upper) mm of a posed anatomical box plus a margin."""
-    rotation = pose.rotation
-    centre = rotation @ np.asarray(centre_mm) + np.asarray(pose.shift_mm)
-    half = np.abs(rotation) @ np.asarray(half_mm) + margin_mm
-    return centre - half, centre + half
+    return _posed_bounds(pose, centre_mm, np.abs(pose.rotation) @ np.asarray(half_mm) + margin_mm)
 
 
 def ellipsoid_world_bounds(
@@ -119,10 +116,17 @@ def ellipsoid_world_bounds(
     margin_mm: float,
 ) -> tuple[FloatArray, FloatArray]:
     """World bounding box (lower, upper) mm of a posed anatomical ellipsoid plus a margin."""
-    rotation = pose.rotation
-    centre = rotation @ np.asarray(centre_mm) + np.asarray(pose.shift_mm)
-    half = np.sqrt(((rotation * np.asarray(radii_mm)) ** 2).sum(axis=1)) + margin_mm
-    return centre - half, centre + half
+    half = np.sqrt(((pose.rotation * np.asarray(radii_mm)) ** 2).sum(axis=1)) + margin_mm
+    return _posed_bounds(pose, centre_mm, half)
+
+
+def _posed_bounds(
+    pose: Pose, centre_mm: tuple[float, float, float], half_world_mm: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """(lower, upper) world mm of a region centred at anatomical ``centre_mm`` whose world
+    half-extent per axis is ``half_world_mm``."""
+    centre = pose.rotation @ np.asarray(centre_mm) + np.asarray(pose.shift_mm)
+    return centre - half_world_mm, centre + half_world_mm
 
 
 def region_coordinates(
