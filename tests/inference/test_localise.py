@@ -15,7 +15,7 @@ from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.evaluation.subject import ReferenceCase, evaluate_case
 from sn_platform.inference.atlas import AtlasStructures
 from sn_platform.inference.batch import OutputPaths, run_subject
-from sn_platform.inference.localise import localise
+from sn_platform.inference.localise import atlas_shift_mm, localise
 from sn_platform.inference.options import BatchJob, InferenceOptions, QualityLimits
 from sn_platform.inference.predictor import InferenceSettings, NativePrediction, Segmenter
 from sn_platform.inference.qc import qc_flag
@@ -181,3 +181,34 @@ def test_one_side_far_from_the_atlas_is_replaced_on_that_side_only():
     assert found.from_atlas == ("SN left",) and found.slab_source == "predicted"
     np.testing.assert_array_equal(found.masks["SN"], _structures(11)["SN"])
     assert found.masks["SN"][20:].sum() == masks["SN"][20:].sum()  # the right is the network's
+
+
+def _misregistered_atlas(rn_lowest: int = 9, shift_voxels: int = 4) -> AtlasStructures:
+    """``_atlas`` whose registration is off by ``shift_voxels`` along y (0.5 mm each)."""
+    atlas = _atlas(rn_lowest)
+    return AtlasStructures({k: np.roll(m, shift_voxels, axis=1) for k, m in atlas.masks.items()},
+                           atlas.right)  # fmt: skip
+
+
+def test_an_atlas_off_by_one_translation_follows_the_networks_structures():
+    # The atlas lies 2 mm behind every structure of the network: one shift explains them
+    # all, and nothing is replaced even at a tolerance (1.5 mm) the shift alone exceeds.
+    masks = _structures(9)
+    shift = atlas_shift_mm(masks, _misregistered_atlas(), AFFINE)
+    np.testing.assert_allclose(shift, [0.0, -2.0, 0.0])
+    strict = {"atlas": _misregistered_atlas, "atlas_tolerance_mm": 1.5}
+    found = localise(_prediction(masks), SETTINGS, **strict)
+    assert found.from_atlas == () and found.slab_source == "predicted"
+    # Without its RN the network's SN and CC still place the atlas; its RN fills in, in place.
+    missing = localise(_prediction(_structures(None)), SETTINGS, **strict)
+    assert missing.from_atlas == ("RN left", "RN right")
+    np.testing.assert_array_equal(missing.masks["RN"], _structures(9)["RN"])
+
+
+def test_structures_that_disagree_leave_the_atlas_where_registration_put_it():
+    masks = _structures(9)
+    masks["SN"] = np.roll(masks["SN"], -8, axis=1)  # the SN 4 mm forward
+    masks["RN"] = np.roll(masks["RN"], 8, axis=1)  # the RN 4 mm back: only the CC's 2 sides agree
+    assert atlas_shift_mm(masks, _atlas(9), AFFINE) is None
+    assert atlas_shift_mm(_structures(None), _atlas(9), AFFINE) is not None  # SN, CC: 4 sides
+    assert atlas_shift_mm({"SN": masks["SN"]}, _atlas(9), AFFINE) is None  # 2 sides only
