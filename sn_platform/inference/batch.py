@@ -151,12 +151,11 @@ def _atlas_structures(
     segmenter: Segmenter,
     record: SubjectRecord,
     prediction: NativePrediction,
-    tolerance_mm: float | None,
 ) -> Callable[[], AtlasStructures | None] | None:
     """The registered atlas's nuclei on the prediction's grid, computed when asked, for a
-    cascade whose first stage is the atlas and a consensus asked for; None otherwise."""
+    cascade whose first stage is the atlas; None for any other."""
     localiser = segmenter.localiser
-    if not isinstance(localiser, AtlasLocaliser) or tolerance_mm is None:
+    if not isinstance(localiser, AtlasLocaliser):
         return None
     shape = cast(tuple[int, int, int], tuple(prediction.field_of_view.shape))
     return partial(localiser.structures_on, record, shape, prediction.affine)
@@ -174,7 +173,7 @@ def segment_subject(
     prediction = predict_ensemble(segmenters, record)
     found = localise(
         prediction, settings, options.keep_largest, case.manual, options.slab_from,
-        _atlas_structures(segmenters[0], record, prediction, options.atlas_tolerance_mm),
+        _atlas_structures(segmenters[0], record, prediction),
         options.atlas_tolerance_mm,
     )  # fmt: skip
     row = evaluate_case(case, found.masks, found.slab, job.measures, settings.slab_rule)

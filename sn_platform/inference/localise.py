@@ -114,19 +114,18 @@ def atlas_consensus(
     centroid lies more than ``tolerance_mm`` (mm) from the atlas's; and the replaced
     ``"<label> <side>"`` names. Sides are the atlas's (``atlas.right``); labels the atlas
     lacks, and sides where the atlas's structure is outside the grid, stay the network's."""
+    expected = _side_centres(atlas.masks, atlas.right, affine)
+    found = _side_centres(masks, atlas.right, affine)
     agreed = dict(masks)
     replaced = []
-    for label, reference in atlas.masks.items():
+    for (label, side_name), centre in expected.items():
         if label not in agreed:
             continue
-        for side_name, side in (("left", ~atlas.right), ("right", atlas.right)):
-            expected = mask_centre(reference & side, affine)
-            if expected is None:
-                continue
-            found = mask_centre(agreed[label] & side, affine)
-            if found is None or np.linalg.norm(found - expected) > tolerance_mm:
-                agreed[label] = (agreed[label] & ~side) | (reference & side)
-                replaced.append(f"{label} {side_name}")
+        own = found.get((label, side_name))
+        if own is None or np.linalg.norm(own - centre) > tolerance_mm:
+            side = atlas.right if side_name == "right" else ~atlas.right
+            agreed[label] = (agreed[label] & ~side) | (atlas.masks[label] & side)
+            replaced.append(f"{label} {side_name}")
     return agreed, tuple(replaced)
 
 
