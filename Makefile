@@ -63,25 +63,38 @@ demo: $(STAMP)
 		output=outputs/sn-infer/phantom-unseen overwrite=true infer.progress=false
 
 # The held-out check of the fully automatic pipeline: the cascade trained on a
-# 40-subject development phantom (sites A, B), then sn-infer on 40 new subjects from sites
-# A, B and C (C unseen) copied without derivatives; their labels, kept apart, score it.
-# Writes outputs/sn-infer/held-out/ and prints the figures (benchmarks/localisation.py).
-DEV := data/dev
-HELDOUT := data/held-out
+# 40-subject development phantom, then sn-infer on 40 new subjects (new seed) copied
+# without derivatives; their labels, kept apart, score it. PROTOCOL picks the protocol:
+# megre (the seed's: sites A, B; held out A, B and C, C unseen), nm_slab (a single-echo
+# NM-MRI slab, site N, experiment=nm_slab) or qsm_only (site Q, experiment=qsm_only).
+# Writes outputs/sn-infer/held-out[-PROTOCOL]/ and prints the figures (benchmarks/localisation.py).
+PROTOCOL ?= megre
+DEV_SITES_megre := [A,B]
+HELDOUT_SITES_megre := [A,B,C]
+DEV_SITES_nm_slab := [N]
+HELDOUT_SITES_nm_slab := [N]
+DEV_SITES_qsm_only := [Q]
+HELDOUT_SITES_qsm_only := [Q]
+TAG := $(if $(filter megre,$(PROTOCOL)),,-$(PROTOCOL))
+EXPERIMENT := $(if $(TAG),experiment=$(PROTOCOL),)
+DEV := data/dev$(TAG)
+HELDOUT := data/held-out$(TAG)
+HELDOUT_OUT := outputs/sn-infer/held-out$(TAG)
 
 heldout: $(STAMP)
-	$(BIN)/sn-phantom out=$(DEV) subjects=40 seed=0
-	$(BIN)/sn-train localiser=$(LOCALISER) data.root=$(DEV) \
+	@[ -n "$(DEV_SITES_$(PROTOCOL))" ] || { echo "make: PROTOCOL=$(PROTOCOL): megre, nm_slab or qsm_only"; exit 2; }
+	$(BIN)/sn-phantom out=$(DEV) subjects=40 seed=0 'sites=$(DEV_SITES_$(PROTOCOL))'
+	$(BIN)/sn-train $(EXPERIMENT) localiser=$(LOCALISER) data.root=$(DEV) \
 		trainer.fold=null trainer.max_epochs=24 optim.lr=3e-3 trainer.evaluate_test=true \
-		trainer.progress=false run_name=segmenter-dev \
-		tracking.register=true tracking.model_name=sn-vnet-dev
-	$(BIN)/sn-phantom out=$(HELDOUT) subjects=40 seed=2000 'sites=[A,B,C]'
+		trainer.progress=false run_name=segmenter-dev$(TAG) \
+		tracking.register=true tracking.model_name=sn-vnet-dev$(TAG)
+	$(BIN)/sn-phantom out=$(HELDOUT) subjects=40 seed=2000 'sites=$(HELDOUT_SITES_$(PROTOCOL))'
 	@$(call without_derivatives,$(HELDOUT))
-	$(BIN)/sn-infer model_uri=models:/sn-vnet-dev@candidate input=$(HELDOUT)-new \
-		labels_root=$(HELDOUT) output=outputs/sn-infer/held-out overwrite=true infer.progress=false
-	$(BIN)/python benchmarks/localisation.py --output outputs/sn-infer/held-out \
-		--labels $(HELDOUT) > outputs/localisation-held-out.json
-	@cat outputs/localisation-held-out.json
+	$(BIN)/sn-infer model_uri=models:/sn-vnet-dev$(TAG)@candidate input=$(HELDOUT)-new \
+		labels_root=$(HELDOUT) output=$(HELDOUT_OUT) overwrite=true infer.progress=false
+	$(BIN)/python benchmarks/localisation.py --output $(HELDOUT_OUT) \
+		--labels $(HELDOUT) > outputs/localisation-held-out$(TAG).json
+	@cat outputs/localisation-held-out$(TAG).json
 
 # Does the champion cascade find the midbrain of a real brain it never saw?
 # Colin27 at 10 poses in each site's slab (A, B, C), sn-infer, centroid errors against the

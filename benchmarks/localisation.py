@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 
 from sn_platform.data.bids import label_path
-from sn_platform.data.slab import place_slab
+from sn_platform.data.slab import SlabRule
 from sn_platform.evaluation import cohort
 from sn_platform.evaluation.metrics import dice
 
@@ -33,13 +33,15 @@ def _mask(path: Path) -> np.ndarray:
     return np.asarray(nib.load(path).dataobj) > 0
 
 
-def inter_rater_dice(labels: Path, participant_id: str, slices: int = 3) -> float:
-    """Rater 2's SN against rater 1's, inside the slab below rater 1's RN."""
+def inter_rater_dice(labels: Path, participant_id: str, slab_mm: float = 3.0) -> float:
+    """Rater 2's SN against rater 1's, inside the slab below rater 1's RN (``SlabRule``)."""
     rn_path = label_path(labels, "manual", participant_id, "RN")
     affine = nib.load(rn_path).affine
-    slab = place_slab(_mask(rn_path), affine, slices).mask
-    first = _mask(label_path(labels, "manual", participant_id, "SN")) & slab
-    second = _mask(label_path(labels, "manual2", participant_id, "SN")) & slab
+    slab = SlabRule(slab_mm).place({"RN": _mask(rn_path)}, affine)
+    assert slab is not None
+    slab_mask = slab.mask
+    first = _mask(label_path(labels, "manual", participant_id, "SN")) & slab_mask
+    second = _mask(label_path(labels, "manual2", participant_id, "SN")) & slab_mask
     return dice(second, first)
 
 

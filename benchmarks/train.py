@@ -27,7 +27,7 @@ from models import PRESETS
 from torch.utils.flop_counter import FlopCounterMode
 
 from sn_platform.data.bids import discover_subjects
-from sn_platform.data.loaders import patch_loader, stack_echoes, subjects_dataset, training_queue
+from sn_platform.data.loaders import patch_loader, stack_channels, subjects_dataset, training_queue
 from sn_platform.data.preprocessing import LABEL_KEY, PreprocessingSpec
 from sn_platform.devices import Runtime
 from sn_platform.inference.predictor import InferenceSettings, predict_array
@@ -134,7 +134,7 @@ def main() -> None:
             "achieved_tflop_per_s": round(flops / step_seconds / 1e12, 3),
         }
         last_model = trainer.model
-    volume = stack_echoes(dataset[0], spec)
+    volume = stack_channels(dataset[0], spec)
     inference = InferenceSettings(labels=LABELS, patch_size=PATCH, patch_overlap=(16, 16, 2))
     agreement = {}
     if runtime.device.type == "cuda":

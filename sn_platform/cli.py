@@ -178,7 +178,13 @@ def _infer_task(cfg: DictConfig) -> None:
     """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
     from sn_platform import tracking
     from sn_platform.evaluation.cohort import report_lines
-    from sn_platform.inference.batch import local_engine, prepare, select_subjects, write_reports
+    from sn_platform.inference.batch import (
+        check_channels_present,
+        local_engine,
+        prepare,
+        select_subjects,
+        write_reports,
+    )
     from sn_platform.inference.model_uris import check_model_uri
     from sn_platform.inference.options import BatchJob
 
@@ -206,6 +212,7 @@ def _infer_task(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model_uri: cannot load {uris} from {tracking_uri}: {one_line(error)}"
         ) from None
+    check_channels_present(job.root, participant_ids, segmenters[0].spec.channels)
     if job.options.engine == "ray":
         from sn_platform.inference.ray_engine import ray_engine
 

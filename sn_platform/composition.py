@@ -1,7 +1,7 @@
 """The Hydra config tree that ships with the package, its resolvers, and typed objects from it.
 
 Every entry point and every sweep trial composes ``CONFIG_DIR``; importing this
-module registers ``${len:...}`` (a model's ``in_channels`` = the number of echoes) and
+module registers ``${len:...}`` (a model's ``in_channels`` = the number of channels) and
 ``${classes:...}`` (its ``out_channels`` from ``data.labels``), so any
 process that composes the config (a Ray worker too) can resolve it.
 """

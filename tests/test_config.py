@@ -40,7 +40,7 @@ def _compose(*overrides: str, name: str = "config"):
 def test_groups_have_the_expected_options():
     assert _options("model") == ["vnet_milletari", "vnet_paper", "vnet_small"]
     assert _options("loss") == ["dice", "dice_bce", "dice_milletari", "focal_tversky", "tversky"]
-    assert _options("augment") == ["none", "paper", "strong", "synth"]
+    assert _options("augment") == ["none", "paper", "qsm", "strong", "synth"]
     assert _options("data") == ["bids", "phantom"]
 
 
@@ -101,7 +101,7 @@ def test_experiments_build_a_typed_run(experiment):
     assert isinstance(spec, RunSpec) and spec.name.startswith(experiment)
     assert isinstance(spec.trainer, TrainerSettings) and isinstance(spec.data, DataSettings)
     assert spec.inference.patch_size == spec.data.patch_size
-    assert spec.model["in_channels"] == len(spec.data.preprocessing.echoes)
+    assert spec.model["in_channels"] == len(spec.data.preprocessing.channels)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_the_localiser_experiment_sees_the_whole_field_of_view_coarsely():
     assert spec.data.preprocessing.spacing_mm == (2.0, 2.0, 2.0)
     assert spec.data.preprocessing.roi_mm is None
     # One channel, echo 1, on synthetic contrasts: it runs on any protocol.
-    assert spec.data.preprocessing.echoes == (1,) and spec.model["in_channels"] == 1
+    assert spec.data.preprocessing.channels == ("echo-1",) and spec.model["in_channels"] == 1
     assert reads_tissues(spec.augmentation)
     assert spec.tracking.model_name == "sn-localiser" and spec.localiser_uri is None
 
@@ -216,3 +216,17 @@ def test_a_localiser_that_does_not_load_is_one_line():
     ) as error:
         run_spec(cfg, fail)  # type: ignore[arg-type]
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "channels"), [("nm_slab", ("NM",)), ("qsm_only", ("Chimap",))]
+)
+def test_protocol_presets_declare_their_channels(experiment, channels):
+    spec = run_spec(_compose(f"experiment={experiment}", "data.root=/data/bids"))
+    assert spec.data.channels == spec.data.preprocessing.channels == channels
+    assert spec.model["in_channels"] == 1
+
+
+def test_data_channels_and_the_spec_s_must_agree():
+    with pytest.raises(ValueError, match=r"set data\.channels only"):
+        run_spec(_compose("data.root=/data/bids", "data.preprocessing.channels=[echo-1]"))

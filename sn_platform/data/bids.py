@@ -1,8 +1,9 @@
 """BIDS layout of the platform: file naming, subject discovery and input validation.
 
-Layout (METHOD.md)::
+Layout (METHOD.md; the channels a model may read are in ``sn_platform.data.channels``)::
 
     sub-<id>/anat/sub-<id>_echo-<n>_part-mag_MEGRE.nii.gz
+    sub-<id>/anat/sub-<id>_acq-NM_T1w.nii.gz                  (a single-echo NM-MRI slab)
     sub-<id>/anat/sub-<id>_Chimap.nii.gz
     derivatives/<source>/sub-<id>/anat/sub-<id>_label-<name>_mask.nii.gz
     derivatives/truth/sub-<id>/anat/sub-<id>_dseg.nii.gz   (phantom: tissue classes, dseg.tsv)
@@ -24,6 +25,16 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
+from sn_platform.data.channels import (
+    CHIMAP,
+    MEGRE_ECHOES,
+    NM,
+    channel_filename,
+    describe,
+    echo_channel,
+    is_magnitude,
+    nm_channel,
+)
 from sn_platform.errors import UsageError, one_line
 
 BIDS_LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -43,17 +54,19 @@ def subject_dir(root: Path, participant_id: str) -> Path:
     return Path(root) / f"sub-{participant_id}" / "anat"
 
 
+def channel_path(root: Path, participant_id: str, channel: str) -> Path:
+    """The file of channel ``channel`` (``echo-1``, ``NM``, ``Chimap``) of a subject."""
+    return subject_dir(root, participant_id) / channel_filename(participant_id, channel)
+
+
 def echo_path(root: Path, participant_id: str, echo: int) -> Path:
     """Magnitude image of echo ``echo`` (1-based)."""
-    return (
-        subject_dir(root, participant_id)
-        / f"sub-{participant_id}_echo-{echo}_part-mag_MEGRE.nii.gz"
-    )
+    return channel_path(root, participant_id, echo_channel(echo))
 
 
 def chimap_path(root: Path, participant_id: str) -> Path:
     """QSM susceptibility map (ppm)."""
-    return subject_dir(root, participant_id) / f"sub-{participant_id}_Chimap.nii.gz"
+    return channel_path(root, participant_id, CHIMAP)
 
 
 def label_path(
@@ -82,16 +95,42 @@ def dseg_table_path(root: Path, source: str = "truth") -> Path:
 
 @dataclass(frozen=True)
 class SubjectRecord:
-    """Files of one subject; ``labels`` maps a label name (SN, RN) to its mask file;
-    ``tissues`` is the tissue label map (``dseg_path``) when training renders images from it."""
+    """Files of one subject.
+
+    ``channels`` maps each channel a model reads (``echo-1``, ``NM``, ``Chimap``), in
+    channel order, to its file; the first is the grid everything is predicted onto.
+    ``chimap`` is the QSM map where the subject has one (read or not), ``anatomy`` the
+    magnitude image a template is registered to (the first magnitude channel, else the
+    subject's MEGRE echo 1 or NM image); ``labels`` maps a label name (SN, RN) to its mask
+    file; ``tissues`` is the tissue label map (``dseg_path``) when training renders images
+    from it.
+    """
 
     participant_id: str
-    echoes: tuple[Path, ...]
+    channels: dict[str, Path]
     chimap: Path | None = None
     labels: dict[str, Path] = field(default_factory=dict)
     group: str | None = None
     site: str | None = None
     tissues: Path | None = None
+    anatomy: Path | None = None
+
+    @property
+    def grid_image(self) -> Path:
+        """The first channel's file, whose grid predictions and measures are on."""
+        return next(iter(self.channels.values()))
+
+    @property
+    def nm_image(self) -> Path | None:
+        """The channel the NM volume ratio is taken on (``channels.nm_channel``), or None."""
+        name = nm_channel(list(self.channels))
+        return None if name is None else self.channels[name]
+
+    @property
+    def anatomical_image(self) -> Path | None:
+        """``anatomy``, else the first magnitude channel, else None."""
+        magnitudes = [path for name, path in self.channels.items() if is_magnitude(name)]
+        return self.anatomy or (magnitudes[0] if magnitudes else None)
 
 
 def read_participants(root: Path) -> dict[str, dict[str, str]]:
@@ -113,7 +152,7 @@ def read_participants(root: Path) -> dict[str, dict[str, str]]:
 
 def discover_subjects(
     root: Path | str,
-    n_echoes: int = 3,
+    channels: Sequence[str] = MEGRE_ECHOES,
     label_source: str | None = "manual",
     labels: Sequence[str] = ("SN",),
     optional_labels: Sequence[str] = ("RN",),
@@ -125,7 +164,7 @@ def discover_subjects(
     Parameters
     ----------
     root : dataset root (holds ``sub-*`` folders)
-    n_echoes : echoes used as channels (the first ``n_echoes``)
+    channels : the images read (``sn_platform.data.channels``), in channel order
     label_source : derivatives folder of the labels (``manual``), or None for no labels
     labels : labels every subject must have
     optional_labels : labels used when present (the RN picks the slab)
@@ -136,7 +175,7 @@ def discover_subjects(
     Raises
     ------
     DataValidationError
-        naming the missing file, when an echo, a required label or (with ``tissues``) the
+        naming the missing file, when a channel, a required label or (with ``tissues``) the
         tissue label map is missing.
     """
     root = Path(root)
@@ -158,10 +197,7 @@ def discover_subjects(
     participants = read_participants(root)
     records = []
     for participant_id in wanted:
-        echoes = tuple(echo_path(root, participant_id, n) for n in range(1, n_echoes + 1))
-        for number, path in enumerate(echoes, start=1):
-            if not path.exists():
-                raise DataValidationError(path, f"missing echo {number} of the {n_echoes} used")
+        images = _channel_files(root, participant_id, channels)
         label_files = {}
         if label_source is not None:
             for name in (*labels, *optional_labels):
@@ -182,15 +218,38 @@ def discover_subjects(
         records.append(
             SubjectRecord(
                 participant_id=participant_id,
-                echoes=echoes,
+                channels=images,
                 chimap=chimap if chimap.exists() else None,
                 labels=label_files,
                 group=row.get("group"),
                 site=row.get("site"),
                 tissues=tissue_map,
+                anatomy=_anatomy(root, participant_id, channels),
             )
         )
     return records
+
+
+def _channel_files(root: Path, participant_id: str, channels: Sequence[str]) -> dict[str, Path]:
+    """Channel name -> file of one subject; a missing one raises, naming it and the channels."""
+    images = {name: channel_path(root, participant_id, name) for name in channels}
+    for name, path in images.items():
+        if not path.exists():
+            raise DataValidationError(
+                path,
+                f"missing channel {name}, {describe(name)}, of the channels read {list(channels)}",
+            )
+    return images
+
+
+def _anatomy(root: Path, participant_id: str, channels: Sequence[str]) -> Path | None:
+    """The magnitude image a template is registered to: the first magnitude channel, else the
+    subject's MEGRE echo 1 or NM image where it has one (a QSM-only model), else None."""
+    for name in (*(c for c in channels if is_magnitude(c)), echo_channel(1), NM):
+        path = channel_path(root, participant_id, name)
+        if path.exists():
+            return path
+    return None
 
 
 @dataclass(frozen=True)
@@ -288,13 +347,14 @@ def check_same_grid(
     """Raise unless ``geometry`` matches ``reference`` in shape and affine (within mm)."""
     if geometry.shape != reference.shape:
         raise DataValidationError(
-            path, f"shape {geometry.shape} differs from echo 1's {reference.shape}"
+            path, f"shape {geometry.shape} differs from the first channel's {reference.shape}"
         )
     deviation = float(np.abs(geometry.affine - reference.affine).max())
     if deviation > tolerance_mm:
         raise DataValidationError(
             path,
-            f"affine differs from echo 1's by {deviation:.4g} mm (tolerance {tolerance_mm} mm)",
+            f"affine differs from the first channel's by {deviation:.4g} mm "
+            f"(tolerance {tolerance_mm} mm)",
         )
 
 
@@ -302,11 +362,13 @@ def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geome
     """Check every file of a subject: readable, 3D, finite, binary labels, integer tissue
     classes, one grid.
 
-    Returns the subject's geometry (that of echo 1).
+    Returns the subject's geometry (that of its first channel).
     """
-    _, reference = load_volume(record.echoes[0])
-    validate_later_echoes(record, reference, tolerance_mm)
-    others = [] if record.chimap is None else [(record.chimap, "image")]
+    _, reference = load_volume(record.grid_image)
+    validate_later_channels(record, reference, tolerance_mm)
+    others: list[tuple[Path, str]] = []
+    if record.chimap is not None and record.chimap not in record.channels.values():
+        others.append((record.chimap, "image"))
     others.extend((p, "label") for p in record.labels.values())
     if record.tissues is not None:
         others.append((record.tissues, "dseg"))
@@ -316,12 +378,13 @@ def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geome
     return reference
 
 
-def validate_later_echoes(
+def validate_later_channels(
     record: SubjectRecord, reference: Geometry, tolerance_mm: float = 1e-3
 ) -> None:
-    """Check echoes 2, 3, ... as ``validate_subject`` does, against echo 1's geometry (for a
-    caller that has read and checked echo 1, the QSM map and the labels itself)."""
-    for path in record.echoes[1:]:
+    """Check the channels after the first as ``validate_subject`` does, against the first's
+    geometry (for a caller that has read and checked the first, the QSM map and the labels
+    itself)."""
+    for path in list(record.channels.values())[1:]:
         _, geometry = load_volume(path)
         check_same_grid(path, geometry, reference, tolerance_mm)
 
@@ -330,7 +393,7 @@ def dataset_fingerprint(records: Sequence[SubjectRecord]) -> str:
     """SHA-256 (first 16 hex digits) of the contents of every file the records use."""
     digest = hashlib.sha256()
     for record in sorted(records, key=lambda r: r.participant_id):
-        paths = [*record.echoes, *([record.chimap] if record.chimap else [])]
+        paths = list(dict.fromkeys([*record.channels.values(), *filter(None, [record.chimap])]))
         paths += [record.labels[name] for name in sorted(record.labels)]
         paths += [record.tissues] if record.tissues else []
         for path in paths:

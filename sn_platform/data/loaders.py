@@ -1,6 +1,6 @@
-"""TorchIO datasets: subjects with one image per echo, a training patch queue, whole volumes.
+"""TorchIO datasets: subjects with one image per channel, a training patch queue, whole volumes.
 
-A subject is made of the spec's echoes, the class map of its labels (the target) and, when
+A subject is made of the spec's channels, the class map of its labels (the target) and, when
 the augmentation renders images from it, the tissue label map (``TISSUES_KEY``).
 """
 
@@ -20,7 +20,6 @@ from sn_platform.data.preprocessing import (
     LABEL_KEY,
     TISSUES_KEY,
     PreprocessingSpec,
-    echo_key,
 )
 from sn_platform.data.roi import mask_centre, spatial_in_box
 
@@ -52,19 +51,20 @@ def make_subject(
     tissues: bool = False,
     partial: bool = False,
 ) -> tio.Subject:
-    """A TorchIO subject: the spec's echoes as separate images; when ``labels`` are given
+    """A TorchIO subject: the spec's channels as separate images; when ``labels`` are given
     and the record has all of them (with ``partial``: any of them), their class map
     (``class_map``) and which were drawn (``ANNOTATED_KEY``, ``annotated``); with
     ``tissues``, the record's tissue label map (``discover_subjects(..., tissues=True)``
     finds it)."""
-    missing = [e for e in spec.echoes if e > len(record.echoes)]
+    missing = [name for name in spec.channels if name not in record.channels]
     if missing:
         raise ValueError(
-            f"sub-{record.participant_id}: echoes {missing} requested "
-            f"but {len(record.echoes)} discovered"
+            f"sub-{record.participant_id}: channels {missing} requested "
+            f"but {list(record.channels)} discovered"
         )
     images: dict[str, object] = {
-        echo_key(e): tio.ScalarImage(record.echoes[e - 1]) for e in spec.echoes
+        key: tio.ScalarImage(record.channels[name])
+        for name, key in zip(spec.channels, spec.channel_keys, strict=True)
     }
     extra: dict[str, object] = {}
     drawn = [name in record.labels for name in labels]
@@ -83,12 +83,12 @@ def make_subject(
     )
 
 
-def stack_echoes(batch: Mapping[str, Any], spec: PreprocessingSpec) -> torch.Tensor:
+def stack_channels(batch: Mapping[str, Any], spec: PreprocessingSpec) -> torch.Tensor:
     """Network input (B, C, X, Y, Z) from a batch, or (C, X, Y, Z) from one subject.
 
     A TorchIO image is a mapping too, so ``[tio.DATA]`` serves both.
     """
-    return torch.cat([batch[key][tio.DATA] for key in spec.echo_keys], dim=-4)
+    return torch.cat([batch[key][tio.DATA] for key in spec.channel_keys], dim=-4)
 
 
 def subjects_dataset(

@@ -3,7 +3,7 @@
 A ``PreprocessingSpec`` is plain data (JSON round-trip) recorded with every model, and
 builds the TorchIO pipeline: canonical orientation, optional resampling, padding to at
 least the patch size, optionally a box around the structures (``roi_mm``, the second
-stage of a cascade), and per-echo intensity normalisation. The method's slab below the
+stage of a cascade), and per-channel intensity normalisation. The method's slab below the
 red nucleus is placed after prediction, from the predicted RN
 (``sn_platform.inference.localise``). Augmentation sits between the
 spatial and the intensity steps, so it acts on magnitudes (Rician noise, bias field and
@@ -19,17 +19,20 @@ from typing import Any, Literal
 import torch
 import torchio as tio
 
+from sn_platform.data.channels import (
+    MEGRE_ECHOES,
+    channel_key,
+    check_channels,
+    echo_channel,
+    is_magnitude,
+)
+
 LABEL_KEY = "label"
 # The tissue label map (dseg) that synthetic contrasts are rendered from: a label map of its
-# own, which takes the spatial steps with the echoes but is neither a channel nor the target.
+# own, which takes the spatial steps with the channels but is neither a channel nor the target.
 TISSUES_KEY = "tissues"
 # A training subject's (C + 1,) bool: background, then whether each label was drawn.
 ANNOTATED_KEY = "annotated"
-
-
-def echo_key(echo: int) -> str:
-    """Subject key of echo ``echo`` (1-based): each echo is its own TorchIO image."""
-    return f"echo{echo}"
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,18 @@ class PreprocessingSpec:
 
     Parameters
     ----------
-    echoes : 1-based echo numbers used as channels, in order
+    channels : the images the network reads, in channel order (``sn_platform.data.channels``:
+        ``echo-<n>``, ``NM``, ``Chimap``); each is its own TorchIO image
     orientation : voxel-axis orientation of the network input (RAS)
     spacing_mm : target voxel spacing (mm), or None to keep each subject's own
     min_shape : volumes smaller than this (voxels) are zero-padded up to it (the patch size)
-    normalization : ``zscore`` (mean 0, SD 1 per echo) or ``percentile`` (0.5-99.5 % to 0-1)
+    normalization : ``zscore`` (mean 0, SD 1 per channel) or ``percentile`` (0.5-99.5 % to 0-1)
     roi_mm : box (mm, X, Y, Z) around the structures that the network sees, normalised on
         its own; None for the whole field of view. Its centre comes from the labels in
         training and from a localiser on new data (``sn_platform.data.roi``)
     """
 
-    echoes: tuple[int, ...] = (1, 2, 3)
+    channels: tuple[str, ...] = MEGRE_ECHOES
     orientation: str = "RAS"
     spacing_mm: tuple[float, float, float] | None = (0.5, 0.5, 1.0)
     min_shape: tuple[int, int, int] = (64, 64, 3)
@@ -60,12 +64,10 @@ class PreprocessingSpec:
             object.__setattr__(self, "roi_mm", tuple(float(s) for s in self.roi_mm))
             if len(self.roi_mm) != 3 or min(self.roi_mm) <= 0:
                 raise ValueError(f"roi_mm must be three positive sizes (mm), got {self.roi_mm}")
-        object.__setattr__(self, "echoes", tuple(int(e) for e in self.echoes))
+        object.__setattr__(self, "channels", check_channels(self.channels))
         object.__setattr__(self, "min_shape", tuple(int(n) for n in self.min_shape))
         if self.spacing_mm is not None:
             object.__setattr__(self, "spacing_mm", tuple(float(s) for s in self.spacing_mm))
-        if not self.echoes or min(self.echoes) < 1:
-            raise ValueError(f"echoes must be 1-based echo numbers, got {self.echoes}")
         if self.normalization not in ("zscore", "percentile"):
             raise ValueError(
                 f"normalization must be 'zscore' or 'percentile', got {self.normalization!r}"
@@ -74,15 +76,20 @@ class PreprocessingSpec:
             raise ValueError(f"min_shape must be three positive sizes, got {self.min_shape}")
 
     @property
-    def echo_keys(self) -> list[str]:
+    def channel_keys(self) -> list[str]:
         """Subject keys of the channel images, in channel order."""
-        return [echo_key(e) for e in self.echoes]
+        return [channel_key(name) for name in self.channels]
+
+    @property
+    def magnitude_keys(self) -> list[str]:
+        """Subject keys of the magnitude channels (what magnitude augmentations act on)."""
+        return [channel_key(name) for name in self.channels if is_magnitude(name)]
 
     def orientation_transform(self) -> tio.Compose:
-        """Float echoes in the network's voxel orientation (the first spatial steps)."""
+        """Float channels in the network's voxel orientation (the first spatial steps)."""
         return tio.Compose(
             [
-                tio.To(torch.float32, include=self.echo_keys),
+                tio.To(torch.float32, include=self.channel_keys),
                 tio.ToOrientation(self.orientation)
                 if self.orientation != "RAS"
                 else tio.ToCanonical(),
@@ -102,11 +109,11 @@ class PreprocessingSpec:
         return tio.Compose(steps)
 
     def intensity_transform(self) -> tio.Transform:
-        """Per-echo normalisation: each echo is its own image, so statistics are per channel."""
+        """Per-channel normalisation: each channel is its own image, with its own statistics."""
         if self.normalization == "zscore":
-            return tio.ZNormalization(include=self.echo_keys)
+            return tio.ZNormalization(include=self.channel_keys)
         return tio.RescaleIntensity(
-            out_min_max=(0.0, 1.0), percentiles=(0.5, 99.5), include=self.echo_keys
+            out_min_max=(0.0, 1.0), percentiles=(0.5, 99.5), include=self.channel_keys
         )
 
     def transform(
@@ -135,7 +142,11 @@ class PreprocessingSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessingSpec:
-        """Inverse of ``to_dict``; unknown keys raise a ValueError naming them."""
+        """Inverse of ``to_dict``; unknown keys raise a ValueError naming them. The echo
+        numbers (``echoes``) of a spec saved before channels had names read as MEGRE echoes."""
+        data = dict(data)
+        if "echoes" in data and "channels" not in data:
+            data["channels"] = [echo_channel(number) for number in data.pop("echoes")]
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

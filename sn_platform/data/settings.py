@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sn_platform.data.channels import MEGRE_ECHOES, check_channels
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.errors import folder_name
 
@@ -44,6 +45,8 @@ class DataSettings:
     labels : the labels trained on, in class order: one label (``[SN]``) trains a binary
         (sigmoid) network; several (``[SN, RN, CC]``) a softmax over background (class 0)
         and each label (class 1, 2, ...), so the model localises the RN and CC itself
+    channels : the images the network reads (``sn_platform.data.channels``), the same as
+        ``preprocessing.channels`` (the config interpolates one from the other)
     patch_size : patch (voxels) of the preprocessed volume, (X, Y, Z)
     samples_per_volume, queue_length, batch_size, num_workers : TorchIO queue and loader
     label_probabilities : class (0 background, i the i-th label) -> probability of a
@@ -60,6 +63,7 @@ class DataSettings:
     splits: SplitSettings
     label_source: str = "manual"
     labels: tuple[str, ...] = ("SN",)
+    channels: tuple[str, ...] = MEGRE_ECHOES
     patch_size: tuple[int, int, int] = (64, 64, 3)
     samples_per_volume: int = 8
     queue_length: int = 64
@@ -72,6 +76,12 @@ class DataSettings:
         folder_name("data.label_source", self.label_source)
         object.__setattr__(self, "patch_size", tuple(int(n) for n in self.patch_size))
         object.__setattr__(self, "labels", tuple(str(name) for name in self.labels))
+        object.__setattr__(self, "channels", check_channels(self.channels))
+        if self.channels != self.preprocessing.channels:
+            raise ValueError(
+                f"data.channels {list(self.channels)} and data.preprocessing.channels "
+                f"{list(self.preprocessing.channels)} differ; set data.channels only"
+            )
         probabilities = {int(k): float(v) for k, v in self.label_probabilities.items()}
         object.__setattr__(self, "label_probabilities", probabilities)
         if not self.labels or len(set(self.labels)) != len(self.labels):

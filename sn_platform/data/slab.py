@@ -1,12 +1,21 @@
-"""The method's slab: consecutive axial slices just below the red nucleus, on any grid."""
+"""The method's slab: consecutive axial slices just below the red nucleus, on any grid.
+
+The method takes 3 slices of its 1 mm protocol: a slab of 3 mm (``SlabRule.slab_mm``). On
+another protocol the slab is the whole native slices nearest that thickness
+(``slices_for``): 3 slices of 1.0 or 1.2 mm, 2 of 1.5 mm, 1 of 2.2 or 3 mm; measures are
+never taken on interpolated slices.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+METHOD_SLICE_MM = 1.0  # the method's slice thickness: its 3 slices are a slab of 3 mm
 
 
 def slab_below(red_nucleus: NDArray[np.bool_], n_slices: int) -> list[int]:
@@ -93,15 +102,29 @@ def place_slab(red_nucleus: NDArray[np.bool_], affine: NDArray[np.float64], n_sl
     return Slab(mask, heights[0], heights[-1], slice_mm, bool(touches))
 
 
+def slices_for(slab_mm: float, slice_mm: float) -> int:
+    """Whole slices of ``slice_mm`` (mm) nearest a slab of ``slab_mm`` (mm), at least one;
+    a half rounds up (3 mm of 1.2 mm slices: 3)."""
+    if slab_mm <= 0 or slice_mm <= 0:
+        raise ValueError(f"slab and slice thickness must be > 0 mm, got {slab_mm}, {slice_mm}")
+    return max(1, math.floor(slab_mm / slice_mm + 0.5 + 1e-9))
+
+
 @dataclass(frozen=True)
 class SlabRule:
-    """How the slab is placed: ``slices`` axial slices below the ``reference`` label (RN)."""
+    """How the slab is placed: ``slab_mm`` (mm) of axial slices below the ``reference``
+    label (RN), in whole native slices (``slices_for``)."""
 
-    slices: int = 3
+    slab_mm: float = 3.0
     reference: str = "RN"
+
+    def __post_init__(self) -> None:
+        if self.slab_mm <= 0:
+            raise ValueError(f"slab_mm must be > 0, got {self.slab_mm}")
 
     def place(self, labels: Mapping[str, NDArray[np.bool_]], affine: NDArray) -> Slab | None:
         """The slab below ``labels[reference]``, or None when there is no such label."""
         if self.reference not in labels:
             return None
-        return place_slab(labels[self.reference], affine, self.slices)
+        slice_mm = float(np.linalg.norm(affine[:3, axial_axis(affine)]))
+        return place_slab(labels[self.reference], affine, slices_for(self.slab_mm, slice_mm))

@@ -133,7 +133,7 @@ def save_overlays(
         case = cases[participant]
         label = f"{title}: sub-{participant}  DSC {row['dsc']:.3f}"
         _draw_axial(
-            axis, case.echo1, case.affine, predictions[participant], case.manual.get("SN"), label
+            axis, case.image, case.affine, predictions[participant], case.manual.get("SN"), label
         )
     figure.suptitle("echo 1: manual (green) and automatic (red) SN", fontsize=10)
     _save(figure, path)

@@ -22,18 +22,19 @@ def _quiet(function: Callable[..., float], *args: Any) -> float:
 
 
 def roi_measures(
-    echo1: NDArray[np.float64],
+    nm_image: NDArray[np.float64] | None,
     chi: NDArray[np.float64] | None,
     roi: NDArray[np.bool_],
     reference: NDArray[np.bool_] | None,
     extent: NDArray[np.bool_] | None,
     settings: MeasureSettings,
 ) -> dict[str, float]:
-    """NM volume ratio (echo 1) and mean susceptibility (ppm) of ``roi`` inside ``extent``.
+    """NM volume ratio and mean susceptibility (ppm) of ``roi`` inside ``extent``.
 
     Parameters
     ----------
-    echo1, chi : (X, Y, Z) echo-1 magnitude (a.u.) and QSM (ppm, or None: NaN)
+    nm_image, chi : (X, Y, Z) NM-weighted magnitude (echo 1 or an NM image; a.u.) and QSM
+        (ppm); either None (the input does not exist): its measure is NaN
     roi : (X, Y, Z) bool, the SN
     reference : (X, Y, Z) bool, the reference region (crus cerebri), or None when there is
         none; with ``settings.nm_reference == "CC"`` a missing or empty one gives NaN
@@ -43,12 +44,14 @@ def roi_measures(
     """
     inside = np.ones(roi.shape, dtype=bool) if extent is None else extent
     roi = roi & inside
-    if settings.nm_reference == "roi":
-        nm = _quiet(measures.nm_volume_ratio, echo1, roi)
+    if nm_image is None:
+        nm = float("nan")
+    elif settings.nm_reference == "roi":
+        nm = _quiet(measures.nm_volume_ratio, nm_image, roi)
     elif reference is None:
         nm = float("nan")
     else:
-        nm = _quiet(measures.nm_volume_ratio, echo1, roi, reference & inside)
+        nm = _quiet(measures.nm_volume_ratio, nm_image, roi, reference & inside)
     chi_mean = (
         float("nan")
         if chi is None

@@ -38,7 +38,9 @@ SN = "SN"
 class ReferenceCase:
     """What a prediction of one subject is compared with, on the subject's native grid.
 
-    ``echo1`` (X, Y, Z) magnitude, ``chi`` (X, Y, Z) QSM in ppm or None, ``manual`` and
+    ``image`` (X, Y, Z) the first channel (the grid; shown in QC panels), ``nm`` (X, Y, Z)
+    the NM-weighted image the NM volume ratio is taken on or None (a QSM-only model),
+    ``chi`` (X, Y, Z) QSM in ppm or None, ``manual`` and
     ``truth`` label name (SN, RN, CC) -> (X, Y, Z) bool, only the labels that exist;
     ``affine`` (4, 4) mm.
     """
@@ -46,7 +48,8 @@ class ReferenceCase:
     participant_id: str
     group: str
     affine: NDArray[np.float64]
-    echo1: NDArray[np.float64]
+    image: NDArray[np.float64]
+    nm: NDArray[np.float64] | None
     chi: NDArray[np.float64] | None
     manual: Mapping[str, NDArray[np.bool_]] = field(default_factory=dict)
     truth: Mapping[str, NDArray[np.bool_]] = field(default_factory=dict)
@@ -54,15 +57,15 @@ class ReferenceCase:
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
         """Voxel size (mm) along the stored axes."""
-        return Geometry(self.echo1.shape, self.affine).voxel_mm
+        return Geometry(self.image.shape, self.affine).voxel_mm
 
 
 def load_reference_case(
     record: SubjectRecord, truth_paths: Mapping[str, Path] | None = None
 ) -> ReferenceCase:
-    """Read echo 1, the QSM map, the record's (manual) labels and the truth labels of a
-    subject (all checked to share one grid)."""
-    echo1, geometry = load_volume(record.echoes[0])
+    """Read the first channel, the NM-weighted image, the QSM map, the record's (manual)
+    labels and the truth labels of a subject (all checked to share one grid)."""
+    image, geometry = load_volume(record.grid_image)
 
     def read(path: Path, kind: str) -> NDArray[np.float64]:
         data, other = load_volume(path, kind)
@@ -76,7 +79,8 @@ def load_reference_case(
         participant_id=record.participant_id,
         group=record.group or "n/a",
         affine=geometry.affine,
-        echo1=echo1,
+        image=image,
+        nm=None if record.nm_image is None else read(record.nm_image, "image"),
         chi=None if record.chimap is None else read(record.chimap, "image"),
         manual=masks(record.labels),
         truth=masks(truth_paths or {}),
@@ -93,8 +97,8 @@ def _roi_measures(
 ) -> dict[str, float]:
     """Measures of ``labels["SN"]`` in the slab (unsuffixed) and whole, each name + suffix."""
     roi = labels[SN]
-    in_slab = roi_measures(case.echo1, case.chi, roi, reference, slab.mask, settings)
-    whole = roi_measures(case.echo1, case.chi, roi, reference, None, settings)
+    in_slab = roi_measures(case.nm, case.chi, roi, reference, slab.mask, settings)
+    whole = roi_measures(case.nm, case.chi, roi, reference, None, settings)
     return {f"{k}{suffix}": v for k, v in in_slab.items()} | {
         f"{k}_whole{suffix}": v for k, v in whole.items()
     }

@@ -28,7 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 from numpy.typing import NDArray
 
-from sn_platform.data.bids import SubjectRecord
+from sn_platform.data.bids import DataValidationError, SubjectRecord
 from sn_platform.data.templates import NUCLEI_ATLAS_LABELS, mni_template_path, nuclei_atlas_path
 from sn_platform.inference.predictor import native_window
 
@@ -187,17 +187,30 @@ def atlas_structures_on(
     return AtlasStructures(masks, right)
 
 
+def _anatomy(record: SubjectRecord) -> Path:
+    """The magnitude image the template is registered to (``anatomical_image``)."""
+    path = record.anatomical_image
+    if path is None:
+        raise DataValidationError(
+            record.grid_image.parent,
+            "no magnitude image (a MEGRE echo or an NM image) to register the MNI template "
+            "to; the atlas localiser needs one beside a QSM-only model's Chimap",
+        )
+    return path
+
+
 @dataclass(frozen=True)
 class AtlasLocaliser:
     """A localiser without weights: ``locate`` maps ``centre_mni_mm`` (the structures'
-    centre in MNI mm) onto the subject's first echo by ``register_template``."""
+    centre in MNI mm) onto the subject's magnitude image (its first magnitude channel, else
+    its MEGRE echo 1 or NM image) by ``register_template``."""
 
     centre_mni_mm: tuple[float, float, float] = STRUCTURES_CENTRE_MNI_MM
 
     def locate(self, record: SubjectRecord) -> NDArray[np.float64] | None:
         """World centre (RAS mm) of the midbrain's structures, or None when the template
         could not be registered (the box then sits at the volume's centre, flagged)."""
-        mapped = template_points_on(record.echoes[0], np.asarray([self.centre_mni_mm]))
+        mapped = template_points_on(_anatomy(record), np.asarray([self.centre_mni_mm]))
         return None if mapped is None else mapped[0]
 
     def structures_on(
@@ -206,7 +219,8 @@ class AtlasLocaliser:
         """The nuclei atlas on the subject's grid (``shape``, ``affine``: voxel -> world
         RAS mm) through ``register_template``; None when the template could not be
         registered."""
-        transform = _registration(str(record.echoes[0]), Path(record.echoes[0]).stat().st_mtime_ns)
+        anatomy = _anatomy(record)
+        transform = _registration(str(anatomy), anatomy.stat().st_mtime_ns)
         if transform is None:
             return None
         return atlas_structures_on(similarity_to_mni(transform), shape, affine)

@@ -24,10 +24,12 @@ from sn_platform.data.bids import (
     DataValidationError,
     Geometry,
     SubjectRecord,
+    channel_path,
     discover_subjects,
     label_path,
-    validate_later_echoes,
+    validate_later_channels,
 )
+from sn_platform.data.channels import describe
 from sn_platform.data.io import write_nifti, write_text
 from sn_platform.errors import StorageError, one_line
 from sn_platform.evaluation import plots
@@ -167,9 +169,9 @@ def segment_subject(
     """Validate, predict, localise, measure, QC and write one subject; its TSV row."""
     options = job.options
     settings = segmenters[0].settings
-    # Reads and checks echo 1, the QSM map and every label; then the other echoes.
+    # Reads and checks the first channel, the QSM map and every label; then the other channels.
     case = load_reference_case(record, _truth_paths(job, record.participant_id, settings))
-    validate_later_echoes(record, Geometry(case.echo1.shape, case.affine))
+    validate_later_channels(record, Geometry(case.image.shape, case.affine))
     prediction = predict_ensemble(segmenters, record)
     found = localise(
         prediction, settings, options.keep_largest, case.manual, options.slab_from,
@@ -188,7 +190,7 @@ def segment_subject(
     )
     row = _ordered(row)
     paths = OutputPaths.of(output, record.participant_id)
-    header = cast(nib.Nifti1Header, nib.load(record.echoes[0]).header)
+    header = cast(nib.Nifti1Header, nib.load(record.grid_image).header)
     for label, mask in found.masks.items():
         write_nifti(paths.label_mask(label), mask.astype(np.uint8), prediction.affine, like=header)
     probability = prediction.probability(LABEL).astype(np.float32)
@@ -196,12 +198,12 @@ def segment_subject(
     # The voxels the slab measures use: below the predicted (or manual) RN.
     write_nifti(paths.slab, found.slab.mask.astype(np.uint8), prediction.affine, like=header)
     others = [paths.label_mask(label) for label in found.masks if label != LABEL]
-    write_image_sidecars([*paths.images(), *others], record.echoes)
+    write_image_sidecars([*paths.images(), *others], list(record.channels.values()))
     title = f"sub-{record.participant_id}  {row['group']}  QC: {row['qc_flag']}"
     if "dsc" in row:
         title += f"  DSC {row['dsc']:.3f}"
     plots.save_subject_panel(
-        case.echo1, case.chi, case.affine, found.masks, found.slab.mask,
+        case.image, case.chi, case.affine, found.masks, found.slab.mask,
         case.manual.get(LABEL), title, paths.figure,
     )  # fmt: skip
     write_text(paths.measures, json_text(row))
@@ -219,7 +221,7 @@ def run_subject(
     try:
         (record,) = discover_subjects(
             job.root,
-            n_echoes=max(max(s.spec.echoes) for s in segmenters),
+            channels=segmenters[0].spec.channels,
             label_source=job.label_source if job.labels_root is None else None,
             labels=(),
             optional_labels=names,
@@ -234,6 +236,32 @@ def run_subject(
         if not isinstance(error, DataValidationError | ValueError | OSError):
             reason = f"{type(error).__name__}: {reason}"
         return {"error": {"participant_id": f"sub-{participant_id}", "reason": reason}}
+
+
+def check_channels_present(
+    root: Path, participant_ids: Sequence[str], channels: Sequence[str]
+) -> None:
+    """Refuse a dataset in which a subject lacks a channel the model reads, before any work.
+
+    Raises
+    ------
+    DataValidationError
+        naming the first subject's missing file and channel, and how many subjects lack one.
+    """
+    lacking = [
+        (participant_id, name)
+        for participant_id in participant_ids
+        for name in channels
+        if not channel_path(root, participant_id, name).exists()
+    ]
+    if lacking:
+        participant_id, name = lacking[0]
+        count = len({p for p, _ in lacking})
+        raise DataValidationError(
+            channel_path(root, participant_id, name),
+            f"missing channel {name}, {describe(name)}, which the model reads (channels "
+            f"{list(channels)}); {count} of {len(participant_ids)} subjects lack one",
+        )
 
 
 def select_subjects(root: Path, wanted: Iterable[str | int] | None) -> list[str]:

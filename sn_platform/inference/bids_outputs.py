@@ -34,11 +34,13 @@ COLUMNS: dict[str, dict[str, Any]] = {
     "sn_volume_left_mm3": {"Description": "volume of the automatic SN mask, left side"},
     "sn_volume_right_mm3": {"Description": "volume of the automatic SN mask, right side"},
     "nm_volume_ratio": {
-        "Description": "neuromelanin volume ratio of the automatic SN mask (echo 1 voxels "
-        "above the NM threshold over the mask's voxels; dimensionless)"
+        "Description": "neuromelanin volume ratio of the automatic SN mask (voxels of the "
+        "NM-weighted image, echo 1 or acq-NM, above the NM threshold over the mask's voxels; "
+        "dimensionless); n/a where the model reads no NM-weighted image"
     },
     "chi_mean_ppm": {
-        "Description": "mean QSM susceptibility above 0.015 ppm inside the automatic SN mask"
+        "Description": "mean QSM susceptibility above 0.015 ppm inside the automatic SN mask; "
+        "n/a where the subject has no Chimap"
     },
     "qc_flag": {"Description": "'ok', or the reasons to review the subject, separated by '; '"},
     "dsc": {"Description": "Dice coefficient, automatic vs manual SN mask, in the slab"},
@@ -111,18 +113,18 @@ def _entities(image: Path) -> dict[str, str]:
     return {**dict(p.split("-", 1) for p in pairs), "suffix": suffix}
 
 
-def image_sidecar(image: Path, echoes: Sequence[Path], images: Sequence[Path]) -> dict[str, Any]:
+def image_sidecar(image: Path, inputs: Sequence[Path], images: Sequence[Path]) -> dict[str, Any]:
     """The sidecar of one output image.
 
     Parameters
     ----------
     image : a ``_mask`` or ``_probseg`` NIfTI in the subject's ``anat`` folder
-    echoes : the input magnitude images the network read (echo 1 first)
+    inputs : the images the network read (its channels, the grid's first)
     images : all output images of the subject; a ``label-X_mask`` is derived from the
-        ``label-X_probseg`` among them when there is one, otherwise from the echoes
+        ``label-X_probseg`` among them when there is one, otherwise from the inputs
     """
     entities = _entities(image)
-    raw = [f"bids:{RAW}:sub-{entities['sub']}/anat/{echo.name}" for echo in echoes]
+    raw = [f"bids:{RAW}:sub-{entities['sub']}/anat/{path.name}" for path in inputs]
     label = entities.get("label")
     structure = STRUCTURES.get(label or "", label)
     probseg = image.name.replace("_mask.", "_probseg.")
@@ -133,7 +135,7 @@ def image_sidecar(image: Path, echoes: Sequence[Path], images: Sequence[Path]) -
     if entities["suffix"] == "probseg":
         sidecar["Description"] = (
             f"probability of the {structure} ({label}) per voxel, from the network's "
-            "grid-sampled prediction resampled onto the grid of echo 1"
+            "grid-sampled prediction resampled onto the grid of the first input"
         )
     elif entities.get("desc") == "slab":
         sidecar |= {
@@ -143,15 +145,16 @@ def image_sidecar(image: Path, echoes: Sequence[Path], images: Sequence[Path]) -
     else:
         sidecar |= {
             "Type": "ROI",
-            "Description": f"{structure} ({label}), automatic segmentation on the grid of echo 1",
+            "Description": f"{structure} ({label}), automatic segmentation on the grid of "
+            "the first input",
         }
     return sidecar
 
 
-def write_image_sidecars(images: Sequence[Path], echoes: Sequence[Path]) -> None:
+def write_image_sidecars(images: Sequence[Path], inputs: Sequence[Path]) -> None:
     """Write the JSON sidecar of every image in ``images`` beside it."""
     for image in images:
-        write_text(sidecar_path(image), json_text(image_sidecar(image, echoes, images)))
+        write_text(sidecar_path(image), json_text(image_sidecar(image, inputs, images)))
 
 
 def column_description(column: str) -> dict[str, Any]:
@@ -189,7 +192,7 @@ README = """# sn-platform substantia nigra segmentation
 Written by `sn-infer` (sn-platform {version}) from `{source}` with {models}.
 
 Per subject, in `sub-<id>/anat/`: `_label-SN_mask` (automatic SN mask, uint8, on the grid
-and header of echo 1), `_label-SN_probseg` (its probability), `_desc-slab_mask` (the
+and header of the first input), `_label-SN_probseg` (its probability), `_desc-slab_mask` (the
 voxels analysed), each with a JSON sidecar; `_label-SN_measures.json` (the subject's row).
 Cohort: `measures.tsv` (dictionary: `measures.json`), `agreement.json` (automatic vs
 manual measures), `errors.tsv` (failed subjects), `index.html` (QC report) and `figures/`.

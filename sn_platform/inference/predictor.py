@@ -6,7 +6,7 @@ Training validation, the logged MLflow model and batch inference all call this m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -17,10 +17,10 @@ from numpy.typing import NDArray
 from torch import nn
 
 from sn_platform.data.bids import SubjectRecord
-from sn_platform.data.loaders import make_subject, stack_echoes
+from sn_platform.data.loaders import make_subject, stack_channels
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.roi import spatial_in_box, structures_centre
-from sn_platform.data.slab import SlabRule
+from sn_platform.data.slab import METHOD_SLICE_MM, SlabRule
 from sn_platform.devices import autocast
 from sn_platform.evaluation.metrics import dice
 from sn_platform.models.probabilities import class_probabilities
@@ -46,7 +46,8 @@ class InferenceSettings:
     batch_size : patches per forward pass
     threshold : probability above which a voxel belongs to a label
     flip_tta : also predict the left-right mirrored volume and average the two
-    slab_slices : axial slices of the method's slab, just below ``slab_reference``
+    slab_mm : thickness (mm) of the method's slab just below ``slab_reference``, in whole
+        native slices (``data.slab.slices_for``: 3 of the method's 1 mm, 1 of 2.2 mm)
     slab_reference : the label the slab is placed below (the red nucleus)
     """
 
@@ -58,7 +59,7 @@ class InferenceSettings:
     batch_size: int = 4
     threshold: float = 0.5
     flip_tta: bool = False
-    slab_slices: int = 3
+    slab_mm: float = 3.0
     slab_reference: str = "RN"
 
     def __post_init__(self) -> None:
@@ -83,17 +84,26 @@ class InferenceSettings:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.slab_slices < 1:
-            raise ValueError(f"slab_slices must be >= 1, got {self.slab_slices}")
+        if self.slab_mm <= 0:
+            raise ValueError(f"slab_mm must be > 0, got {self.slab_mm}")
 
     @property
     def slab_rule(self) -> SlabRule:
-        """Where the method's slab goes: ``slab_slices`` slices below ``slab_reference``."""
-        return SlabRule(self.slab_slices, self.slab_reference)
+        """Where the method's slab goes: ``slab_mm`` below ``slab_reference``."""
+        return SlabRule(self.slab_mm, self.slab_reference)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InferenceSettings:
+        """Inverse of ``to_dict``; a model saved before ``slab_mm`` gave ``slab_slices``,
+        slices of the method's 1 mm."""
+        data = dict(data)
+        if "slab_slices" in data:
+            data["slab_mm"] = float(data.pop("slab_slices")) * METHOD_SLICE_MM
+        return cls(**data)
 
 
 def label_probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -164,7 +174,7 @@ class NativePrediction:
 
     ``probabilities`` (K, X, Y, Z) float32 in [0, 1], one per label of ``labels``;
     ``field_of_view`` (X, Y, Z) bool, the voxels the network saw; ``affine`` (4, 4) of
-    the input echo, mm; ``roi_source`` where the network's box came from (``whole``,
+    the first input, mm; ``roi_source`` where the network's box came from (``whole``,
     ``localiser``, ``given`` or ``centre``, see ``preprocess_record``).
     """
 
@@ -244,7 +254,7 @@ def preprocess_record(
     localiser: Localiser | None = None,
     centre_mm: NDArray[np.float64] | None = None,
 ) -> tio.Subject:
-    """The record's echoes in the network's space; with ``spec.roi_mm``, cropped to the box
+    """The record's channels in the network's space; with ``spec.roi_mm``, cropped to the box
     around ``centre_mm`` (world mm) when given, else around the structures ``localiser``
     finds, else (it found none, or there is none) around the volume's centre.
 
@@ -295,16 +305,16 @@ class Segmenter:
     localiser: Localiser | None = None
 
     def preprocess(self, record: SubjectRecord) -> tio.Subject:
-        """The record's echoes in the network's space (``preprocess_record``)."""
+        """The record's channels in the network's space (``preprocess_record``)."""
         return preprocess_record(record, self.spec, self.localiser)
 
     def locate(self, record: SubjectRecord) -> NDArray[np.float64] | None:
         """World centre (mm) of the structures (any label) this network finds in the
         record, or None when it finds none (``sn_platform.data.roi.structures_centre``)."""
         subject = self.preprocess(record)
-        volume = stack_echoes(subject, self.spec)
+        volume = stack_channels(subject, self.spec)
         probability = predict_array(self.model, volume, self.settings, self.device, self.precision)
-        affine = subject.get_image(self.spec.echo_keys[0]).affine
+        affine = subject.get_image(self.spec.channel_keys[0]).affine
         foreground = probability.max(dim=0).values.numpy()
         return structures_centre(foreground, affine, self.settings.threshold)
 
@@ -315,18 +325,18 @@ class Segmenter:
 
         With ``flip_tta`` the result also carries the Dice between the two passes.
         """
-        volume = stack_echoes(subject, self.spec)
+        volume = stack_channels(subject, self.spec)
         passes = predict_passes(self.model, volume, self.settings, self.device, self.precision)
         probability = torch.stack(passes).mean(dim=0)
-        network_affine = subject.get_image(self.spec.echo_keys[0]).affine
+        network_affine = subject.get_image(self.spec.channel_keys[0]).affine
         native = to_native_grid(probability, network_affine, native_shape, native_affine)
         agreement = pass_agreement(passes, self.settings.threshold)
         source = str(subject.get(ROI_SOURCE_KEY, "whole"))
         return replace(native, labels=self.settings.labels, tta_dice=agreement, roi_source=source)
 
     def predict(self, record: SubjectRecord) -> NativePrediction:
-        """Predict a subject from its files onto the grid of its first echo."""
-        native = tio.ScalarImage(record.echoes[0])
+        """Predict a subject from its files onto the grid of its first channel."""
+        native = tio.ScalarImage(record.grid_image)
         return self.predict_preprocessed(
             self.preprocess(record), native.spatial_shape, native.affine
         )

@@ -24,7 +24,7 @@ def segmenter_bundle(
         "model": dict(model_config),
         "preprocessing": spec.to_dict(),
         "inference": settings.to_dict(),
-        "channels": [f"echo-{e} magnitude" for e in spec.echoes],
+        "channels": list(spec.channels),
         "labels": list(settings.labels),
     }
 
@@ -45,7 +45,7 @@ def load_segmenter_files(
     return Segmenter(
         model.to(device).eval(),
         PreprocessingSpec.from_dict(bundle["preprocessing"]),
-        InferenceSettings(**bundle["inference"]),
+        InferenceSettings.from_dict(bundle["inference"]),
         device,
         config=dict(bundle["model"]),
     )

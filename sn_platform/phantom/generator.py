@@ -79,7 +79,7 @@ def sample_subject_plan(config: PhantomConfig, index: int) -> SubjectPlan:
     age = int(np.clip(rng.normal(66.0 if pd else 64.0, 8.0), 40, 90))
     sex = str(rng.choice(["F", "M"]))
     rotation_deg = rng.uniform(-12.0, 12.0, 3) * np.array([0.6, 0.6, 1.0])
-    shift_mm = rng.uniform(-1.0, 1.0, 3) * np.asarray(config.midbrain_offset_mm)
+    shift_mm = rng.uniform(-1.0, 1.0, 3) * np.asarray(config.offset_bound_mm(site))
     return SubjectPlan(
         participant_id=f"{index + 1:03d}",
         group=group,

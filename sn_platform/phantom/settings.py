@@ -12,6 +12,9 @@ FloatArray = NDArray[np.float64]
 # Half-size (mm) of the box around the SN centre that must stay inside the field of view:
 # the SN, RN, STN, crus, cisterns and vessels, rotated and deformed.
 MIDBRAIN_HALF_EXTENT_MM = (25.0, 25.0, 15.0)
+# A partial-brain slab (NM-MRI) need only hold the SN and the RN's lowest part above it.
+SLAB_HALF_EXTENT_MM = (25.0, 25.0, 10.0)
+SITE_IMAGES = ("megre", "nm")
 HEAD_MODELS = ("mni", "geometric")
 
 
@@ -29,6 +32,14 @@ class SiteProtocol:
     first_echo_ms, echo_spacing_ms : TE1 and echo spacing (ms)
     n_echoes : number of echoes written
     orientation : voxel-axis codes the NIfTI files are stored in (nibabel's, e.g. RAS, LAS)
+    images : what the site writes: ``megre``, the echo magnitudes of a multi-echo GRE
+        (``_echo-<n>_part-mag_MEGRE``) and its QSM (``_Chimap``); ``nm``, a single-echo
+        NM-MRI image (``_acq-NM_T1w``, echo 1 of the MT-prepared signal) and no QSM
+    partial_brain : a slab through the midbrain only (NM-MRI): its field of view must hold
+        the SN and RN (``SLAB_HALF_EXTENT_MM``), not the whole midbrain box
+    midbrain_offset_mm : this site's bound on the SN centre's offset from the FOV centre
+        (mm, per world axis; a radiographer centres a thin slab on the midbrain), or None
+        for the cohort's
     """
 
     name: str = "A"
@@ -39,6 +50,18 @@ class SiteProtocol:
     echo_spacing_ms: float = 7.5
     n_echoes: int = 5
     orientation: str = "RAS"
+    images: str = "megre"
+    partial_brain: bool = False
+    midbrain_offset_mm: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.images not in SITE_IMAGES:
+            raise ValueError(f"site {self.name}: images must be one of {SITE_IMAGES}")
+        if self.images == "nm" and self.n_echoes != 1:
+            raise ValueError(f"site {self.name}: an NM-MRI site writes one echo (n_echoes: 1)")
+        if self.midbrain_offset_mm is not None:
+            offset = tuple(float(v) for v in self.midbrain_offset_mm)
+            object.__setattr__(self, "midbrain_offset_mm", offset)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -97,14 +120,18 @@ class PhantomConfig:
         if self.head_model == "mni" and self.head_scale != 1.0:
             raise ValueError("head_scale scales the geometric head; the MNI head has its own")
         for site in self.sites:
-            _check_midbrain_fits(site, self.midbrain_offset_mm)
+            _check_midbrain_fits(site, self.offset_bound_mm(site))
+
+    def offset_bound_mm(self, site: SiteProtocol) -> tuple[float, float, float]:
+        """Bound (mm, per world axis) on the SN centre's offset at ``site``: its own, else
+        the cohort's ``midbrain_offset_mm``."""
+        return site.midbrain_offset_mm or self.midbrain_offset_mm
 
 
 def _check_midbrain_fits(site: SiteProtocol, offset_mm: tuple[float, float, float]) -> None:
     """Raise unless the midbrain, at its largest offset, stays inside the site's FOV."""
-    for axis, fov, offset, half in zip(
-        "xyz", site.fov_mm, offset_mm, MIDBRAIN_HALF_EXTENT_MM, strict=True
-    ):
+    extent = SLAB_HALF_EXTENT_MM if site.partial_brain else MIDBRAIN_HALF_EXTENT_MM
+    for axis, fov, offset, half in zip("xyz", site.fov_mm, offset_mm, extent, strict=True):
         if fov < 2.0 * (offset + half):
             raise ValueError(
                 f"site {site.name}: fov_mm {axis} = {fov:g} mm cannot hold the midbrain "

@@ -18,6 +18,7 @@ from sn_platform.data.bids import (
     label_path,
     load_volume,
 )
+from sn_platform.data.channels import echo_channel
 from sn_platform.evaluation.metrics import dice
 from sn_platform.phantom.generator import RATER_LABELS, RATER_SOURCES
 from sn_platform.phantom.render import TRUTH_LABELS
@@ -100,7 +101,9 @@ def subject_figures(root: Path, participant_id: str) -> dict[str, float]:
 def cohort_figures(root: Path | str) -> dict[str, dict[str, dict[str, float]]]:
     """Per group (HC, PD): mean, SD and n of every figure in ``FIGURES``."""
     root = Path(root)
-    records = discover_subjects(root, n_echoes=5, label_source=None)
+    records = discover_subjects(
+        root, channels=[echo_channel(n) for n in range(1, 6)], label_source=None
+    )
     by_group: dict[str, list[dict[str, float]]] = {}
     for record in records:
         by_group.setdefault(record.group or "n/a", []).append(

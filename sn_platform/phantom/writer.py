@@ -7,7 +7,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from sn_platform.data.bids import chimap_path, dseg_path, dseg_table_path, echo_path, label_path
+from sn_platform.data.bids import (
+    channel_path,
+    chimap_path,
+    dseg_path,
+    dseg_table_path,
+    echo_path,
+    label_path,
+)
+from sn_platform.data.channels import NM
 from sn_platform.data.io import write_nifti, write_text
 from sn_platform.phantom.compositor import TissueClass
 from sn_platform.phantom.generator import SimulatedSubject, sample_subject_plan, simulate_subject
@@ -18,18 +26,19 @@ PARTICIPANT_COLUMNS = ("participant_id", "group", "age", "sex", "site")
 
 
 def write_subject(root: Path, subject: SimulatedSubject) -> None:
-    """Write one subject's echoes (+ JSON sidecars), QSM, truth (with the tissue label
-    map) and both raters' labels."""
+    """Write one subject's images (+ JSON sidecars: the site's echoes and QSM, or its
+    single-echo NM image), truth (with the tissue label map) and both raters' labels."""
     plan = subject.plan
     sub = plan.participant_id
     for number, (echo, te_ms) in enumerate(
         zip(subject.echoes, plan.site.echo_times_ms, strict=True), 1
     ):
-        path = echo_path(root, sub, number)
+        nm = plan.site.images == "nm"
+        path = channel_path(root, sub, NM) if nm else echo_path(root, sub, number)
         write_nifti(path, echo, subject.affine)
         sidecar = {
             "EchoTime": round(float(te_ms) * 1e-3, 6),
-            "EchoNumber": number,
+            **({} if nm else {"EchoNumber": number}),
             "MagneticFieldStrength": 3,
             "MTState": True,
             "SliceThickness": plan.site.slice_thickness_mm,
@@ -38,7 +47,8 @@ def write_subject(root: Path, subject: SimulatedSubject) -> None:
         write_text(
             path.with_name(path.name.replace(".nii.gz", ".json")), json.dumps(sidecar, indent=2)
         )
-    write_nifti(chimap_path(root, sub), subject.chi_ppm, subject.affine)
+    if plan.site.images == "megre":
+        write_nifti(chimap_path(root, sub), subject.chi_ppm, subject.affine)
     for name, mask in subject.truth.items():
         write_nifti(label_path(root, "truth", sub, name), mask, subject.affine)
     write_nifti(dseg_path(root, sub), subject.tissue_classes, subject.affine)

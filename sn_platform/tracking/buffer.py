@@ -143,7 +143,7 @@ def _apply(record: Mapping[str, Any], journal: Journal, state: dict[str, Any]) -
         cpu = torch.device("cpu")
         bundle = segmenter_bundle(
             record["model"], PreprocessingSpec.from_dict(record["preprocessing"]),
-            InferenceSettings(**record["inference"]),
+            InferenceSettings.from_dict(record["inference"]),
         )  # fmt: skip
         segmenter = load_segmenter_files(bundle, journal.folder / record["weights"], cpu)
         localiser: Localiser | None = None

@@ -123,7 +123,7 @@ def log_segmenter(
     ``localiser`` (the cascade's first stage) travels inside the same model, with its own
     ``localiser_*`` artifacts (an ``AtlasLocaliser``: its settings, ``localiser_atlas``).
     """
-    channels = len(spec.echoes)
+    channels = len(spec.channels)
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1, -1))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(settings.labels), -1, -1, -1))]),

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sn_platform.data.io import atomic_write
-from sn_platform.data.loaders import stack_echoes
+from sn_platform.data.loaders import stack_channels
 from sn_platform.data.preprocessing import ANNOTATED_KEY, LABEL_KEY, PreprocessingSpec
 from sn_platform.devices import Runtime, autocast
 from sn_platform.errors import ConfigError, one_line
@@ -182,7 +182,7 @@ class Trainer:
             leave=False,
         )
         for batch in bar:
-            inputs = stack_echoes(batch, self.spec).to(self.device)
+            inputs = stack_channels(batch, self.spec).to(self.device)
             target = batch[LABEL_KEY][tio.DATA].to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             with autocast(self.device, self.precision):

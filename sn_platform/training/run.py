@@ -88,14 +88,14 @@ def _validator(
 
 def initial_model(spec: RunSpec) -> nn.Module:
     """The network a run starts from: random weights, or those of ``spec.initial``
-    (``trainer.init_from``), which must read the same echoes, predict the same labels and
+    (``trainer.init_from``), which must read the same channels, predict the same labels and
     have the same architecture (every tensor's name and shape). Raises ``ConfigError``."""
     model = build_module(spec.model)
     start, uri = spec.initial, spec.trainer.init_from
     if start is None:
         return model
     for what, theirs, ours in (
-        ("echoes", start.spec.echoes, spec.data.preprocessing.echoes),
+        ("channels", start.spec.channels, spec.data.preprocessing.channels),
         ("labels", start.settings.labels, spec.data.labels),
     ):
         if tuple(theirs) != tuple(ours):

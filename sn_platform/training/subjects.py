@@ -41,7 +41,7 @@ def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) 
     root = Path(str(data.root))
     records = discover_subjects(
         root,
-        n_echoes=max(spec.echoes),
+        channels=spec.channels,
         label_source=data.label_source,
         labels=() if data.partial_labels else data.labels,
         optional_labels=data.labels if data.partial_labels else (),

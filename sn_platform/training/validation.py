@@ -86,7 +86,7 @@ class Validator:
         rows, masks = [], {}
         for participant_id, case in self.cases.items():
             prediction = segmenter.predict_preprocessed(
-                self.inputs[participant_id], case.echo1.shape, case.affine
+                self.inputs[participant_id], case.image.shape, case.affine
             )
             found = localise(prediction, self.settings)
             masks[participant_id] = found.masks["SN"]

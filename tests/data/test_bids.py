@@ -47,7 +47,7 @@ def test_discovery_finds_files_and_groups(tmp_path):
     records = discover_subjects(_tiny_dataset(tmp_path))
     assert [r.participant_id for r in records] == ["01", "02"]
     assert [r.group for r in records] == ["HC", "PD"]
-    assert records[0].echoes[2].name == "sub-01_echo-3_part-mag_MEGRE.nii.gz"
+    assert records[0].channels["echo-3"].name == "sub-01_echo-3_part-mag_MEGRE.nii.gz"
     assert set(records[0].labels) == {"SN"} and records[0].chimap is not None
     geometry = validate_subject(records[0])
     assert geometry.shape == SHAPE and geometry.voxel_mm == (0.5, 0.5, 1.0)
@@ -66,7 +66,7 @@ def _expect_error(root: Path, culprit: Path, problem: str) -> None:
 def test_missing_echo(tmp_path):
     root = _tiny_dataset(tmp_path)
     echo_path(root, "02", 2).unlink()
-    _expect_error(root, echo_path(root, "02", 2), "missing echo 2")
+    _expect_error(root, echo_path(root, "02", 2), "missing channel echo-2")
 
 
 def test_missing_label(tmp_path):
@@ -80,7 +80,9 @@ def test_mismatched_affine(tmp_path):
     shifted = AFFINE.copy()
     shifted[0, 3] = 0.7
     _save(echo_path(root, "01", 3), np.ones(SHAPE, np.int16), shifted)
-    _expect_error(root, echo_path(root, "01", 3), "affine differs from echo 1's by 0.7 mm")
+    _expect_error(
+        root, echo_path(root, "01", 3), "affine differs from the first channel's by 0.7 mm"
+    )
 
 
 def test_mismatched_shape(tmp_path):

@@ -16,7 +16,7 @@ from sn_platform.data.bids import discover_subjects, dseg_path
 from sn_platform.data.loaders import (
     make_subject,
     patch_loader,
-    stack_echoes,
+    stack_channels,
     subjects_dataset,
     training_queue,
 )
@@ -31,7 +31,9 @@ from tests.data.tissue_maps import CLASSES, linked_cohort, write_tissue_maps
 
 
 def test_spec_round_trips_through_json():
-    spec = PreprocessingSpec(echoes=(1, 2), spacing_mm=None, normalization="percentile")
+    spec = PreprocessingSpec(
+        channels=("echo-1", "echo-2"), spacing_mm=None, normalization="percentile"
+    )
     assert PreprocessingSpec.from_json(spec.to_json()) == spec
     with pytest.raises(ValueError, match="unknown preprocessing keys"):
         PreprocessingSpec.from_dict({**spec.to_dict(), "colour": "blue"})
@@ -44,7 +46,7 @@ def test_whole_field_of_view_with_one_class_map(phantom_cohort):
     records = discover_subjects(root, labels=("SN", "RN"))
     spec = PreprocessingSpec()
     subject = subjects_dataset(records[:1], spec, labels=("SN", "RN"))[0]
-    image = stack_echoes(subject, spec)
+    image = stack_channels(subject, spec)
     assert image.shape == (3, 272, 272, 40)  # no slab: the whole 136 x 136 x 40 mm view
     assert torch.allclose(image.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(image.std(dim=(1, 2, 3)), torch.ones(3), atol=1e-3)
@@ -84,7 +86,9 @@ def test_orientation_does_not_change_the_network_input(phantom_cohort, tmp_path)
     spec = PreprocessingSpec()
     original = subjects_dataset([record], spec)[0]
     reoriented = subjects_dataset(discover_subjects(copy), spec)[0]
-    assert torch.allclose(stack_echoes(original, spec), stack_echoes(reoriented, spec), atol=1e-5)
+    assert torch.allclose(
+        stack_channels(original, spec), stack_channels(reoriented, spec), atol=1e-5
+    )
     assert torch.equal(original[LABEL_KEY].data, reoriented[LABEL_KEY].data)
 
 
@@ -104,7 +108,7 @@ def test_training_queue_gives_label_weighted_patches(phantom_cohort):
     batches = list(patch_loader(queue, batch_size=4))
     assert len(batches) == 4
     for batch in batches:
-        assert stack_echoes(batch, spec).shape == (4, 3, 32, 32, 3)
+        assert stack_channels(batch, spec).shape == (4, 3, 32, 32, 3)
         labels = batch[LABEL_KEY][tio.DATA]
         # Every patch is centred on an SN voxel when only label 1 is sampled.
         assert torch.all(labels[:, 0, 16, 16, 1] == 1)
@@ -112,8 +116,9 @@ def test_training_queue_gives_label_weighted_patches(phantom_cohort):
 
 def test_make_subject_rejects_missing_echo(phantom_cohort):
     root, _ = phantom_cohort
-    record = discover_subjects(root, n_echoes=2)[0]
-    with pytest.raises(ValueError, match="echoes \\[3\\] requested but 2 discovered"):
+    record = discover_subjects(root, channels=("echo-1", "echo-2"))[0]
+    expected = r"channels \['echo-3'\] requested but \['echo-1', 'echo-2'\] discovered"
+    with pytest.raises(ValueError, match=expected):
         make_subject(record, PreprocessingSpec())
 
 
@@ -136,7 +141,7 @@ def test_the_tissue_map_takes_the_spatial_steps_in_register_with_the_images(
     # The 64 mm box at 0.5 x 0.5 x 1 mm; the channels are the echoes alone, as without it.
     assert classes.spatial_shape == (128, 128, 40)  # every slice of the 40 mm slab
     np.testing.assert_array_equal(classes.affine, with_map["echo1"].affine)
-    assert torch.equal(stack_echoes(with_map, spec), stack_echoes(without, spec))
+    assert torch.equal(stack_channels(with_map, spec), stack_channels(without, spec))
     assert torch.equal(label.data, without[LABEL_KEY].data)
     # Each structure's class holds exactly its label's voxels after resampling and the crop.
     for index, name in enumerate(labels, start=1):

@@ -51,7 +51,9 @@ def test_box_keeps_every_voxel_where_it_was_in_the_world() -> None:
     data = torch.zeros(1, 100, 100, 40)
     data[0, 45, 55, 22] = 1.0
     subject = tio.Subject(echo1=tio.ScalarImage(tensor=data, affine=AFFINE))
-    spec = PreprocessingSpec(echoes=(1,), spacing_mm=None, min_shape=(8, 8, 4), roi_mm=BOX_MM)
+    spec = PreprocessingSpec(
+        channels=("echo-1",), spacing_mm=None, min_shape=(8, 8, 4), roi_mm=BOX_MM
+    )
     image = spatial_in_box(subject, spec, world((45, 55, 22)))["echo1"]
     assert image.spatial_shape == (32, 32, 8)
     marker = np.argwhere(image.data[0].numpy() > 0)[0]
@@ -83,7 +85,7 @@ def test_resampling_only_the_box_equals_resampling_everything_then_cropping(
         echo1=tio.ScalarImage(tensor=data, affine=affine),
         label=tio.LabelMap(tensor=labels, affine=affine),
     )
-    spec = PreprocessingSpec(echoes=(1,), spacing_mm=(0.5, 0.5, 1.0), min_shape=(8, 8, 4),
+    spec = PreprocessingSpec(channels=("echo-1",), spacing_mm=(0.5, 0.5, 1.0), min_shape=(8, 8, 4),
                              roi_mm=BOX_MM)  # fmt: skip
     centre = affine[:3, :3] @ np.array([30.0, 35.0, 9.0]) + affine[:3, 3]
     whole = spec.spatial_transform()(subject)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sn_platform.data.slab import SlabRule, place_slab, slab_below
+from sn_platform.data.slab import SlabRule, place_slab, slab_below, slices_for
 
 RAS = np.diag([0.5, 0.5, 1.0, 1.0])
 
@@ -66,7 +66,20 @@ def test_no_red_nucleus_gives_an_empty_slab():
 def test_offset_between_two_slabs_in_slices():
     higher = place_slab(_red_nucleus(lowest=12), RAS, 3)
     assert higher.offset_slices(place_slab(_red_nucleus(lowest=10), RAS, 3)) == 2.0
-    assert SlabRule(3, "RN").place({"SN": _red_nucleus()}, RAS) is None
+    assert SlabRule(3.0, "RN").place({"SN": _red_nucleus()}, RAS) is None
+
+
+@pytest.mark.parametrize(
+    ("slice_mm", "expected"), [(1.0, 3), (1.2, 3), (1.5, 2), (0.5, 6), (2.2, 1), (3.0, 1)]
+)
+def test_a_slab_in_mm_is_the_nearest_whole_number_of_native_slices(slice_mm, expected):
+    assert slices_for(3.0, slice_mm) == expected
+    affine = np.diag([0.75, 0.75, slice_mm, 1.0])
+    slab = SlabRule(3.0, "RN").place({"RN": _red_nucleus(lowest=10)}, affine)
+    assert slab is not None
+    occupied = np.flatnonzero(slab.mask.any(axis=(0, 1)))
+    assert occupied.tolist() == list(range(10 - expected, 10))
+    assert slab.slice_mm == pytest.approx(slice_mm)
 
 
 def test_slices_must_be_positive():

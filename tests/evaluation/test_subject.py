@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -35,7 +36,7 @@ def _case() -> tuple[ReferenceCase, dict[str, np.ndarray], Slab]:
     chi = np.full(shape, 0.01)
     chi[:10] = 0.05
     labels = {"SN": manual, "RN": red_nucleus}
-    case = ReferenceCase("01", "PD", AFFINE, echo1, chi, labels, {"SN": manual.copy()})
+    case = ReferenceCase("01", "PD", AFFINE, echo1, echo1, chi, labels, {"SN": manual.copy()})
     predicted = {"SN": prediction, "RN": red_nucleus.copy()}
     return case, predicted, place_slab(red_nucleus, AFFINE, 3)
 
@@ -62,17 +63,28 @@ def test_measures_use_each_roi_on_the_native_images():
     assert row["chi_mean_ppm_manual"] == pytest.approx(0.05)
     manual_in_slab = case.manual["SN"] & slab.mask
     assert row["nm_volume_ratio_manual"] == pytest.approx(1.0)  # the 8-voxel core twice
-    assert row["nm_volume_ratio_manual"] == pytest.approx(
-        nm_volume_ratio(case.echo1, manual_in_slab)
-    )
-    assert row["nm_volume_ratio"] == pytest.approx(nm_volume_ratio(case.echo1, predicted["SN"]))
+    assert row["nm_volume_ratio_manual"] == pytest.approx(nm_volume_ratio(case.nm, manual_in_slab))
+    assert row["nm_volume_ratio"] == pytest.approx(nm_volume_ratio(case.nm, predicted["SN"]))
     assert row["nm_volume_ratio_manual"] != pytest.approx(
-        nm_volume_ratio(case.echo1, case.manual["SN"])
+        nm_volume_ratio(case.nm, case.manual["SN"])
     )
     assert row["nm_volume_ratio_whole_manual"] == pytest.approx(
-        nm_volume_ratio(case.echo1, case.manual["SN"])
+        nm_volume_ratio(case.nm, case.manual["SN"])
     )
     assert row["sn_volume_whole_mm3"] == pytest.approx(192 * 0.25)
+
+
+def test_a_measure_whose_input_is_absent_is_nan_and_the_other_is_kept():
+    case, predicted, slab = _case()
+    both = evaluate_case(case, predicted, slab, ROI_ONLY)
+    qsm_only = evaluate_case(dataclasses.replace(case, nm=None), predicted, slab, ROI_ONLY)
+    nm_only = evaluate_case(dataclasses.replace(case, chi=None), predicted, slab, ROI_ONLY)
+    for measure in ("nm_volume_ratio", "nm_volume_ratio_manual", "nm_volume_ratio_whole"):
+        assert math.isnan(qsm_only[measure]) and nm_only[measure] == both[measure]
+    assert nm_only["nm_volume_ratio_manual"] == pytest.approx(1.0)
+    for measure in ("chi_mean_ppm", "chi_mean_ppm_manual", "chi_mean_ppm_whole"):
+        assert math.isnan(nm_only[measure]) and qsm_only[measure] == pytest.approx(0.05)
+    assert qsm_only["dsc"] == nm_only["dsc"] == both["dsc"] > 0
 
 
 def test_a_slab_placed_off_the_manual_one_is_measured_against_the_manual_slab():

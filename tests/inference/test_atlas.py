@@ -46,7 +46,7 @@ def mni_t1() -> Template:
 def _posed_record(root: Path, template: Template, site: SiteProtocol) -> SubjectRecord:
     image = posed_image(template, site, POSE)
     write_subject(root, site.name, site, image, 1000.0 / float(image.max()))
-    return SubjectRecord(site.name, (echo_path(root, site.name, 1),))
+    return SubjectRecord(site.name, {"echo-1": echo_path(root, site.name, 1)})
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_the_posed_template_gives_back_its_midbrain(posed, site):
 def test_every_structure_maps_where_the_pose_puts_it(posed):
     record = posed[SLAB.name]
     points = np.array([[-10.0, -18.0, -15.0], [5.5, -18.0, -10.0], [0.0, -40.0, -5.0]])
-    mapped = template_points_on(record.echoes[0], points)
+    mapped = template_points_on(record.grid_image, points)
     assert mapped is not None
     np.testing.assert_allclose(mapped, world_of_mni(POSE, points), atol=1.0)
 
@@ -76,15 +76,17 @@ def test_every_structure_maps_where_the_pose_puts_it(posed):
 def test_a_flat_image_is_not_registered_and_the_box_goes_to_the_centre(tmp_path):
     path = tmp_path / "flat.nii.gz"
     nib.nifti1.save(nib.Nifti1Image(np.full((40, 40, 20), 100.0, np.float32), np.eye(4)), path)
-    record = SubjectRecord("flat", (path,))
+    record = SubjectRecord("flat", {"echo-1": path})
     assert AtlasLocaliser().locate(record) is None
-    spec = PreprocessingSpec(echoes=(1,), spacing_mm=(1.0, 1.0, 1.0), roi_mm=(16.0, 16.0, 8.0))
+    spec = PreprocessingSpec(
+        channels=("echo-1",), spacing_mm=(1.0, 1.0, 1.0), roi_mm=(16.0, 16.0, 8.0)
+    )
     assert preprocess_record(record, spec, AtlasLocaliser())["roi_source"] == "centre"
 
 
 def test_the_depth_follows_the_axis_nearest_the_head_axis(posed):
     record = posed[NM_SLAB.name]
-    assert craniocaudal_depth_mm(sitk.ReadImage(str(record.echoes[0]))) == pytest.approx(26.4)
+    assert craniocaudal_depth_mm(sitk.ReadImage(str(record.grid_image))) == pytest.approx(26.4)
 
 
 def test_the_localiser_is_rebuilt_from_its_plain_data():
@@ -133,7 +135,7 @@ def test_the_itk_transform_and_its_ras_matrix_map_points_alike():
 @pytest.mark.parametrize("site", [SLAB, NM_SLAB], ids=["seed-slab", "nm-slab"])
 def test_the_atlas_nuclei_land_where_the_pose_puts_them(posed, site):
     record = posed[site.name]
-    image = nib.load(record.echoes[0])
+    image = nib.load(record.grid_image)
     structures = AtlasLocaliser().structures_on(record, image.shape, image.affine)
     assert structures is not None
     for (label, side), centre_mni in _atlas_centroids_mni().items():

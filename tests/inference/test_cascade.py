@@ -31,12 +31,10 @@ def _record(folder: Path, blob: bool) -> SubjectRecord:
     data = (1 + 0.01 * np.random.default_rng(0).random(SHAPE)).astype(np.float32)
     if blob:
         data[BLOB] = 10.0
-    echoes = []
-    for echo in (1, 2, 3):
-        path = folder / f"echo-{echo}.nii.gz"
+    channels = {f"echo-{echo}": folder / f"echo-{echo}.nii.gz" for echo in (1, 2, 3)}
+    for path in channels.values():
         nib.save(nib.Nifti1Image(data, AFFINE), path)
-        echoes.append(path)
-    return SubjectRecord("01", tuple(echoes))
+    return SubjectRecord("01", channels)
 
 
 def _bright_spot_localiser() -> Segmenter:

@@ -46,7 +46,7 @@ def _prediction(masks: dict[str, np.ndarray]) -> NativePrediction:
 
 
 def _row(found, masks, manual=None) -> dict:
-    case = ReferenceCase("01", "HC", AFFINE, np.ones(SHAPE), None, manual or {})
+    case = ReferenceCase("01", "HC", AFFINE, np.ones(SHAPE), np.ones(SHAPE), None, manual or {})
     return evaluate_case(case, found.masks, found.slab, rule=SETTINGS.slab_rule)
 
 

@@ -111,7 +111,7 @@ def test_ensemble_is_the_mean_of_its_members_on_the_native_grid(phantom_cohort):
     np.testing.assert_allclose(
         ensemble.probabilities, (single[0].probabilities + single[1].probabilities) / 2, atol=1e-6
     )
-    assert ensemble.probabilities.shape == (1, *nib.load(record.echoes[0]).shape)
+    assert ensemble.probabilities.shape == (1, *nib.load(record.grid_image).shape)
     assert 0.99 <= ensemble.tta_dice <= 1.0  # a voxel-wise model is flip-equivariant
     assert ensemble.field_of_view.all()  # the whole field of view; the slab comes later
 
@@ -154,3 +154,9 @@ def test_native_resampling_of_a_box_equals_resampling_the_whole_grid():
     np.testing.assert_array_equal(prediction.field_of_view, inside)
     expected = whole["p"].data.numpy().clip(0, 1) * inside
     np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-6)
+
+
+def test_a_saved_model_s_slab_in_slices_reads_as_millimetres_of_the_method():
+    old = {**InferenceSettings().to_dict(), "slab_slices": 4}
+    del old["slab_mm"]
+    assert InferenceSettings.from_dict(old).slab_mm == 4.0

@@ -46,7 +46,9 @@ def write_participants(root: Path, participant_ids: list[str]) -> None:
 def tiny_segmenter() -> Segmenter:
     """An untrained 3-echo, one-convolution network with 8 x 8 x 2 patches on CPU."""
     torch.manual_seed(0)
-    spec = PreprocessingSpec(echoes=(1, 2, 3), spacing_mm=None, min_shape=(8, 8, 2))
+    spec = PreprocessingSpec(
+        channels=("echo-1", "echo-2", "echo-3"), spacing_mm=None, min_shape=(8, 8, 2)
+    )
     settings = InferenceSettings(patch_size=(8, 8, 2), patch_overlap=(0, 0, 0), batch_size=8)
     model = nn.Conv3d(3, 1, kernel_size=3, padding=1).eval()
     return Segmenter(model, spec, settings, torch.device("cpu"))

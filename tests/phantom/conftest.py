@@ -18,7 +18,7 @@ COARSE_IN_PLANE_MM = 2.0
 
 @pytest.fixture(scope="session")
 def configured_sites() -> dict[str, SiteProtocol]:
-    """Sites A, B and C as ``conf/phantom.yaml`` defines them."""
+    """The whole-head multi-echo sites (A, B, C, Q) as ``conf/phantom.yaml`` defines them."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -26,7 +26,12 @@ def configured_sites() -> dict[str, SiteProtocol]:
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="phantom")
-    return {name: instantiate(node, _convert_="all") for name, node in cfg.site_catalog.items()}
+    sites = {name: instantiate(node, _convert_="all") for name, node in cfg.site_catalog.items()}
+    return {
+        name: site
+        for name, site in sites.items()
+        if site.images == "megre" and not site.partial_brain
+    }
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,7 @@ def test_an_atlas_localiser_travels_through_the_journal_into_the_model(tmp_path,
         "_target_": "sn_platform.models.vnet.VNet", "in_channels": 1, "out_channels": 1,
         "depth": 3, "base_filters": 2, "convs_per_stage": [1, 1, 1], "patch_size": [8, 8, 4],
     }  # fmt: skip
-    spec = PreprocessingSpec(echoes=(1,), min_shape=(8, 8, 4), roi_mm=(16.0, 16.0, 8.0))
+    spec = PreprocessingSpec(channels=("echo-1",), min_shape=(8, 8, 4), roi_mm=(16.0, 16.0, 8.0))
     settings = InferenceSettings(patch_size=(8, 8, 4), patch_overlap=(0, 0, 0))
     atlas = AtlasLocaliser(centre_mni_mm=(0.5, -18.0, -12.0))
     folder = tmp_path / "tracking"

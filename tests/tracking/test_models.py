@@ -72,7 +72,9 @@ print(json.dumps({
 def _tiny_localiser() -> Segmenter:
     """An untrained tiny V-Net on 2 mm voxels over the whole field of view."""
     torch.manual_seed(1)
-    spec = PreprocessingSpec(echoes=(1, 2), spacing_mm=(2.0, 2.0, 2.0), min_shape=PATCH)
+    spec = PreprocessingSpec(
+        channels=("echo-1", "echo-2"), spacing_mm=(2.0, 2.0, 2.0), min_shape=PATCH
+    )
     settings = InferenceSettings(patch_size=PATCH, patch_overlap=(0, 0, 0))
     network = build_module(NETWORK).eval()
     return Segmenter(network, spec, settings, torch.device("cpu"), config=NETWORK)
@@ -88,7 +90,9 @@ def tiny_registered_model(tmp_path_factory) -> str:
     run = tracking.RunLogger.start("tiny", "tiny", artifact_location=str(work / "mlruns"))
     torch.manual_seed(0)
     network = build_module(NETWORK)
-    spec = PreprocessingSpec(echoes=(1, 2), min_shape=PATCH, roi_mm=(24.0, 24.0, 24.0))
+    spec = PreprocessingSpec(
+        channels=("echo-1", "echo-2"), min_shape=PATCH, roi_mm=(24.0, 24.0, 24.0)
+    )
     settings = InferenceSettings(patch_size=PATCH, patch_overlap=(0, 0, 0))
     uri = tracking.log_segmenter(
         run.run_id, network, NETWORK, spec, settings, localiser=_tiny_localiser()

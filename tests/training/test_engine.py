@@ -26,7 +26,7 @@ from sn_platform.training.engine import (
 )
 from sn_platform.training.settings import TrainerSettings
 
-SPEC = PreprocessingSpec(echoes=(1,), spacing_mm=None, min_shape=(8, 8, 2))
+SPEC = PreprocessingSpec(channels=("echo-1",), spacing_mm=None, min_shape=(8, 8, 2))
 
 
 @pytest.mark.parametrize(

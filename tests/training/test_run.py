@@ -107,7 +107,7 @@ for record in discover_subjects({cfg.data.root!r}, subjects=wanted, labels=("SN"
     # No localiser here: like validation, the box is centred on the manual labels.
     centre = mask_centre(np.logical_or.reduce(list(case.manual.values())), case.affine)
     subject = preprocess_record(record, segmenter.spec, None, centre)
-    prediction = segmenter.predict_preprocessed(subject, case.echo1.shape, case.affine)
+    prediction = segmenter.predict_preprocessed(subject, case.image.shape, case.affine)
     found = localise(prediction, segmenter.settings)
     row = evaluate_case(case, found.masks, found.slab, rule=segmenter.settings.slab_rule)
     scores.append(row["dsc"])
@@ -230,7 +230,7 @@ def test_fine_tuning_refuses_another_architecture_in_one_line(smoke_run, two_sit
     with pytest.raises(ConfigError, match=r"^trainer.init_from: .* is another architecture: ") as e:
         initial_model(run_spec(tuned, load_segmenter_at))
     assert "\n" not in str(e.value)
-    echoes = _fine_tuning(smoke_run, two_site_cohort, tmp_path, "data.preprocessing.echoes=[1,2]")
+    echoes = _fine_tuning(smoke_run, two_site_cohort, tmp_path, "data.channels=[echo-1,echo-2]")
     with pytest.raises(ConfigError, match=r"reads echoes \[1, 2, 3\], this run \[1, 2\]"):
         initial_model(run_spec(echoes, load_segmenter_at))
 

@@ -1,0 +1,76 @@
+"""The phantom's single-echo NM-MRI slab (site N): one image, no QSM, a midbrain slab."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from sn_platform.data.bids import channel_path, chimap_path, discover_subjects, label_path
+from sn_platform.data.slab import SlabRule
+from sn_platform.phantom.plan import SubjectPlan
+from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
+from sn_platform.phantom.writer import generate_cohort
+
+
+@pytest.fixture(scope="module")
+def nm_site() -> SiteProtocol:
+    """Site N as ``conf/phantom.yaml`` defines it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from sn_platform.composition import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="phantom")
+    site: SiteProtocol = instantiate(cfg.site_catalog.N, _convert_="all")
+    return site
+
+
+@pytest.fixture(scope="module")
+def nm_cohort(tmp_path_factory, nm_site) -> tuple[Path, list[SubjectPlan]]:
+    """Two subjects of site N on 1.5 mm in-plane voxels (its slices and field of view)."""
+    root = tmp_path_factory.mktemp("nm_slab")
+    coarse = replace(nm_site, voxel_mm=(1.5, 1.5, nm_site.voxel_mm[2]))
+    return root, generate_cohort(root, PhantomConfig(subjects=2, seed=41, sites=(coarse,)))
+
+
+def test_site_n_is_the_published_nm_slab_geometry(nm_site):
+    assert nm_site.shape == (240, 320, 12)
+    assert tuple(nm_site.voxel_mm) == (0.75, 0.75, 2.2) and nm_site.images == "nm"
+
+
+def test_an_nm_site_writes_one_nm_image_and_no_qsm(nm_cohort):
+    root, plans = nm_cohort
+    for plan in plans:
+        sub = plan.participant_id
+        files = sorted(p.name for p in (root / f"sub-{sub}" / "anat").iterdir())
+        assert files == [f"sub-{sub}_acq-NM_T1w.json", f"sub-{sub}_acq-NM_T1w.nii.gz"]
+        assert not chimap_path(root, sub).exists()
+        sidecar = json.loads((root / f"sub-{sub}" / "anat" / files[0]).read_text())
+        assert sidecar["SliceThickness"] == 2.2 and "EchoNumber" not in sidecar
+    (record, _) = discover_subjects(root, channels=["NM"], label_source="truth")
+    assert record.nm_image == channel_path(root, plans[0].participant_id, "NM")
+    assert record.chimap is None
+
+
+def test_the_slab_holds_the_sn_and_a_measurable_slab_below_the_rn(nm_cohort):
+    root, plans = nm_cohort
+    for plan in plans:
+        sub = plan.participant_id
+        image = nib.load(channel_path(root, sub, "NM"))
+        nm = np.asarray(image.dataobj, dtype=float)
+        truth = {
+            name: np.asarray(nib.load(label_path(root, "truth", sub, name)).dataobj) > 0
+            for name in ("SN", "SNpc", "RN", "CC")
+        }
+        slab = SlabRule(3.0).place(truth, image.affine)
+        assert slab is not None and slab.found and not slab.touches_edge
+        assert int(slab.mask.any(axis=(0, 1)).sum()) == 1  # 3 mm of 2.2 mm slices: one
+        assert (truth["SN"] & slab.mask).sum() > 0
+        contrast = nm[truth["SNpc"]].mean() / nm[truth["CC"]].mean()
+        assert contrast == pytest.approx(plan.tissue.snpc_contrast, abs=0.1)
