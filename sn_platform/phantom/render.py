@@ -20,6 +20,7 @@ from sn_platform.phantom import anatomy as anat
 from sn_platform.phantom import surroundings as head
 from sn_platform.phantom import tissues
 from sn_platform.phantom.acquisition import smooth_noise
+from sn_platform.phantom.arrays import BoolArray, FloatArray
 from sn_platform.phantom.compositor import Canvas, RegionPainter, Tissue, TissueClass
 from sn_platform.phantom.plan import SubjectPlan, TissueParameters
 from sn_platform.phantom.regions import (
@@ -39,9 +40,6 @@ from sn_platform.phantom.template import (
     load_template,
     template_coordinates,
 )
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 TRUTH_LABELS = ("SN", "SNpc", "N1", "RN", "CC", "STN")
 Vector = tuple[float, float, float]

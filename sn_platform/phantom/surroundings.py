@@ -13,11 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from sn_platform.phantom.anatomy import ellipsoid_distance
-
-FloatArray = NDArray[np.float64]
+from sn_platform.phantom.arrays import FloatArray
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from sn_platform.data.templates import mni_template_path
-
-FloatArray = NDArray[np.float64]
+from sn_platform.phantom.arrays import FloatArray
 
 # Where the anatomical origin (the SN centre on the midline) lies in MNI mm: the SN
 # centroids then land at about (+/-9, -18, -15), the RN at (+/-5, -19, -11) and the crus
