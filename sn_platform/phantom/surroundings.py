@@ -34,6 +34,11 @@ class Ellipsoid:
         """Signed distance (mm) of points ``u`` (N, 3) mm."""
         return ellipsoid_distance(u, self.centre_mm, self.radii_mm)
 
+    def half_extent_mm(self, rotation: FloatArray) -> FloatArray:
+        """Half-size (3,) mm along each world axis once rotated by ``rotation`` (3, 3): the
+        distance from the centre to the rotated ellipsoid's tangent planes normal to it."""
+        return np.sqrt(((rotation * np.asarray(self.radii_mm)) ** 2).sum(axis=1))
+
 
 @dataclass(frozen=True)
 class HeadAnatomy:
