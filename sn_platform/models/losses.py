@@ -133,7 +133,12 @@ class DiceLoss(TverskyLoss):
         include_background: bool = False,
         squared: bool = False,
     ):
-        super().__init__(0.5, 0.5, 1.0, smooth, reduction, include_background, squared)
+        super().__init__(
+            smooth=smooth,
+            reduction=reduction,
+            include_background=include_background,
+            squared=squared,
+        )
 
 
 class DiceBCELoss(nn.Module):

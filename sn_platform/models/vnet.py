@@ -45,6 +45,9 @@ def anisotropic_strides(
 class VNet(nn.Module):
     """3D V-Net returning logits (B, out_channels, X, Y, Z) for input (B, in_channels, X, Y, Z).
 
+    The channels follow from the data and have no default; the architecture's settings are
+    keywords.
+
     Parameters
     ----------
     in_channels : input channels (echo magnitudes)
@@ -62,8 +65,9 @@ class VNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 1,
+        in_channels: int,
+        out_channels: int,
+        *,
         depth: int = 4,
         base_filters: int = 16,
         kernel_size: int = 3,

@@ -11,8 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-FloatArray = NDArray[np.float64]
-Float32Array = NDArray[np.float32]
+from sn_platform.phantom.arrays import Float32Array
 
 
 def polynomial_bias_field(

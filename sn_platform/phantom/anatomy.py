@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-FloatArray = NDArray[np.float64]
+from sn_platform.phantom.arrays import FloatArray
 
 # Centre (x, y) in mm of the arcs that the SN and crus cerebri follow: posterior to both.
 ARC_CENTRE_MM = (0.0, -5.0)

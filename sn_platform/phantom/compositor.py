@@ -18,10 +18,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from sn_platform.phantom.arrays import BoolArray, FloatArray
 from sn_platform.phantom.regions import Box
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 # Signals and chi are stored in single precision: a whole head is tens of millions of values.
 Values = NDArray[np.floating]
 

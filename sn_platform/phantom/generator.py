@@ -22,6 +22,7 @@ from sn_platform.phantom.acquisition import (
     slice_profile_blur,
     smooth_noise,
 )
+from sn_platform.phantom.arrays import BoolArray, FloatArray
 from sn_platform.phantom.plan import SubjectPlan, TissueParameters
 from sn_platform.phantom.raters import rater_pair
 from sn_platform.phantom.regions import Pose
@@ -29,9 +30,6 @@ from sn_platform.phantom.render import RenderedAnatomy, render_anatomy
 from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.phantom.surroundings import Ellipsoid, HeadAnatomy
 from sn_platform.phantom.template import TemplateHead
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 # Raters (derivatives folders) and what each of them draws.
 RATER_SOURCES = ("manual", "manual2")

@@ -20,13 +20,12 @@ from numpy.typing import NDArray
 from sn_platform.data.io import write_nifti
 from sn_platform.data.templates import NUCLEI_ATLAS_LABELS, nuclei_atlas_path
 from sn_platform.phantom import anatomy as anat
+from sn_platform.phantom.arrays import FloatArray
 from sn_platform.phantom.generator import sample_subject_plan
 from sn_platform.phantom.plan import SubjectPlan
 from sn_platform.phantom.regions import smooth_deformation_mm
 from sn_platform.phantom.settings import PhantomConfig
 from sn_platform.phantom.template import TemplateHead, template_coordinates
-
-FloatArray = NDArray[np.float64]
 
 ATLAS_SUBJECTS = 24
 ATLAS_SPACING_MM = 0.5

@@ -9,11 +9,13 @@ their own boxes, so a large field of view costs little more than the head it con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from sn_platform.phantom.arrays import FloatArray
+
 Box = tuple[slice, slice, slice]
 
 
@@ -99,34 +101,40 @@ def split_box(box: Box, max_voxels: int) -> list[Box]:
     return [(slice(k, min(k + step, x.stop)), y, z) for k in range(x.start, x.stop, step)]
 
 
-def box_world_bounds(
-    pose: Pose,
-    centre_mm: tuple[float, float, float],
-    half_mm: tuple[float, float, float],
-    margin_mm: float,
+class AnatomicalShape(Protocol):
+    """A shape in anatomical mm that a pose can bound: ``AnatomicalBox``, ``Ellipsoid``."""
+
+    @property
+    def centre_mm(self) -> tuple[float, float, float]:
+        """Anatomical centre (mm)."""
+        ...
+
+    def half_extent_mm(self, rotation: FloatArray) -> FloatArray:
+        """Half-size (3,) mm along each world axis once rotated by ``rotation`` (3, 3)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AnatomicalBox:
+    """A box in anatomical mm: its centre and its half-size along each anatomical axis."""
+
+    centre_mm: tuple[float, float, float]
+    half_mm: tuple[float, float, float]
+
+    def half_extent_mm(self, rotation: FloatArray) -> FloatArray:
+        """Half-size (3,) mm along each world axis once rotated by ``rotation`` (3, 3): the
+        sum of the rotated half-axes' projections on that axis (where the corners reach)."""
+        return np.abs(rotation) @ np.asarray(self.half_mm)
+
+
+def world_bounds(
+    pose: Pose, shape: AnatomicalShape, margin_mm: float
 ) -> tuple[FloatArray, FloatArray]:
-    """World bounding box (lower, upper) mm of a posed anatomical box plus a margin."""
-    return _posed_bounds(pose, centre_mm, np.abs(pose.rotation) @ np.asarray(half_mm) + margin_mm)
-
-
-def ellipsoid_world_bounds(
-    pose: Pose,
-    centre_mm: tuple[float, float, float],
-    radii_mm: tuple[float, float, float],
-    margin_mm: float,
-) -> tuple[FloatArray, FloatArray]:
-    """World bounding box (lower, upper) mm of a posed anatomical ellipsoid plus a margin."""
-    half = np.sqrt(((pose.rotation * np.asarray(radii_mm)) ** 2).sum(axis=1)) + margin_mm
-    return _posed_bounds(pose, centre_mm, half)
-
-
-def _posed_bounds(
-    pose: Pose, centre_mm: tuple[float, float, float], half_world_mm: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """(lower, upper) world mm of a region centred at anatomical ``centre_mm`` whose world
-    half-extent per axis is ``half_world_mm``."""
-    centre = pose.rotation @ np.asarray(centre_mm) + np.asarray(pose.shift_mm)
-    return centre - half_world_mm, centre + half_world_mm
+    """World bounding box (lower, upper) mm of a posed anatomical shape plus a margin."""
+    rotation = pose.rotation
+    centre = rotation @ np.asarray(shape.centre_mm) + np.asarray(pose.shift_mm)
+    half = shape.half_extent_mm(rotation) + margin_mm
+    return centre - half, centre + half
 
 
 def region_coordinates(

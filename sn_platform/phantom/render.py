@@ -20,16 +20,17 @@ from sn_platform.phantom import anatomy as anat
 from sn_platform.phantom import surroundings as head
 from sn_platform.phantom import tissues
 from sn_platform.phantom.acquisition import smooth_noise
+from sn_platform.phantom.arrays import BoolArray, FloatArray
 from sn_platform.phantom.compositor import Canvas, RegionPainter, Tissue, TissueClass
 from sn_platform.phantom.plan import SubjectPlan, TissueParameters
 from sn_platform.phantom.regions import (
+    AnatomicalBox,
     Box,
     Region,
-    box_world_bounds,
-    ellipsoid_world_bounds,
     lattice_coordinates,
     region_coordinates,
     split_box,
+    world_bounds,
     world_box,
 )
 from sn_platform.phantom.template import (
@@ -40,18 +41,14 @@ from sn_platform.phantom.template import (
     template_coordinates,
 )
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
-
 TRUTH_LABELS = ("SN", "SNpc", "N1", "RN", "CC", "STN")
-Vector = tuple[float, float, float]
-# Anatomical (centre, half-size) boxes (mm) holding everything painted in them: the
-# brainstem, thalami, ventricles and cisterns (the MCPs reach x = 34, y = -34; the pons
-# and its cistern z = -49); the nuclei and crura (up to 22 mm from the SN centre); the
-# basal vein's ring (radius <= 22 mm around the arc centre).
-BRAINSTEM_BOX_MM: tuple[Vector, Vector] = ((0.0, -9.0, -8.0), (35.0, 29.0, 42.0))
-NUCLEI_BOX_MM: tuple[Vector, Vector] = ((0.0, 0.0, -1.0), (22.0, 18.0, 15.0))
-VEIN_BOX_MM: tuple[Vector, Vector] = ((0.0, -5.0, 0.0), (23.0, 23.0, 12.0))
+# Anatomical boxes (mm) holding everything painted in them: the brainstem, thalami,
+# ventricles and cisterns (the MCPs reach x = 34, y = -34; the pons and its cistern
+# z = -49); the nuclei and crura (up to 22 mm from the SN centre); the basal vein's ring
+# (radius <= 22 mm around the arc centre).
+BRAINSTEM_BOX_MM = AnatomicalBox((0.0, -9.0, -8.0), (35.0, 29.0, 42.0))
+NUCLEI_BOX_MM = AnatomicalBox((0.0, 0.0, -1.0), (22.0, 18.0, 15.0))
+VEIN_BOX_MM = AnatomicalBox((0.0, -5.0, 0.0), (23.0, 23.0, 12.0))
 # The smooth deformation moves structures by up to about 3 mm.
 DEFORMATION_MARGIN_MM = 3.0
 # Spacing (mm) of the lattice the 1 mm template is sampled on.
@@ -144,8 +141,8 @@ def _template_head_canvas(plan: SubjectPlan, outline: TemplateHead) -> Canvas:
     """
     site = plan.site
     template = load_template()
-    centre, half = anatomical_bounds_mm(template, outline)
-    lower, upper = box_world_bounds(plan.pose, tuple(centre), tuple(half), DEFORMATION_MARGIN_MM)
+    head_box = anatomical_bounds_mm(template, outline)
+    lower, upper = world_bounds(plan.pose, head_box, DEFORMATION_MARGIN_MM)
     box = world_box(site.shape, site.voxel_mm, lower, upper)
     assert box is not None, "PhantomConfig keeps the midbrain, so the head, in the FOV"
     canvas = _new_canvas(plan, box)
@@ -204,11 +201,10 @@ def _geometric_head_canvas(plan: SubjectPlan, outline: head.HeadAnatomy) -> Canv
     return canvas
 
 
-def _canvas_box(canvas: Canvas, plan: SubjectPlan, anatomical_box: tuple[Vector, Vector]) -> Box:
-    """The canvas voxels around a posed anatomical (centre, half-size) box, deformed."""
+def _canvas_box(canvas: Canvas, plan: SubjectPlan, anatomical_box: AnatomicalBox) -> Box:
+    """The canvas voxels around a posed anatomical box, deformed."""
     site = plan.site
-    centre, half = anatomical_box
-    lower, upper = box_world_bounds(plan.pose, centre, half, DEFORMATION_MARGIN_MM)
+    lower, upper = world_bounds(plan.pose, anatomical_box, DEFORMATION_MARGIN_MM)
     box = world_box(site.shape, site.voxel_mm, lower, upper)
     box = None if box is None else canvas.within(box)
     assert box is not None, "PhantomConfig keeps the midbrain inside the field of view"
@@ -225,7 +221,7 @@ def _ellipsoids_box(
     plan: SubjectPlan, parts: Sequence[head.Ellipsoid], margin_mm: float
 ) -> Box | None:
     """Grid box around posed ellipsoids grown by ``margin_mm``, or None outside the FOV."""
-    bounds = [ellipsoid_world_bounds(plan.pose, p.centre_mm, p.radii_mm, margin_mm) for p in parts]
+    bounds = [world_bounds(plan.pose, part, margin_mm) for part in parts]
     lower = np.min([low for low, _ in bounds], axis=0)
     upper = np.max([high for _, high in bounds], axis=0)
     return world_box(plan.site.shape, plan.site.voxel_mm, lower, upper)

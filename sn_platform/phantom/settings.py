@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from sn_platform.phantom.arrays import FloatArray
+
 # Half-size (mm) of the box around the SN centre that must stay inside the field of view:
 # the SN, RN, STN, crus, cisterns and vessels, rotated and deformed.
 MIDBRAIN_HALF_EXTENT_MM = (25.0, 25.0, 15.0)

@@ -13,11 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from sn_platform.phantom.anatomy import ellipsoid_distance
-
-FloatArray = NDArray[np.float64]
+from sn_platform.phantom.arrays import FloatArray
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,11 @@ class Ellipsoid:
     def distance(self, u: FloatArray) -> FloatArray:
         """Signed distance (mm) of points ``u`` (N, 3) mm."""
         return ellipsoid_distance(u, self.centre_mm, self.radii_mm)
+
+    def half_extent_mm(self, rotation: FloatArray) -> FloatArray:
+        """Half-size (3,) mm along each world axis once rotated by ``rotation`` (3, 3): the
+        distance from the centre to the rotated ellipsoid's tangent planes normal to it."""
+        return np.sqrt(((rotation * np.asarray(self.radii_mm)) ** 2).sum(axis=1))
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from sn_platform.data.templates import mni_template_path
-
-FloatArray = NDArray[np.float64]
+from sn_platform.phantom.arrays import FloatArray
+from sn_platform.phantom.regions import AnatomicalBox
 
 # Where the anatomical origin (the SN centre on the midline) lies in MNI mm: the SN
 # centroids then land at about (+/-9, -18, -15), the RN at (+/-5, -19, -11) and the crus
@@ -176,15 +176,16 @@ def load_template() -> Template:
     )
 
 
-def anatomical_bounds_mm(template: Template, head: TemplateHead) -> tuple[FloatArray, FloatArray]:
-    """Anatomical (centre, half-size) mm of a box holding the subject's whole head: the
-    skull's inside, the scalp band and the largest deformation."""
+def anatomical_bounds_mm(template: Template, head: TemplateHead) -> AnatomicalBox:
+    """Anatomical box (mm) holding the subject's whole head: the skull's inside, the scalp
+    band and the largest deformation."""
     lower, upper = (
         (bound - np.asarray(MIDBRAIN_ORIGIN_MNI)) / np.asarray(head.scale)
         for bound in template.skull_bounds_mni
     )
     margin = head.csf_gap_mm + head.scalp_skull_mm + 6.0 * head.deformation_mm
-    return 0.5 * (lower + upper), 0.5 * (upper - lower) + margin
+    centre, half = 0.5 * (lower + upper), 0.5 * (upper - lower) + margin
+    return AnatomicalBox((centre[0], centre[1], centre[2]), (half[0], half[1], half[2]))
 
 
 def template_coordinates(u: FloatArray, head: TemplateHead) -> FloatArray:

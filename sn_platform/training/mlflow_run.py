@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,33 @@ from sn_platform.training.subjects import SubjectSplit
 TRACKING_FOLDER = "tracking"
 
 
-def _open_run(
-    spec: RunSpec,
-    subjects: SubjectSplit,
-    runtime: Runtime,
-    context: RunContext,
-    directory: Path,
-    resume: bool,
-) -> tracking.BufferedRun:
+@dataclass(frozen=True)
+class RunOpening:
+    """What a training run's MLflow run is opened with.
+
+    Parameters
+    ----------
+    spec : the run's settings (tracking, name, data, config)
+    subjects : its train, validation and test subjects, logged as the dataset and splits
+    runtime : the device and precision it trains with, logged as tags
+    context : its place in a sweep (parent run, run key, extra tags, delivery patience)
+    directory : the run's checkpoint folder; the tracking journal is ``directory/tracking``
+    resume : reopen the journal's run where the folder has one
+    """
+
+    spec: RunSpec
+    subjects: SubjectSplit
+    runtime: Runtime
+    context: RunContext
+    directory: Path
+    resume: bool
+
+
+def _open_run(opening: RunOpening) -> tracking.BufferedRun:
     """The run's buffered MLflow run in ``directory/tracking``: the resumed one, or a new one
     with the config, spec, splits and tags."""
+    spec, subjects, context = opening.spec, opening.subjects, opening.context
+    runtime, resume = opening.runtime, opening.resume
     settings = spec.tracking
     fold = spec.trainer.fold
     tags = {
@@ -47,7 +65,7 @@ def _open_run(
         "artifact_location": settings.artifact_location,
         "parent_run_id": context.parent_run_id, "key": context.run_key,
     }  # fmt: skip
-    folder = directory / TRACKING_FOLDER
+    folder = opening.directory / TRACKING_FOLDER
     resumed = resume and (folder / tracking.buffer.STATE).exists()
     run = tracking.BufferedRun.open(folder, tracking.absolute_uri(settings.uri), start, resume)
     if resumed:
@@ -65,21 +83,14 @@ def _open_run(
 
 
 @contextlib.contextmanager
-def tracked_run(
-    spec: RunSpec,
-    subjects: SubjectSplit,
-    runtime: Runtime,
-    context: RunContext,
-    directory: Path,
-    resume: bool,
-) -> Iterator[tracking.BufferedRun | None]:
+def tracked_run(opening: RunOpening) -> Iterator[tracking.BufferedRun | None]:
     """The run's buffered MLflow run while the block runs (None when tracking is off):
     FINISHED at the end, KILLED after Ctrl-C, FAILED after an error; then delivered, trying
     for ``context.tracking_patience_s`` seconds (what is left waits in its folder)."""
-    if not spec.tracking.enabled:
+    if not opening.spec.tracking.enabled:
         yield None
         return
-    run = _open_run(spec, subjects, runtime, context, directory, resume)
+    run = _open_run(opening)
     try:
         yield run
     except BaseException as error:
@@ -87,7 +98,7 @@ def tracked_run(
         run.close()
         raise
     run.finish()
-    run.close(context.tracking_patience_s)
+    run.close(opening.context.tracking_patience_s)
 
 
 def log_model(

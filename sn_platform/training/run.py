@@ -34,7 +34,7 @@ from sn_platform.training.engine import (
     load_best_weights,
     read_checkpoint,
 )
-from sn_platform.training.mlflow_run import log_model, tracked_run
+from sn_platform.training.mlflow_run import RunOpening, log_model, tracked_run
 from sn_platform.training.spec import Report, RunContext, RunSpec
 from sn_platform.training.subjects import SubjectSplit, split_subjects, truth_label_paths
 from sn_platform.training.validation import Validator
@@ -132,7 +132,7 @@ def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> Trai
     directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
     checkpoint = _prepare_checkpoints(directory, spec.trainer.resume)
     resume = checkpoint is not None
-    with tracked_run(spec, subjects, runtime, context, directory, resume) as tracker:
+    with tracked_run(RunOpening(spec, subjects, runtime, context, directory, resume)) as tracker:
         outcome = _train(
             spec, model, runtime, subjects, directory, checkpoint, context.report, tracker
         )
@@ -216,7 +216,7 @@ def evaluate_ensemble(
     model_config = {"_target_": f"{ProbabilityEnsemble.__module__}.ProbabilityEnsemble",
                     "member": dict(spec.model), "count": len(weight_files)}  # fmt: skip
     directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
-    with tracked_run(spec, subjects, runtime, context, directory, False) as tracker:
+    with tracked_run(RunOpening(spec, subjects, runtime, context, directory, False)) as tracker:
         outcome = TrainingOutcome(
             {"ensemble/members": float(len(weight_files))}, Progress(), directory
         )

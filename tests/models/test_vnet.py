@@ -58,13 +58,8 @@ def test_parameter_counts_at_the_default_patch(preset):
 
 
 def test_multiclass_output_and_argument_checks():
-    assert VNet(out_channels=3, depth=3, base_filters=4)(torch.randn(1, 3, 16, 16, 3)).shape == (
-        1,
-        3,
-        16,
-        16,
-        3,
-    )
+    network = VNet(in_channels=3, out_channels=3, depth=3, base_filters=4)
+    assert network(torch.randn(1, 3, 16, 16, 3)).shape == (1, 3, 16, 16, 3)
     for bad in (
         dict(depth=6),
         dict(kernel_size=4),
@@ -73,7 +68,7 @@ def test_multiclass_output_and_argument_checks():
         dict(dropout=1.0),
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
-            VNet(**bad)
+            VNet(3, 1, **bad)
 
 
 def test_vnet_small_overfits_one_volume():
@@ -84,7 +79,7 @@ def test_vnet_small_overfits_one_volume():
     x = torch.randn(1, 3, 32, 32, 8) * 0.3 + label * torch.tensor([1.0, 0.4, -0.3]).view(
         1, 3, 1, 1, 1
     )
-    model = VNet(in_channels=3, patch_size=(32, 32, 8), **PRESETS["vnet_small"])
+    model = VNet(in_channels=3, out_channels=1, patch_size=(32, 32, 8), **PRESETS["vnet_small"])
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = DiceLoss()
     for _ in range(50):

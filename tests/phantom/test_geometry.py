@@ -9,12 +9,14 @@ from sn_platform.phantom import tissues
 from sn_platform.phantom.anatomy import ellipsoid_distance
 from sn_platform.phantom.compositor import Canvas, RegionPainter, TissueClass
 from sn_platform.phantom.regions import (
+    AnatomicalBox,
     Pose,
-    box_world_bounds,
     region_coordinates,
     split_box,
+    world_bounds,
     world_box,
 )
+from sn_platform.phantom.surroundings import Ellipsoid
 
 IDENTITY = Pose(rotation_deg=(0.0, 0.0, 0.0), shift_mm=(0.0, 0.0, 0.0), deformation_seed=0)
 
@@ -46,12 +48,31 @@ def test_world_box_and_region_coordinates_on_a_small_grid():
     assert region.shape == (2, 2, 4) and region.u.shape == (16, 3)
 
 
-def test_box_bounds_follow_the_rotation():
+@pytest.mark.parametrize(
+    "shape",
+    [AnatomicalBox((0.0, 2.0, 0.0), (1.0, 3.0, 4.0)), Ellipsoid((0.0, 2.0, 0.0), (1.0, 3.0, 4.0))],
+)
+def test_bounds_follow_the_rotation(shape):
     quarter_turn = Pose((0.0, 0.0, 90.0), (5.0, 0.0, 0.0), 0)
-    lower, upper = box_world_bounds(quarter_turn, (0.0, 2.0, 0.0), (1.0, 3.0, 4.0), 0.5)
+    lower, upper = world_bounds(quarter_turn, shape, 0.5)
     # Centre (0, 2, 0) lands at (-2, 0, 0) + shift; half-sizes (1, 3, 4) swap x and y.
     assert lower == pytest.approx([-0.5, -1.5, -4.5])
     assert upper == pytest.approx([6.5, 1.5, 4.5])
+
+
+@pytest.mark.parametrize(
+    ("shape", "half_x_mm"),
+    [
+        # The box's corner: (1 + 3) / sqrt(2); the ellipsoid's tangent: sqrt((1 + 9) / 2).
+        (AnatomicalBox((0.0, 0.0, 0.0), (1.0, 3.0, 4.0)), 2.0 * np.sqrt(2.0)),
+        (Ellipsoid((0.0, 0.0, 0.0), (1.0, 3.0, 4.0)), np.sqrt(5.0)),
+    ],
+)
+def test_bounds_at_an_eighth_turn_hold_box_corners_and_ellipsoid_tangents(shape, half_x_mm):
+    eighth_turn = Pose((0.0, 0.0, 45.0), (0.0, 0.0, 0.0), 0)
+    lower, upper = world_bounds(eighth_turn, shape, 0.0)
+    assert upper == pytest.approx([half_x_mm, half_x_mm, 4.0])
+    assert lower == pytest.approx(-upper)
 
 
 def test_split_box_tiles_the_box_in_contiguous_x_slabs():
