@@ -68,6 +68,8 @@ def sample_subject_plan(config: PhantomConfig, index: int) -> SubjectPlan:
     group = group_of(index, config.pd_fraction)
     pd = group == "PD"
     site = config.sites[int(rng.integers(len(config.sites)))]
+    if config.protocol_variation is not None:  # its own stream: the plans' draws unchanged
+        site = config.protocol_variation.draw(site, np.random.default_rng([config.seed, index, 11]))
     sides = _sample_sides(rng, pd)
     tissue = _sample_tissue(rng, pd)
     jitter_low, jitter_high = config.rater_jitter_sd_mm

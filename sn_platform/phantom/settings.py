@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -78,6 +78,52 @@ class SiteProtocol:
 
 
 @dataclass(frozen=True)
+class ProtocolVariation:
+    """Ranges each subject's protocol is drawn from, around its site's, so that training
+    meets protocols no preset names: in-plane voxel, slice spacing and thickness, through-
+    plane field of view, echo times and storage orientation (``sn-phantom variation=wide``).
+    A partial-brain (NM slab) site keeps its own protocol.
+
+    Parameters
+    ----------
+    voxel_in_plane_mm : range of the in-plane voxel size (mm, square)
+    slice_mm : range of the slice spacing (mm)
+    thickness_ratio : range of slice thickness over spacing (>= 1: gaps never, overlap often)
+    fov_z_mm : range of the through-plane field of view (mm)
+    first_echo_ms, echo_spacing_ms : ranges of TE1 and the echo spacing (ms)
+    orientations : storage orientations drawn from
+    """
+
+    voxel_in_plane_mm: tuple[float, float] = (0.5, 0.8)
+    slice_mm: tuple[float, float] = (0.8, 1.6)
+    thickness_ratio: tuple[float, float] = (1.0, 1.6)
+    fov_z_mm: tuple[float, float] = (40.0, 48.0)
+    first_echo_ms: tuple[float, float] = (4.0, 9.0)
+    echo_spacing_ms: tuple[float, float] = (5.0, 9.0)
+    orientations: tuple[str, ...] = ("RAS", "LAS", "LPS", "PIR")
+
+    def draw(self, site: SiteProtocol, rng: np.random.Generator) -> SiteProtocol:
+        """A protocol drawn around ``site`` (its name, echo count and images kept)."""
+        if site.partial_brain:
+            return site
+
+        def draw(bounds: tuple[float, float], decimals: int = 2) -> float:
+            return round(float(rng.uniform(*bounds)), decimals)
+
+        in_plane, spacing = draw(self.voxel_in_plane_mm), draw(self.slice_mm)
+        slices = max(1, round(draw(self.fov_z_mm) / spacing))
+        return replace(
+            site,
+            voxel_mm=(in_plane, in_plane, spacing),
+            fov_mm=(site.fov_mm[0], site.fov_mm[1], round(slices * spacing, 2)),
+            slice_thickness_mm=round(spacing * draw(self.thickness_ratio), 2),
+            first_echo_ms=draw(self.first_echo_ms, 1),
+            echo_spacing_ms=draw(self.echo_spacing_ms, 1),
+            orientation=str(rng.choice(list(self.orientations))),
+        )
+
+
+@dataclass(frozen=True)
 class PhantomConfig:
     """Cohort-level settings of the phantom; defaults follow PHANTOM.md.
 
@@ -85,7 +131,9 @@ class PhantomConfig:
     centre may land (mm); through-plane it is smaller, since a 40 mm slab must still hold
     the SN, RN and STN. ``head_model`` is ``mni``, a head on the real anatomy of the MNI
     ICBM152 template (``template``), or ``geometric``, a head drawn from ellipsoids;
-    ``head_scale`` scales the geometric head's outline (brain, skull and scalp) around an
+    ``protocol_variation`` (None: each site's own protocol) draws every subject's
+    protocol around its site's (``ProtocolVariation``). ``head_scale`` scales the geometric
+    head's outline (brain, skull and scalp) around an
     unchanged brainstem: 1 is an adult head at the midbrain level; a smaller head fits a
     smaller field of view with air around it (fast test cohorts).
     """
@@ -105,6 +153,7 @@ class PhantomConfig:
     midbrain_offset_mm: tuple[float, float, float] = (15.0, 15.0, 5.0)
     head_model: str = "mni"
     head_scale: float = 1.0
+    protocol_variation: ProtocolVariation | None = None
 
     def __post_init__(self) -> None:
         if self.subjects < 1:
@@ -121,6 +170,11 @@ class PhantomConfig:
             raise ValueError("head_scale scales the geometric head; the MNI head has its own")
         for site in self.sites:
             _check_midbrain_fits(site, self.offset_bound_mm(site))
+            if self.protocol_variation is not None and not site.partial_brain:
+                thinnest = replace(
+                    site, fov_mm=(*site.fov_mm[:2], self.protocol_variation.fov_z_mm[0])
+                )
+                _check_midbrain_fits(thinnest, self.offset_bound_mm(site))
 
     def offset_bound_mm(self, site: SiteProtocol) -> tuple[float, float, float]:
         """Bound (mm, per world axis) on the SN centre's offset at ``site``: its own, else

@@ -1,4 +1,5 @@
-"""The phantom's single-echo NM-MRI slab (site N): one image, no QSM, a midbrain slab."""
+"""The phantom's protocols: the single-echo NM-MRI slab (site N: one image, no QSM, a
+midbrain slab) and every subject's protocol drawn around its site's (``variation=wide``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 
 from sn_platform.data.bids import channel_path, chimap_path, discover_subjects, label_path
 from sn_platform.data.slab import SlabRule
+from sn_platform.phantom.generator import sample_subject_plan
 from sn_platform.phantom.plan import SubjectPlan
-from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
+from sn_platform.phantom.settings import PhantomConfig, ProtocolVariation, SiteProtocol
 from sn_platform.phantom.writer import generate_cohort
 
 
@@ -74,3 +76,30 @@ def test_the_slab_holds_the_sn_and_a_measurable_slab_below_the_rn(nm_cohort):
         assert (truth["SN"] & slab.mask).sum() > 0
         contrast = nm[truth["SNpc"]].mean() / nm[truth["CC"]].mean()
         assert contrast == pytest.approx(plan.tissue.snpc_contrast, abs=0.1)
+
+
+def test_protocol_variation_draws_each_subject_s_protocol_within_its_ranges():
+    variation = ProtocolVariation()
+    plain = PhantomConfig(subjects=40, seed=5, sites=(SiteProtocol(),))
+    varied = replace(plain, protocol_variation=variation)
+    sites = []
+    for index in range(plain.subjects):
+        own, drawn = sample_subject_plan(plain, index), sample_subject_plan(varied, index)
+        assert replace(drawn, site=own.site) == own  # only the protocol differs
+        site = drawn.site
+        assert site.voxel_mm[0] == site.voxel_mm[1]
+        assert 0.5 <= site.voxel_mm[0] <= 0.8 and 0.8 <= site.voxel_mm[2] <= 1.6
+        assert site.voxel_mm[2] <= site.slice_thickness_mm <= 1.6 * site.voxel_mm[2] + 0.01
+        assert 40.0 - site.voxel_mm[2] <= site.fov_mm[2] <= 48.0 + site.voxel_mm[2]
+        assert 4.0 <= site.first_echo_ms <= 9.0 and 5.0 <= site.echo_spacing_ms <= 9.0
+        sites.append(site)
+    assert len({s.voxel_mm for s in sites}) == 40 and len({s.orientation for s in sites}) == 4
+    assert sample_subject_plan(varied, 3) == sample_subject_plan(varied, 3)
+
+
+def test_a_variation_whose_thinnest_slab_cannot_hold_the_midbrain_is_refused(nm_site):
+    thin = ProtocolVariation(fov_z_mm=(30.0, 40.0))
+    with pytest.raises(ValueError, match="cannot hold the midbrain"):
+        PhantomConfig(sites=(SiteProtocol(),), protocol_variation=thin)
+    kept = PhantomConfig(subjects=1, sites=(nm_site,), protocol_variation=thin)
+    assert sample_subject_plan(kept, 0).site == nm_site  # a partial-brain slab keeps its own
