@@ -32,12 +32,16 @@ def _finite_mean(values: Sequence[float]) -> float:
 def summarise(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
     """Cohort metrics of per-subject rows, keyed ``{prefix}/dsc``, ``{prefix}/nm_ratio_icc`` ...
 
-    Means skip NaN (an empty prediction has no HD95); agreement statistics use the
+    Means skip NaN (an empty prediction has no HD95); ``dsc_rn``, ``dsc_cc`` average the
+    subjects whose manual labels have that structure; agreement statistics use the
     subjects where both ROIs give a value; ``slab_within_one`` is the share of subjects
     whose slab lies within one slice of the manual one.
     """
     summary: dict[str, float] = {}
-    for key in ("dsc", "hd95_mm", "dsc_truth", "hd95_truth_mm", "sn_volume_mm3", "centre_error_mm"):
+    # Each other structure's DSC (dsc_rn, dsc_cc) on the subjects whose manual labels have it.
+    structures = sorted({k for r in rows for k in r if k.startswith("dsc_") and k != "dsc_truth"})
+    keys = ("dsc", "hd95_mm", "dsc_truth", "hd95_truth_mm", "sn_volume_mm3", "centre_error_mm")
+    for key in (*keys, *structures):
         values = [float(r[key]) for r in rows if key in r]
         if values:
             summary[f"{prefix}/{key}"] = _finite_mean(values)

@@ -128,6 +128,14 @@ def test_summary_means_and_agreement():
     assert summary["val/chi_mean_icc"] < 1.0  # absolute agreement sees the offset
 
 
+def test_each_structure_s_dsc_averages_the_subjects_that_have_it():
+    rows = [{"dsc": 0.8, "dsc_rn": 0.6, "dsc_cc": 0.5}, {"dsc": 0.6}, {"dsc": 0.7, "dsc_rn": 0.9}]
+    summary = summarise(rows, "test")
+    assert summary["test/dsc"] == pytest.approx(0.7)
+    assert summary["test/dsc_rn"] == pytest.approx(0.75)  # the SN-only subject is not a 0
+    assert summary["test/dsc_cc"] == pytest.approx(0.5)
+
+
 def test_table_writes_bids_missing_values():
     text = table_text(
         [

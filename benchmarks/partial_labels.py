@@ -1,0 +1,107 @@
+"""Partial labels: a segmenter trained with RN and CC drawn on only half its development
+subjects against one trained with every label, on the same split, seed and epochs; prints
+and writes JSON.
+
+    python benchmarks/partial_labels.py --data data/dev --epochs 24 \\
+        --output benchmarks/results/partial-labels.json
+
+The half-labelled copy of ``--data`` links the images and keeps the SN of every subject, and
+RN and CC of every other development subject (the test subjects keep all three, so both
+models are scored on the same labels); it trains with ``data.partial_labels=true``. Both
+runs log to a private MLflow store; the figures are the test split's DSC per structure
+(``test/dsc`` in the slab, ``test/dsc_rn``, ``test/dsc_cc`` over the whole volume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+
+from sn_platform.data.bids import discover_subjects, label_path
+from sn_platform.data.splits import load_or_create_splits
+
+LABELS = ("SN", "RN", "CC")
+FIGURES = ("test/dsc", "test/dsc_rn", "test/dsc_cc")
+# The issue's bounds: RN and CC within 0.03 of the fully labelled model, the SN within 0.01.
+TOLERANCE = {"test/dsc": 0.01, "test/dsc_rn": 0.03, "test/dsc_cc": 0.03}
+
+
+def half_labelled_copy(source: Path, target: Path, development: list[str]) -> list[str]:
+    """``target``: ``source`` with RN and CC labels removed from every other development
+    subject (images linked, labels copied); returns the subjects left with the SN only."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=_link_images)
+    sn_only = sorted(development)[::2]
+    for participant_id in sn_only:
+        for name in LABELS[1:]:
+            label_path(target, "manual", participant_id, name).unlink()
+    return sn_only
+
+
+def _link_images(source: str, target: str) -> None:
+    """Symlink a subject's raw images, copy everything else (labels, tables, splits)."""
+    if "derivatives" not in Path(source).parts and source.endswith(".nii.gz"):
+        Path(target).symlink_to(Path(source).resolve())
+    else:
+        shutil.copy2(source, target)
+
+
+def train(root: Path, store: str, epochs: int, partial: bool) -> dict[str, float]:
+    """One ``sn-train`` run on ``root``; the test figures of its MLflow run."""
+    command = [
+        str(Path(sys.executable).with_name("sn-train")), f"data.root={root}", "localiser=atlas",
+        "trainer.fold=null", f"trainer.max_epochs={epochs}", "optim.lr=3e-3",
+        "trainer.evaluate_test=true", "trainer.progress=false", f"tracking.uri={store}",
+        f"data.partial_labels={str(partial).lower()}",
+        f"run_name=partial-labels-{'half' if partial else 'full'}",
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+    mlflow.set_tracking_uri(store)
+    runs = mlflow.search_runs(
+        search_all_experiments=True, order_by=["start_time DESC"], max_results=1
+    )
+    return {key: float(runs.iloc[0][f"metrics.{key}"]) for key in FIGURES}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a phantom with SN, RN, CC")
+    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--output", type=Path, required=True)
+    arguments = parser.parse_args()
+    data = arguments.data.resolve()
+    records = discover_subjects(data, labels=LABELS)
+    splits = load_or_create_splits(
+        data / "splits_final.json", {r.participant_id: r.group or "n/a" for r in records}, 5,
+        0, 0.2,
+    )  # fmt: skip
+    half = data.with_name(f"{data.name}-half-labelled")
+    sn_only = half_labelled_copy(data, half, splits.development)
+    store = f"sqlite:///{data.with_name(f'{data.name}-partial-labels-mlruns')}.db"
+    full = train(data, store, arguments.epochs, partial=False)
+    partial = train(half, store, arguments.epochs, partial=True)
+    differences = {key: partial[key] - full[key] for key in FIGURES}
+    report = {
+        "data": str(arguments.data),
+        "epochs": arguments.epochs,
+        "development_subjects": len(splits.development),
+        "sn_only_subjects": len(sn_only),
+        "test_subjects": len(splits.test),
+        "fully_labelled": full,
+        "half_labelled": partial,
+        "half_minus_full": differences,
+        "within_bounds": {key: abs(differences[key]) <= TOLERANCE[key] for key in FIGURES},
+    }
+    arguments.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
