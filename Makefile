@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser atlases demo heldout real-anatomy test lint clean
+.PHONY: install browser atlases demo heldout unseen-protocol real-anatomy test lint clean
 
 INSTALL_LOG := $(VENV)/install.log
 
@@ -37,7 +37,8 @@ atlases: $(STAMP)
 		     (apt-get update && apt-get install -y mricron-data) > $(VENV)/apt-atlases.log 2>&1 \
 		     || { tail -n 20 $(VENV)/apt-atlases.log; exit 1; }; }
 
-# The main job: phantom -> cross-validated sweep of the segmenter, its box placed by the
+# The main job: phantom (every subject's protocol drawn around its site's: variation=wide)
+# -> cross-validated sweep of the segmenter, its box placed by the
 # registered MNI template (localiser=atlas) -> champion registered -> fully automatic inference on new subjects (and a site) the sweep never
 # saw, from a copy of their dataset without derivatives; the labels kept apart score it.
 # $(call without_derivatives,DIR): DIR-new, a copy of the dataset DIR without derivatives/,
@@ -52,7 +53,7 @@ LOCALISER ?= atlas
 UNSEEN := data/phantom-unseen
 
 demo: $(STAMP)
-	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0
+	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0 variation=wide
 	$(BIN)/python -m sn_platform.phantom.summary data/phantom
 	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) localiser=$(LOCALISER) \
 		trainer.max_epochs=$(DEMO_EPOCHS) trainer.val_every=$(DEMO_EPOCHS) data.samples_per_volume=4 \
@@ -95,6 +96,20 @@ heldout: $(STAMP)
 	$(BIN)/python benchmarks/localisation.py --output $(HELDOUT_OUT) \
 		--labels $(HELDOUT) > outputs/localisation-held-out$(TAG).json
 	@cat outputs/localisation-held-out$(TAG).json
+
+# A protocol no preset names, no training saw and no site catalogues (a new seed, 40
+# subjects): the champion make demo registers, scored as make heldout scores (make demo first).
+UNSEEN_PROTOCOL := data/unseen-protocol
+UNSEEN_SITE := '+site_catalog.U={_target_:sn_platform.phantom.settings.SiteProtocol,name:U,voxel_mm:[0.7,0.7,1.4],fov_mm:[210.0,231.0,42.0],slice_thickness_mm:1.8,first_echo_ms:5.5,echo_spacing_ms:6.5,orientation:LPS}'
+
+unseen-protocol: $(STAMP)
+	$(BIN)/sn-phantom out=$(UNSEEN_PROTOCOL) subjects=40 seed=3000 $(UNSEEN_SITE) 'sites=[U]'
+	@$(call without_derivatives,$(UNSEEN_PROTOCOL))
+	$(BIN)/sn-infer input=$(UNSEEN_PROTOCOL)-new labels_root=$(UNSEEN_PROTOCOL) \
+		output=outputs/sn-infer/unseen-protocol overwrite=true infer.progress=false
+	$(BIN)/python benchmarks/localisation.py --output outputs/sn-infer/unseen-protocol \
+		--labels $(UNSEEN_PROTOCOL) > outputs/localisation-unseen-protocol.json
+	@cat outputs/localisation-unseen-protocol.json
 
 # Does the champion cascade find the midbrain of a real brain it never saw?
 # Colin27 at 10 poses in each site's slab (A, B, C), sn-infer, centroid errors against the
