@@ -15,6 +15,7 @@ import torchio as tio
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from sn_platform.data.bids import Geometry
 from sn_platform.data.preprocessing import PreprocessingSpec
 
 
@@ -63,23 +64,21 @@ def volume_centre(affine: NDArray[np.float64], shape: Sequence[int]) -> NDArray[
 
 
 def box_cropping(
-    affine: NDArray[np.float64],
-    shape: Sequence[int],
-    centre_mm: NDArray[np.float64],
-    size_mm: Sequence[float],
+    grid: Geometry, centre_mm: NDArray[np.float64], size_mm: Sequence[float]
 ) -> tuple[int, ...]:
     """TorchIO cropping (ini, fin per axis, voxels) of the box of ``size_mm`` (X, Y, Z)
-    around ``centre_mm`` on a grid of ``shape`` and ``affine``.
+    around ``centre_mm`` (world mm) on ``grid``.
 
     The box is shifted to stay inside the grid, and spans an axis that is shorter than it.
     """
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    affine = grid.affine
+    spacing = np.asarray(grid.voxel_mm)
     centre = np.linalg.solve(
         affine[:3, :3], np.asarray(centre_mm, dtype=np.float64) - affine[:3, 3]
     )
     cropping: list[int] = []
     for axis in range(3):
-        length = int(shape[axis])
+        length = grid.shape[axis]
         wanted = min(length, round(float(size_mm[axis]) / spacing[axis]))
         start = int(np.floor(centre[axis] - (wanted - 1) / 2 + 0.5))  # half up
         start = min(max(start, 0), length - wanted)
@@ -132,7 +131,9 @@ def spatial_in_box(
         shape, affine = resampled_grid(affine, shape, spec.spacing_mm)
     if centre_mm is None:
         centre_mm = volume_centre(affine, shape)
-    cropping = box_cropping(affine, shape, centre_mm, spec.roi_mm)
+    cropping = box_cropping(
+        Geometry((shape[0], shape[1], shape[2]), affine), centre_mm, spec.roi_mm
+    )
     if spec.spacing_mm is None:
         return spec.padding()(tio.Crop(cropping)(subject))
     start = np.array(cropping[0::2], dtype=np.float64)

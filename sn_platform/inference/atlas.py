@@ -28,7 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 from numpy.typing import NDArray
 
-from sn_platform.data.bids import DataValidationError, SubjectRecord
+from sn_platform.data.bids import DataValidationError, Geometry, SubjectRecord
 from sn_platform.data.templates import NUCLEI_ATLAS_LABELS, mni_template_path, nuclei_atlas_path
 from sn_platform.inference.predictor import native_window
 
@@ -170,7 +170,10 @@ def atlas_structures_on(
         *(np.arange(n) * voxel_to_mni[0, a] for a, n in enumerate(shape))
     )
     right = np.broadcast_to(along_i + along_j + along_k + voxel_to_mni[0, 3] >= 0.0, shape)
-    window = native_window(np.linalg.inv(to_mni) @ atlas_affine, labels.shape, affine, shape)
+    atlas = Geometry(
+        (labels.shape[0], labels.shape[1], labels.shape[2]), np.linalg.inv(to_mni) @ atlas_affine
+    )
+    window = native_window(atlas, Geometry(shape, affine))
     indices = np.stack(
         np.meshgrid(*(np.arange(s.start, s.stop) for s in window), indexing="ij"), axis=-1
     )

@@ -16,7 +16,7 @@ import torchio as tio
 from numpy.typing import NDArray
 from torch import nn
 
-from sn_platform.data.bids import SubjectRecord
+from sn_platform.data.bids import Geometry, SubjectRecord
 from sn_platform.data.loaders import make_subject, stack_channels
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.roi import spatial_in_box, structures_centre
@@ -196,19 +196,19 @@ class NativePrediction:
         return self.probability(label) > threshold
 
 
-def native_window(
-    network_affine: NDArray[np.float64],
-    network_shape: Sequence[int],
-    native_affine: NDArray[np.float64],
-    native_shape: Sequence[int],
-) -> tuple[slice, ...]:
+def _shape3(shape: Sequence[int]) -> tuple[int, int, int]:
+    """The first three sizes of ``shape`` as ints (a grid's spatial shape)."""
+    return (int(shape[0]), int(shape[1]), int(shape[2]))
+
+
+def native_window(network: Geometry, native: Geometry) -> tuple[slice, ...]:
     """The native voxels (one slice per axis) that the network's volume can reach: its
     corners mapped into the native grid, one voxel of margin, clipped to the grid."""
-    edges = [(-0.5, n - 0.5) for n in network_shape[:3]]
+    edges = [(-0.5, n - 0.5) for n in network.shape]
     corners = np.array([[x, y, z, 1.0] for x in edges[0] for y in edges[1] for z in edges[2]])
-    native = (np.linalg.inv(native_affine) @ network_affine @ corners.T)[:3]
-    low = np.clip(np.floor(native.min(axis=1)).astype(int) - 1, 0, None)
-    high = np.minimum(np.ceil(native.max(axis=1)).astype(int) + 2, np.asarray(native_shape[:3]))
+    voxels = (np.linalg.inv(native.affine) @ network.affine @ corners.T)[:3]
+    low = np.clip(np.floor(voxels.min(axis=1)).astype(int) - 1, 0, None)
+    high = np.minimum(np.ceil(voxels.max(axis=1)).astype(int) + 2, np.asarray(native.shape))
     return tuple(slice(int(a), int(max(a, b))) for a, b in zip(low, high, strict=True))
 
 
@@ -226,8 +226,10 @@ def to_native_grid(
     the field of view) are resampled.
     """
     native_affine = np.asarray(native_affine, dtype=np.float64)
-    shape = tuple(int(n) for n in native_shape[:3])
-    window = native_window(network_affine, probability.shape[1:], native_affine, shape)
+    shape = _shape3(native_shape)
+    window = native_window(
+        Geometry(_shape3(probability.shape[1:]), network_affine), Geometry(shape, native_affine)
+    )
     values = np.zeros((probability.shape[0], *shape), dtype=np.float32)
     field_of_view = np.zeros(shape, dtype=bool)
     sub_shape = tuple(s.stop - s.start for s in window)

@@ -10,6 +10,7 @@ import torchio as tio
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
+from sn_platform.data.bids import Geometry
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.roi import box_cropping, mask_centre, spatial_in_box, structures_centre
 
@@ -28,13 +29,17 @@ def world(voxel: tuple[float, float, float]) -> np.ndarray:
 
 def test_box_is_centred_sized_and_spans_a_shorter_axis() -> None:
     # Centre at voxel (40, 60, 20): a 10 x 16 mm box is 20 x 32 voxels; 40 slices < 100 mm.
-    cropping = box_cropping(AFFINE, (100, 100, 40), world((40, 60, 20)), (10.0, 16.0, 100.0))
+    cropping = box_cropping(
+        Geometry((100, 100, 40), AFFINE), world((40, 60, 20)), (10.0, 16.0, 100.0)
+    )
     assert cropping == (31, 49, 45, 23, 0, 0)
 
 
 def test_box_is_shifted_inside_the_volume() -> None:
     # A centre 2 voxels from the first edge: the box starts at 0 and keeps its size.
-    cropping = box_cropping(AFFINE, (100, 100, 40), world((2, 97, 20)), (10.0, 10.0, 10.0))
+    cropping = box_cropping(
+        Geometry((100, 100, 40), AFFINE), world((2, 97, 20)), (10.0, 10.0, 10.0)
+    )
     assert cropping == (0, 80, 80, 0, 16, 14)
 
 
@@ -43,7 +48,7 @@ def test_box_of_an_oblique_grid_holds_the_centre() -> None:
     flipped = AFFINE.copy()
     flipped[0, 0], flipped[0, 3] = -0.5, 25.0
     centre = flipped[:3, :3] @ np.array([70.0, 50.0, 10.0]) + flipped[:3, 3]
-    x0, x1, *_ = box_cropping(flipped, (100, 100, 40), centre, (20.0, 20.0, 20.0))
+    x0, x1, *_ = box_cropping(Geometry((100, 100, 40), flipped), centre, (20.0, 20.0, 20.0))
     assert x0 <= 70 < 100 - x1 and 100 - x0 - x1 == 40
 
 
@@ -90,7 +95,9 @@ def test_resampling_only_the_box_equals_resampling_everything_then_cropping(
     centre = affine[:3, :3] @ np.array([30.0, 35.0, 9.0]) + affine[:3, 3]
     whole = spec.spatial_transform()(subject)
     image = whole.get_first_image()
-    expected = tio.Crop(box_cropping(image.affine, image.spatial_shape, centre, BOX_MM))(whole)
+    expected = tio.Crop(box_cropping(Geometry(image.spatial_shape, image.affine), centre, BOX_MM))(
+        whole
+    )
     boxed = spatial_in_box(subject, spec, centre)
     for key in ("echo1", "label") if labels_too else ("echo1",):
         assert boxed[key].spatial_shape == expected[key].spatial_shape == (32, 32, 8)
