@@ -27,54 +27,56 @@ BIDSIGNORE = (
 )  # fmt: skip
 STRUCTURES = {"SN": "substantia nigra", "RN": "red nucleus", "CC": "crus cerebri"}
 UNIT_SUFFIXES = {"_mm3": "mm^3", "_mm": "mm", "_ppm": "ppm"}
-COLUMNS: dict[str, dict[str, Any]] = {
-    "participant_id": {"Description": "subject label, as in the input dataset"},
-    "group": {"Description": "diagnostic group, from the input's participants.tsv"},
-    "sn_volume_mm3": {"Description": "volume of the automatic SN mask"},
-    "sn_volume_left_mm3": {"Description": "volume of the automatic SN mask, left side"},
-    "sn_volume_right_mm3": {"Description": "volume of the automatic SN mask, right side"},
-    "nm_volume_ratio": {
-        "Description": "neuromelanin volume ratio of the automatic SN mask (voxels of the "
-        "NM-weighted image, echo 1 or acq-NM, above the NM threshold over the mask's voxels; "
-        "dimensionless); n/a where the model reads no NM-weighted image"
-    },
-    "chi_mean_ppm": {
-        "Description": "mean QSM susceptibility above 0.015 ppm inside the automatic SN mask; "
-        "n/a where the subject has no Chimap"
-    },
-    "qc_flag": {"Description": "'ok', or the reasons to review the subject, separated by '; '"},
-    "dsc": {"Description": "Dice coefficient, automatic vs manual SN mask, in the slab"},
-    "hd95_mm": {"Description": "95th percentile Hausdorff distance, automatic vs manual mask"},
-    "dsc_truth": {"Description": "Dice coefficient, automatic vs true SN (phantom only)"},
-    "hd95_truth_mm": {"Description": "95th percentile Hausdorff distance to the true SN"},
-    "manual_volume_mm3": {"Description": "volume of the manual SN mask in the slab"},
-    "slices_in_agreement": {
-        "Description": "slices of the slab where the automatic and manual masks agree"
-    },
-    "nm_volume_ratio_manual": {
-        "Description": "neuromelanin volume ratio of the manual SN mask (dimensionless)"
-    },
-    "chi_mean_ppm_manual": {"Description": "mean QSM susceptibility of the manual SN mask"},
+# What each measures.tsv column holds (its units follow from the name: UNIT_SUFFIXES).
+DESCRIPTIONS: dict[str, str] = {
+    "participant_id": "subject label, as in the input dataset",
+    "group": "diagnostic group, from the input's participants.tsv",
+    "sn_volume_mm3": "volume of the automatic SN mask in the slab",
+    "sn_volume_left_mm3": "volume of the automatic SN mask in the slab, left side",
+    "sn_volume_right_mm3": "volume of the automatic SN mask in the slab, right side",
+    "sn_volume_whole_mm3": "volume of the whole automatic SN mask",
+    "rn_volume_mm3": "volume of the automatic red nucleus mask",
+    "cc_volume_mm3": "volume of the automatic crus cerebri mask",
+    "nm_volume_ratio": "neuromelanin volume ratio of the automatic SN mask in the slab (voxels "
+    "of the NM-weighted image, echo 1 or acq-NM, above the NM threshold over the mask's "
+    "voxels; dimensionless); n/a where the model reads no NM-weighted image",
+    "chi_mean_ppm": "mean QSM susceptibility above 0.015 ppm inside the automatic SN mask in "
+    "the slab; n/a where the subject has no Chimap",
+    "nm_volume_ratio_whole": "neuromelanin volume ratio of the whole automatic SN mask",
+    "chi_mean_ppm_whole": "mean QSM susceptibility above 0.015 ppm of the whole automatic SN",
+    "qc_flag": "'ok', or the reasons to review the subject, separated by '; '",
+    "dsc": "Dice coefficient, automatic vs manual SN mask, in the slab",
+    "hd95_mm": "95th percentile Hausdorff distance, automatic vs manual mask",
+    "dsc_rn": "Dice coefficient, automatic vs manual red nucleus, whole volume",
+    "dsc_cc": "Dice coefficient, automatic vs manual crus cerebri, whole volume",
+    "dsc_truth": "Dice coefficient, automatic vs true SN (phantom only)",
+    "hd95_truth_mm": "95th percentile Hausdorff distance to the true SN",
+    "manual_volume_mm3": "volume of the manual SN mask in the slab",
+    "slices_in_agreement": "slices of the slab where the automatic and manual masks agree",
+    "nm_volume_ratio_manual": "neuromelanin volume ratio of the manual SN mask in its slab",
+    "chi_mean_ppm_manual": "mean QSM susceptibility of the manual SN mask in its slab",
+    "nm_volume_ratio_whole_manual": "neuromelanin volume ratio of the whole manual SN mask",
+    "chi_mean_ppm_whole_manual": "mean QSM susceptibility of the whole manual SN mask",
+    "nm_volume_ratio_truth": "neuromelanin volume ratio of the true SN in its slab (phantom)",
+    "chi_mean_ppm_truth": "mean QSM susceptibility of the true SN in its slab (phantom)",
+    "nm_volume_ratio_whole_truth": "neuromelanin volume ratio of the whole true SN (phantom)",
+    "chi_mean_ppm_whole_truth": "mean QSM susceptibility of the whole true SN (phantom)",
+    "roi_source": "where the segmenter's box around the midbrain came from",
+    "slab_source": "where the slab the measures use came from",
+    "slab_bottom_mm": "world z of the slab's lowest slice centre",
+    "slab_top_mm": "world z of the slab's highest slice centre",
+    "slab_offset_slices": "slices between the predicted and the manual slab (positive: higher)",
+}
+LEVELS: dict[str, dict[str, str]] = {
     "roi_source": {
-        "Description": "where the segmenter's box around the midbrain came from",
-        "Levels": {
-            "localiser": "the cascade's localiser found the structures",
-            "centre": "the localiser found nothing: the box sits at the volume's centre",
-            "whole": "no box: the whole field of view",
-        },
+        "localiser": "the cascade's localiser found the structures",
+        "centre": "the localiser found nothing: the box sits at the volume's centre",
+        "whole": "no box: the whole field of view",
     },
     "slab_source": {
-        "Description": "where the slab the measures use came from",
-        "Levels": {
-            "predicted": "below the predicted red nucleus",
-            "manual": "below the manual red nucleus (infer.slab_from=manual)",
-            "atlas": "below the registered template's red nucleus (the network found none)",
-        },
-    },
-    "slab_bottom_mm": {"Description": "world z of the slab's lowest slice centre"},
-    "slab_top_mm": {"Description": "world z of the slab's highest slice centre"},
-    "slab_offset_slices": {
-        "Description": "slices between the predicted and the manual slab (positive: higher)"
+        "predicted": "below the predicted red nucleus",
+        "manual": "below the manual red nucleus (infer.slab_from=manual)",
+        "atlas": "below the registered template's red nucleus (the network found none)",
     },
 }
 
@@ -159,7 +161,9 @@ def write_image_sidecars(images: Sequence[Path], inputs: Sequence[Path]) -> None
 
 def column_description(column: str) -> dict[str, Any]:
     """Description and units of a ``measures.tsv`` column (units from the name's suffix)."""
-    entry = dict(COLUMNS.get(column, {"Description": column.replace("_", " ")}))
+    entry: dict[str, Any] = {"Description": DESCRIPTIONS.get(column, column.replace("_", " "))}
+    if column in LEVELS:
+        entry["Levels"] = LEVELS[column]
     measure = column.removesuffix("_manual")
     units = [u for suffix, u in UNIT_SUFFIXES.items() if measure.endswith(suffix)]
     if units:
