@@ -107,7 +107,8 @@ def slices_for(slab_mm: float, slice_mm: float) -> int:
     a half rounds up (3 mm of 1.2 mm slices: 3)."""
     if slab_mm <= 0 or slice_mm <= 0:
         raise ValueError(f"slab and slice thickness must be > 0 mm, got {slab_mm}, {slice_mm}")
-    return max(1, math.floor(slab_mm / slice_mm + 0.5 + 1e-9))
+    # A half rounds up even when a float32 header stores 1.2 mm as 1.2000000477 mm.
+    return max(1, math.floor(slab_mm / slice_mm + 0.5 + 1e-4))
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def test_offset_between_two_slabs_in_slices():
 )
 def test_a_slab_in_mm_is_the_nearest_whole_number_of_native_slices(slice_mm, expected):
     assert slices_for(3.0, slice_mm) == expected
+    assert slices_for(3.0, float(np.float32(slice_mm))) == expected  # a NIfTI header's float32
     affine = np.diag([0.75, 0.75, slice_mm, 1.0])
     slab = SlabRule(3.0, "RN").place({"RN": _red_nucleus(lowest=10)}, affine)
     assert slab is not None
