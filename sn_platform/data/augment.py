@@ -23,9 +23,18 @@ from torchio.transforms.augmentation.random_transform import RandomTransform
 from sn_platform.data.preprocessing import TISSUES_KEY
 
 
+def quantile(values: torch.Tensor, q: float) -> float:
+    """``torch.quantile(values, q)`` of a 1-D tensor (linear interpolation), from two order
+    statistics (``kthvalue``) instead of a sort: the same value, several times faster."""
+    rank = torch.tensor(q, dtype=values.dtype) * (len(values) - 1)
+    below, above = int(rank.floor()), int(rank.ceil())
+    low, high = values.kthvalue(below + 1).values, values.kthvalue(above + 1).values
+    return float(torch.lerp(low, high, rank - below))
+
+
 def _reference_intensity(subject: tio.Subject, names: list[str]) -> float:
     images = [cast(tio.Image, subject[n]) for n in names]
-    levels = [torch.quantile(image.data.float().flatten()[::7], 0.99).item() for image in images]
+    levels = [quantile(image.data.float().flatten()[::7], 0.99) for image in images]
     return max(max(levels), 1e-12)
 
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.errors import folder_name
 
+# patches: drawn by index by persistent workers (``data.patches``); queue: TorchIO's queue.
+PIPELINES = ("patches", "queue")
+
 
 @dataclass(frozen=True)
 class SplitSettings:
@@ -45,7 +48,13 @@ class DataSettings:
         (sigmoid) network; several (``[SN, RN, CC]``) a softmax over background (class 0)
         and each label (class 1, 2, ...), so the model localises the RN and CC itself
     patch_size : patch (voxels) of the preprocessed volume, (X, Y, Z)
-    samples_per_volume, queue_length, batch_size, num_workers : TorchIO queue and loader
+    pipeline : ``patches`` (each epoch's patches drawn by index by data workers that live
+        as long as the run, ``data.patches``) or ``queue`` (TorchIO's queue, whose workers
+        start again every epoch; kept to compare against)
+    samples_per_volume : patches per subject per epoch, all from one augmentation of its box
+    queue_length : patches mixed before they are batched
+    batch_size : patches per batch
+    num_workers : data worker processes (0: patches are drawn in the training process)
     label_probabilities : class (0 background, i the i-th label) -> probability of a
         patch centred on it
     preprocessing : the preprocessing spec, shared by training and inference
@@ -61,6 +70,7 @@ class DataSettings:
     label_source: str = "manual"
     labels: tuple[str, ...] = ("SN",)
     patch_size: tuple[int, int, int] = (64, 64, 3)
+    pipeline: str = "patches"
     samples_per_volume: int = 8
     queue_length: int = 64
     batch_size: int = 4
@@ -85,5 +95,9 @@ class DataSettings:
         for name in ("samples_per_volume", "batch_size", "queue_length"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if len(self.patch_size) != 3 or min(self.patch_size) < 1:
             raise ValueError(f"patch_size must be three positive sizes, got {self.patch_size}")

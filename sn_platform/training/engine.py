@@ -204,22 +204,23 @@ class Trainer:
 
     def fit(
         self,
-        make_batches: Callable[[], Iterable[Mapping[str, Any]]],
+        make_batches: Callable[[int], Iterable[Mapping[str, Any]]],
         validate: Validate | None = None,
         report: Report | None = None,
         batches_per_epoch: int | None = None,
     ) -> Progress:
         """Train from ``progress.epoch`` to ``max_epochs`` (or early stop).
 
-        ``make_batches`` builds a fresh loader per epoch, so an epoch depends only on the
-        RNG state at its start and a resumed run repeats an uninterrupted one exactly.
+        ``make_batches(epoch)`` gives the batches of ``epoch`` (0-based), drawn from the
+        epoch alone (``data.patches``) or from the RNG state at its start (TorchIO's queue),
+        so a resumed run repeats an uninterrupted one exactly.
         After each epoch the checkpoint is written first, then ``report`` is called.
         Without ``validate`` every epoch counts as the best (the last weights are kept).
         """
         settings = self.settings
         while self.progress.epoch < settings.max_epochs and not self.progress.stopped_early:
             start = time.perf_counter()
-            train_loss = self.train_epoch(make_batches(), batches_per_epoch)
+            train_loss = self.train_epoch(make_batches(self.progress.epoch), batches_per_epoch)
             metrics: dict[str, float] = {
                 "train/loss": train_loss,
                 "train/lr": self.optimizer.param_groups[0]["lr"],

@@ -16,6 +16,7 @@ from sn_platform.data.augment import (
     RandomLabelsToEchoes,
     RandomRicianNoise,
     RicianNoise,
+    quantile,
     reads_tissues,
 )
 from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY
@@ -26,6 +27,14 @@ def _subject(value: float) -> tio.Subject:
     data[0, 0, 0, 0] = 100.0  # sets the 99th-percentile reference only through the bright part
     bright = torch.full((1, 40, 40, 40), 100.0)
     return tio.Subject(echo1=tio.ScalarImage(tensor=bright), echo2=tio.ScalarImage(tensor=data))
+
+
+@pytest.mark.parametrize("size", [1, 2, 100, 9363])
+def test_the_noise_reference_quantile_equals_torchs(size):
+    for seed in range(5):
+        values = torch.rand(size, generator=torch.Generator().manual_seed(seed)) * 1000
+        assert quantile(values, 0.99) == torch.quantile(values, 0.99).item()
+    assert quantile(torch.tensor([3.0, 1.0, 2.0, 4.0]), 0.5) == 2.5
 
 
 def test_rician_noise_on_zero_signal_is_rayleigh():
