@@ -120,7 +120,7 @@ class Trainer:
     model, loss, optimizer : the network (logits out), a loss on (logits, target), its optimiser
     spec : preprocessing spec (which subject keys are the channels)
     settings : ``TrainerSettings``
-    runtime : device and (resolved) precision, the same as validation's
+    runtime : device, (resolved) precision and whether to compile, the same as validation's
     checkpoint_dir : holds ``last.pt`` (everything, every epoch) and ``best.pt`` (weights)
     """
 
@@ -136,8 +136,8 @@ class Trainer:
     ):
         device = runtime.device
         self.model = model.to(device)
-        compiled = settings.compile and device.type == "cuda"
-        self.network: nn.Module = torch.compile(self.model) if compiled else self.model  # type: ignore[assignment]
+        compiled = torch.compile(self.model) if runtime.compile else self.model
+        self.network: nn.Module = compiled  # type: ignore[assignment]
         self.loss = loss
         self.optimizer = optimizer
         self.spec = spec

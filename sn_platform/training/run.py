@@ -125,7 +125,7 @@ def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> Trai
     """
     context = context or RunContext()
     check_run(spec)
-    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision)
+    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision, spec.trainer.compile)
     seed_everything(spec.seed, spec.trainer.deterministic)
     model = initial_model(spec)
     subjects = split_subjects(spec.data, spec.trainer.fold, reads_tissues(spec.augmentation))
@@ -191,7 +191,7 @@ def evaluate_ensemble(
     logged as one model like a training run."""
     context = context or RunContext()
     check_run(spec)
-    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision)
+    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision, spec.trainer.compile)
     subjects = split_subjects(spec.data, spec.trainer.fold)
     if not subjects.test:
         raise ConfigError("data.splits.test_fraction: an ensemble is evaluated on a test split")
