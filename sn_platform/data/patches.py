@@ -13,6 +13,7 @@ follows from (seed, e, s) alone: the same in any worker, in any order, and after
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
@@ -24,6 +25,7 @@ import torch
 import torchio as tio
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from sn_platform.data.augment import in_place
 from sn_platform.data.normalisation import BoxNormalisation
 from sn_platform.data.preprocessing import ANNOTATED_KEY, LABEL_KEY, PreprocessingSpec
 from sn_platform.data.settings import DataSettings
@@ -122,7 +124,8 @@ class PatchGroups(Dataset[Patches]):
                 # Resampled images come from SimpleITK transposed: make each pass read in order.
                 image.set_data(image.data.contiguous().share_memory_())
         self.subjects = list(subjects)
-        self.spec, self.augmentation, self.settings, self.seed = spec, augmentation, settings, seed
+        self.spec, self.settings, self.seed = spec, settings, seed
+        self.augmentation = in_place(augmentation) if augmentation is not None else None
 
     def __len__(self) -> int:
         return len(self.subjects)
@@ -136,7 +139,8 @@ class PatchGroups(Dataset[Patches]):
         subject = self.subjects[index]
         if self.augmentation is not None:
             with seeded(int(torch.randint(2**62, (1,), generator=draws))):
-                subject = self.augmentation(subject)
+                # The key's own copy of the shared box, augmented in place.
+                subject = self.augmentation(copy.deepcopy(subject))
         settings = self.settings
         label = subject.get_image(LABEL_KEY).data
         corners = patch_corners(

@@ -16,6 +16,7 @@ from sn_platform.data.augment import (
     RandomLabelsToEchoes,
     RandomRicianNoise,
     RicianNoise,
+    in_place,
     quantile,
     reads_tissues,
 )
@@ -143,3 +144,19 @@ def test_the_synth_preset_moves_label_and_classes_together_and_keeps_magnitudes_
         for key in ("echo1", "echo2"):
             assert float(noiseless[key].data.min()) >= 0.0
             assert float(augmented[key].data.min()) >= 0.0
+
+
+def test_in_place_augments_the_subject_given_and_leaves_the_configured_transform_alone():
+    configured = tio.Compose(
+        [tio.RandomFlip(axes=(0,), flip_probability=1.0), tio.OneOf([RandomRicianNoise()])]
+    )
+    changing = in_place(configured)
+    subject = _subject(1.0)
+    before = subject["echo1"].data.clone()
+    assert changing(subject) is subject
+    assert not torch.equal(subject["echo1"].data, before)  # noise on the subject itself
+    original = _subject(1.0)
+    configured(original)
+    assert torch.equal(original["echo2"].data, _subject(1.0)["echo2"].data)  # copied first
+    assert [t.copy for t in (configured, *configured.transforms)] == [True, True, True]
+
