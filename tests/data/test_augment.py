@@ -159,4 +159,3 @@ def test_in_place_augments_the_subject_given_and_leaves_the_configured_transform
     configured(original)
     assert torch.equal(original["echo2"].data, _subject(1.0)["echo2"].data)  # copied first
     assert [t.copy for t in (configured, *configured.transforms)] == [True, True, True]
-
