@@ -39,8 +39,10 @@ Patches = dict[str, torch.Tensor]
 
 
 def generator(seed: int, epoch: int, stream: int, subject: int = 0) -> torch.Generator:
-    """A torch generator seeded from (``seed``, ``epoch``, ``stream``, ``subject``)."""
-    state = np.random.SeedSequence([seed, epoch, stream, subject]).generate_state(1, np.uint64)
+    """A torch generator seeded from (``seed``, ``epoch``, ``stream``, ``subject``); a
+    negative run seed counts modulo 2^64, as NumPy seeds only with non-negative numbers."""
+    entropy = [seed % 2**64, epoch, stream, subject]
+    state = np.random.SeedSequence(entropy).generate_state(1, np.uint64)
     return torch.Generator().manual_seed(int(state[0]))
 
 

@@ -10,7 +10,14 @@ import torchio as tio
 from sn_platform.data.augment import RandomLabelsToEchoes
 from sn_platform.data.bids import discover_subjects
 from sn_platform.data.loaders import prepared_subjects, stack_echoes
-from sn_platform.data.patches import PatchGroups, PatchPipeline, cut_patches, patch_corners
+from sn_platform.data.patches import (
+    BOX,
+    PatchGroups,
+    PatchPipeline,
+    cut_patches,
+    generator,
+    patch_corners,
+)
 from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY, PreprocessingSpec
 from sn_platform.data.settings import DataSettings, SplitSettings
 from tests.data.tissue_maps import CLASSES, linked_cohort, write_tissue_maps
@@ -109,6 +116,11 @@ def test_an_epoch_depends_on_the_seed_and_the_epoch_alone_in_any_worker(boxes):
     other_seed = _epoch(boxes, 1, workers=0, seed=1, augmentation=flip)
     for other in (other_epoch, other_seed):
         assert not torch.equal(stack_echoes(other[0], SPEC), stack_echoes(first[0], SPEC))
+
+
+def test_a_negative_run_seed_draws_as_its_value_modulo_2_64():
+    drawn = [torch.rand(3, generator=generator(seed, 2, BOX, 3)) for seed in (-1, 2**64 - 1, 1)]
+    assert torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[0], drawn[2])
 
 
 def test_the_pipeline_leaves_the_callers_random_streams_alone(boxes):
