@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from report import cpu_gflops
 from torch.utils.flop_counter import FlopCounterMode
 
 from sn_platform import tracking
@@ -43,16 +44,6 @@ def untrained(overrides: list[str]) -> Segmenter:
     model = build_module(spec.model).eval()
     device = torch.device("cpu")
     return Segmenter(model, spec.data.preprocessing, spec.inference, device, config=spec.model)
-
-
-def cpu_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Measured float32 matrix-multiply rate of this CPU (GFLOP/s)."""
-    a, b = torch.rand(size, size), torch.rand(size, size)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:

@@ -32,7 +32,6 @@ from sn_platform import tracking
 
 FOLDS = 2
 # The small test head (tests/conftest.py's two-site cohort): seconds per trial epoch.
-SMALL_PHANTOM = ["subjects=8", "seed=5", "head=small", "sites=[A,B]"]
 # Ray names a process by what it runs: a trial's actor, not the idle workers or raylet.
 TRIAL_PROCESS_MARKERS = ("ImplicitFunc", "run_trial")
 
@@ -220,17 +219,6 @@ def run_soak(
     return figures
 
 
-def ensure_cohort(data: Path) -> None:
-    """Write the small phantom cohort to ``data`` unless it is there."""
-    if (data / "participants.tsv").exists():
-        return
-    subprocess.run(
-        [sys.executable, "-c", "from sn_platform.cli import phantom; phantom()",
-         f"out={data}", *SMALL_PHANTOM, f"hydra.run.dir={data}.hydra"],
-        check=True,
-    )  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="phantom cohort (made if absent)")
@@ -241,8 +229,11 @@ def main() -> None:
     parser.add_argument("--undisturbed", action="store_true", help="also run the baseline")
     parser.add_argument("--out", type=Path, help="write the JSON here too")
     arguments = parser.parse_args()
-    data, work = arguments.data.resolve(), arguments.work.resolve()
-    ensure_cohort(data)
+    # Beside this script when it runs; tests import the module from the repository's root.
+    from cohort import small_phantom
+
+    data = small_phantom(arguments.data.resolve(), subjects=8, seed=5, sites=("A", "B"))
+    work = arguments.work.resolve()
     report: dict[str, object] = {
         "benchmark": "sweep_soak",
         "cpus": os.cpu_count(),

@@ -155,6 +155,8 @@ def _sweep_task(cfg: DictConfig) -> None:
         outcome = run_sweep(cfg, list(HydraConfig.get().overrides.task))
     except (SweepInterrupted, NothingToSelect, StorageError) as error:
         raise SystemExit(f"sn-sweep: {error}") from None
+    for line in outcome.placements:
+        print(line)
     columns = ["rank", "config_id", *cfg.tune.space, "score", *cfg.tune.selection]
     rows = [{c: entry.get(c, "n/a") for c in columns} for entry in outcome.leaderboard]
     print(f"sn-sweep: leaderboard ({outcome.experiment_dir / 'leaderboard.tsv'})")

@@ -5,7 +5,9 @@ Shared by every stage (training, inference, tracking), so it sits below all of t
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -48,3 +50,21 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Python, NumPy and torch's CPU generator seeded with ``seed`` inside the block, and
+    their states restored after it: what is drawn inside depends on ``seed`` alone, and the
+    caller's streams (a training run's) go on as if nothing was drawn. CUDA's generators
+    are left alone, so a forked data worker never initialises CUDA."""
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()  # noqa: NPY002
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+    torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])  # noqa: NPY002
+        torch.set_rng_state(saved[2])

@@ -126,6 +126,8 @@ def test_settings_groups_build_their_dataclass(group, kind):
         ("optim.lr=fast", "optim", "optim.lr: 'fast' is not a number"),
         ("data.patch_size=[a,8,8]", "data", "data.patch_size: .* is not a list of whole numbers"),
         ("model.depth=0", "model", "model.depth: must be 3, 4 or 5 stages, got 0"),
+        ("data.pipeline=fast", "data", "data.pipeline: must be one of \\('patches', 'queue'\\)"),
+        ("data.num_workers=-1", "data", "data.num_workers: must be >= 0, got -1"),
     ],
 )
 def test_a_bad_setting_names_its_full_key(override, key, message):

@@ -109,13 +109,27 @@ def subjects_dataset(
     With ``partial`` a record may have any of ``labels`` (``make_subject``).
     """
     tissues = reads_tissues(augmentation)
-    subjects = [make_subject(r, spec, labels, tissues, partial) for r in records]
     if not cache:
         if spec.roi_mm is not None:
             raise ValueError("a region of interest (roi_mm) needs the cached spatial steps")
+        subjects = [make_subject(r, spec, labels, tissues, partial) for r in records]
         return tio.SubjectsDataset(subjects, transform=spec.transform(augmentation))
-    prepared = [spatially_prepared(subject, spec) for subject in subjects]
+    prepared = prepared_subjects(records, spec, labels, tissues, partial)
     return tio.SubjectsDataset(prepared, transform=spec.transform(augmentation, spatial=False))
+
+
+def prepared_subjects(
+    records: Sequence[SubjectRecord],
+    spec: PreprocessingSpec,
+    labels: Sequence[str] = ("SN",),
+    tissues: bool = False,
+    partial: bool = False,
+) -> list[tio.Subject]:
+    """Subjects (``make_subject``) read and taken through the spec's spatial steps once
+    (``spatially_prepared``), held in memory: the boxes that training draws patches from."""
+    return [
+        spatially_prepared(make_subject(r, spec, labels, tissues, partial), spec) for r in records
+    ]
 
 
 def spatially_prepared(subject: tio.Subject, spec: PreprocessingSpec) -> tio.Subject:

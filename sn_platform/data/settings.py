@@ -9,6 +9,9 @@ from sn_platform.data.channels import MEGRE_ECHOES, check_channels
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.errors import folder_name
 
+# patches: drawn by index by persistent workers (``data.patches``); queue: TorchIO's queue.
+PIPELINES = ("patches", "queue")
+
 
 @dataclass(frozen=True)
 class SplitSettings:
@@ -48,7 +51,13 @@ class DataSettings:
     channels : the images the network reads (``sn_platform.data.channels``), the same as
         ``preprocessing.channels`` (the config interpolates one from the other)
     patch_size : patch (voxels) of the preprocessed volume, (X, Y, Z)
-    samples_per_volume, queue_length, batch_size, num_workers : TorchIO queue and loader
+    pipeline : ``patches`` (each epoch's patches drawn by index by data workers that live
+        as long as the run, ``data.patches``) or ``queue`` (TorchIO's queue, whose workers
+        start again every epoch; kept to compare against)
+    samples_per_volume : patches per subject per epoch, all from one augmentation of its box
+    queue_length : patches mixed before they are batched
+    batch_size : patches per batch
+    num_workers : data worker processes (0: patches are drawn in the training process)
     label_probabilities : class (0 background, i the i-th label) -> probability of a
         patch centred on it
     preprocessing : the preprocessing spec, shared by training and inference
@@ -65,6 +74,7 @@ class DataSettings:
     labels: tuple[str, ...] = ("SN",)
     channels: tuple[str, ...] = MEGRE_ECHOES
     patch_size: tuple[int, int, int] = (64, 64, 3)
+    pipeline: str = "patches"
     samples_per_volume: int = 8
     queue_length: int = 64
     batch_size: int = 4
@@ -95,5 +105,9 @@ class DataSettings:
         for name in ("samples_per_volume", "batch_size", "queue_length"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if len(self.patch_size) != 3 or min(self.patch_size) < 1:
             raise ValueError(f"patch_size must be three positive sizes, got {self.patch_size}")

@@ -39,7 +39,7 @@ from sn_platform.sweep.results import FinalResult, read_folds
 from sn_platform.sweep.settings import TuneSettings
 from sn_platform.sweep.space import override, sample_configurations, search_space
 from sn_platform.sweep.state import SweepState
-from sn_platform.sweep.trial import TrialSetup, run_trial
+from sn_platform.sweep.trial import TrialSetup, placement, run_trial
 from sn_platform.tracking.server import private_endpoint
 from sn_platform.training.assembly import run_spec
 from sn_platform.training.checks import check_run
@@ -54,7 +54,8 @@ class SweepInterrupted(RuntimeError):
 
 @dataclass
 class SweepOutcome:
-    """The ranked leaderboard, the parent run, and the registered champion."""
+    """The ranked leaderboard, the parent run, the registered champion, and the device each
+    trial trained on (``trial.placement``'s lines)."""
 
     leaderboard: list[dict[str, Any]]
     parent_run_id: str
@@ -62,6 +63,7 @@ class SweepOutcome:
     model_uri: str
     model_version: str
     refit_metrics: dict[str, float]
+    placements: list[str]
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
         with _ended(run.parent):
             _init_ray(cfg)
             grid = search(plan, run.state, base, param_space, searcher)
+            placements = trial_placements(grid, plan.settings)
             leaderboard = collect(plan, run)
             members = ensemble_members(plan, grid, leaderboard[0])
             final = finalise(plan, run.state, leaderboard[0], base, members)
@@ -130,8 +133,19 @@ def run_sweep(cfg: DictConfig, overrides: Sequence[str]) -> SweepOutcome:
     tracking.configure(uri)  # the private server is gone; later calls use the store itself
     return SweepOutcome(
         leaderboard, run.parent.run_id, plan.experiment_dir, str(final.model_uri), version,
-        final.metrics,
+        final.metrics, placements,
     )  # fmt: skip
+
+
+def trial_placements(grid: Any, settings: TuneSettings) -> list[str]:
+    """One line per trial of the result grid: the device it trained on (``placement``)."""
+    gpu_share = float(settings.resources_per_trial.get("gpu", 0))
+    lines = []
+    for result in grid:
+        metrics = result.metrics or {}
+        trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+        lines.append(placement(trial_id, result.config or {}, metrics, gpu_share))
+    return sorted(lines)
 
 
 def prepare(cfg: DictConfig) -> SweepPlan:
@@ -163,10 +177,13 @@ def prepare(cfg: DictConfig) -> SweepPlan:
 
 
 def trial_overrides(plan: SweepPlan, overrides: Sequence[str], endpoint: str) -> list[str]:
-    """The training overrides of every trial and of the final model, every path pinned."""
+    """The training overrides of every trial and of the final model, every path pinned, the
+    data workers following a trial's CPU share unless ``data.num_workers`` is given."""
     base = [*training_overrides(overrides), *pinned_paths(plan.cfg, endpoint)]
     if plan.settings.resources_per_trial.get("gpu", 0) == 0:
         base.append("trainer.device=cpu")
+    if not any(item.lstrip("+~").startswith("data.num_workers=") for item in base):
+        base.append(f"data.num_workers={plan.settings.trial_data_workers}")
     return base
 
 
@@ -240,8 +257,7 @@ def search(
         tune.with_parameters(
             run_trial,
             setup=TrialSetup(
-                base, state.parent_run_id, plan.folds, list(plan.space),
-                max(1, int(settings.resources_per_trial.get("cpu", 1))),
+                base, state.parent_run_id, plan.folds, list(plan.space), settings.trial_threads,
                 str(plan.experiment_dir), settings.metric,
             ),
         ),
@@ -369,7 +385,11 @@ def finalise(
     folder = plan.experiment_dir / ("refit" if members is None else "ensemble")
     final: FinalResult = ray.get(
         task(refit_or_ensemble).remote(
-            [*base, *chosen], str(folder), state.parent_run_id, int(cpus), members
+            [*base, *chosen],
+            str(folder),
+            state.parent_run_id,
+            max(1, int(cpus) - plan.settings.trial_data_workers),
+            members,
         )
     )
     state.record_final(config_id, final)

@@ -36,7 +36,8 @@ class TuneSettings:
         folds at their best epochs
     scheduler : ``asha`` or ``none``; ``grace_period`` (epochs) and ``reduction_factor``
         configure ASHA
-    resources_per_trial : Ray resources of a trial, e.g. ``{cpu: 2, gpu: 0.5}``
+    resources_per_trial : Ray resources of a trial, e.g. ``{cpu: 4, gpu: 0.25}`` (four
+        trials share a card); its CPU share sets its data workers (``trial_data_workers``)
     max_failures : restarts of a failed trial from its last epoch
     cv : the cross-validation folds
     selection : leaderboard score = sum(weight * metric); ``mode`` max or min
@@ -86,3 +87,15 @@ class TuneSettings:
             )
         resources = {key: float(value) for key, value in self.resources_per_trial.items()}
         object.__setattr__(self, "resources_per_trial", resources)
+
+    @property
+    def trial_data_workers(self) -> int:
+        """Data workers of a trial: with a GPU share, its whole CPUs but one (the process that
+        drives the GPU); without, none: its cores compute the model, which bounds it."""
+        cpus = int(self.resources_per_trial.get("cpu", 1))
+        return max(0, cpus - 1) if self.resources_per_trial.get("gpu", 0) > 0 else 0
+
+    @property
+    def trial_threads(self) -> int:
+        """torch threads of a trial's training process: the CPUs its data workers leave."""
+        return max(1, int(self.resources_per_trial.get("cpu", 1)) - self.trial_data_workers)

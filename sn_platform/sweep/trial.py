@@ -51,7 +51,7 @@ class TrialSetup:
     parent_run_id : the sweep's parent MLflow run
     folds : the folds an Optuna trial runs in turn
     space_keys : the sampled config keys (Optuna's config holds them)
-    threads : torch threads of a trial
+    threads : torch threads of a trial (``TuneSettings.trial_threads``)
     experiment_dir : the sweep's Tune folder, where finished folds are recorded
     metric : the metric the searcher learns from (its mean over folds, best epochs)
     """
@@ -63,6 +63,27 @@ class TrialSetup:
     threads: int
     experiment_dir: str
     metric: str
+
+
+def trial_device() -> str:
+    """What this trial trains on: ``cuda:0 NAME (Ray GPU ID)``, the card Ray gave it (as its
+    ``cuda:0``: Ray sets CUDA_VISIBLE_DEVICES), or ``cpu``."""
+    ids = ray.get_gpu_ids()
+    if not ids or not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:0 {torch.cuda.get_device_name(0)} (Ray GPU {','.join(str(i) for i in ids)})"
+
+
+def placement(
+    trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any], gpu_share: float
+) -> str:
+    """``sn-sweep``'s line for one trial: its configuration and folds, and the device its
+    last report names (``trial_device``) with the share of the card it had."""
+    variant = config.get("variant") or {"config_id": trial_id, "folds": []}
+    folds = ",".join(str(fold) for fold in variant["folds"]) or "all"
+    device = str(metrics.get("device", "not reported"))
+    share = f" ({gpu_share:g} of the GPU)" if device.startswith("cuda") else ""
+    return f"sn-sweep: trial {trial_id} {variant['config_id']} fold {folds}: {device}{share}"
 
 
 def _variant(config: Mapping[str, Any], setup: TrialSetup, trial_id: str) -> dict[str, Any]:
@@ -103,8 +124,9 @@ def _fold_config(
 
 
 def _train_fold(
-    variant: Mapping[str, Any], fold: int, setup: TrialSetup, state: Path, trial_id: str
-) -> FoldResult:
+    variant: Mapping[str, Any], fold: int, setup: TrialSetup, state: Path, trial_id: str,
+    device: str,
+) -> FoldResult:  # fmt: skip
     """One fold, the ``sn-train`` run, reporting every epoch with a checkpoint of ``state``."""
     config_id = str(variant["config_id"])
     fold_dir = state / f"fold-{fold}"
@@ -112,7 +134,7 @@ def _train_fold(
 
     def report(metrics: Mapping[str, float], epoch: int) -> None:
         tune.report(
-            {**metrics, "fold": fold, "epoch": epoch},
+            {**metrics, "fold": fold, "epoch": epoch, "device": device},
             checkpoint=tune.Checkpoint.from_directory(str(state)),
         )
 
@@ -125,6 +147,7 @@ def _train_fold(
             "sn.config_id": config_id,
             "sn.trial_id": trial_id,
             "sn.node_id": ray.get_runtime_context().get_node_id(),
+            "sn.trial_device": device,
         },
         tracking_patience_s=TRACKING_PATIENCE_S,
     )
@@ -147,6 +170,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     trial_id = trial.get_trial_id()
     variant = _variant(config, setup, trial_id)
     torch.set_num_threads(max(1, setup.threads))
+    device = trial_device()
     state = working_state(trial.get_experiment_name(), trial_id)
     _restore_state(state)
     experiment_dir = Path(setup.experiment_dir)
@@ -157,7 +181,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         if path.exists():
             result = read_fold(path)
         else:
-            result = _train_fold(variant, fold, setup, state, trial_id)
+            result = _train_fold(variant, fold, setup, state, trial_id, device)
             write_fold(experiment_dir, result)
         values.append(result.metrics.get(f"best/{setup.metric}", math.nan))
     tune.report(
@@ -165,6 +189,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             "done": 1.0,  # Tune ends the trial on this report
             setup.metric: sum(values) / len(values) if values else math.nan,
             "config_id": config_id,
+            "device": device,
         },
         checkpoint=tune.Checkpoint.from_directory(str(state)),
     )

@@ -120,7 +120,7 @@ class Trainer:
     model, loss, optimizer : the network (logits out), a loss on (logits, target), its optimiser
     spec : preprocessing spec (which subject keys are the channels)
     settings : ``TrainerSettings``
-    runtime : device and (resolved) precision, the same as validation's
+    runtime : device, (resolved) precision and whether to compile, the same as validation's
     checkpoint_dir : holds ``last.pt`` (everything, every epoch) and ``best.pt`` (weights)
     """
 
@@ -136,8 +136,8 @@ class Trainer:
     ):
         device = runtime.device
         self.model = model.to(device)
-        compiled = settings.compile and device.type == "cuda"
-        self.network: nn.Module = torch.compile(self.model) if compiled else self.model  # type: ignore[assignment]
+        compiled = torch.compile(self.model) if runtime.compile else self.model
+        self.network: nn.Module = compiled  # type: ignore[assignment]
         self.loss = loss
         self.optimizer = optimizer
         self.spec = spec
@@ -204,22 +204,23 @@ class Trainer:
 
     def fit(
         self,
-        make_batches: Callable[[], Iterable[Mapping[str, Any]]],
+        make_batches: Callable[[int], Iterable[Mapping[str, Any]]],
         validate: Validate | None = None,
         report: Report | None = None,
         batches_per_epoch: int | None = None,
     ) -> Progress:
         """Train from ``progress.epoch`` to ``max_epochs`` (or early stop).
 
-        ``make_batches`` builds a fresh loader per epoch, so an epoch depends only on the
-        RNG state at its start and a resumed run repeats an uninterrupted one exactly.
+        ``make_batches(epoch)`` gives the batches of ``epoch`` (0-based), drawn from the
+        epoch alone (``data.patches``) or from the RNG state at its start (TorchIO's queue),
+        so a resumed run repeats an uninterrupted one exactly.
         After each epoch the checkpoint is written first, then ``report`` is called.
         Without ``validate`` every epoch counts as the best (the last weights are kept).
         """
         settings = self.settings
         while self.progress.epoch < settings.max_epochs and not self.progress.stopped_early:
             start = time.perf_counter()
-            train_loss = self.train_epoch(make_batches(), batches_per_epoch)
+            train_loss = self.train_epoch(make_batches(self.progress.epoch), batches_per_epoch)
             metrics: dict[str, float] = {
                 "train/loss": train_loss,
                 "train/lr": self.optimizer.param_groups[0]["lr"],

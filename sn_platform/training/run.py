@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from sn_platform.data.augment import reads_tissues
+from sn_platform.data.batches import training_batches
 from sn_platform.data.bids import SubjectRecord
-from sn_platform.data.loaders import patch_loader, subjects_dataset, training_queue
 from sn_platform.devices import Runtime
 from sn_platform.errors import ConfigError
 from sn_platform.evaluation.outputs import write_evaluation
@@ -125,7 +125,7 @@ def train_and_evaluate(spec: RunSpec, context: RunContext | None = None) -> Trai
     """
     context = context or RunContext()
     check_run(spec)
-    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision)
+    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision, spec.trainer.compile)
     seed_everything(spec.seed, spec.trainer.deterministic)
     model = initial_model(spec)
     subjects = split_subjects(spec.data, spec.trainer.fold, reads_tissues(spec.augmentation))
@@ -150,22 +150,6 @@ def _train(
     tracker: BufferedRun | None,
 ) -> TrainingOutcome:
     data = spec.data
-    dataset = subjects_dataset(
-        subjects.train, data.preprocessing, spec.augmentation, data.labels,
-        partial=data.partial_labels,
-    )  # fmt: skip
-
-    def make_batches() -> Any:
-        queue = training_queue(
-            dataset,
-            data.patch_size,
-            data.samples_per_volume,
-            data.queue_length,
-            data.label_probabilities,
-            data.num_workers,
-        )
-        return patch_loader(queue, data.batch_size)
-
     validate = (
         _validator(spec, runtime, subjects.validation, "val") if subjects.validation else None
     )
@@ -188,7 +172,8 @@ def _train(
             report(metrics, epoch)
 
     batches = math.ceil(len(subjects.train) * data.samples_per_volume / data.batch_size)
-    progress = trainer.fit(make_batches, validate, on_epoch, batches)
+    with training_batches(subjects.train, data, spec.augmentation, spec.seed) as epochs:
+        progress = trainer.fit(epochs, validate, on_epoch, batches)
     load_best_weights(model, directory)
     evaluators = [validate] if validate is not None else []
     if spec.trainer.evaluate_test and subjects.test:
@@ -206,7 +191,7 @@ def evaluate_ensemble(
     logged as one model like a training run."""
     context = context or RunContext()
     check_run(spec)
-    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision)
+    runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision, spec.trainer.compile)
     subjects = split_subjects(spec.data, spec.trainer.fold)
     if not subjects.test:
         raise ConfigError("data.splits.test_fraction: an ensemble is evaluated on a test split")

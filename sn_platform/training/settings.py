@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sn_platform.devices import PRECISIONS
+from sn_platform.devices import COMPILE_CHOICES, PRECISIONS
 
 SCHEDULES = ("cosine", "poly", "constant")
 
@@ -25,8 +25,10 @@ class TrainerSettings:
     patience : epochs without improvement before stopping (None: never stop early)
     min_delta : smallest change that counts as an improvement
     val_every : validate every this many epochs (and at the last one)
-    precision : ``none``, ``bf16`` or ``fp16``; resolved once per run (CUDA only)
-    compile : train through ``torch.compile`` (CUDA only; checkpoints hold the plain weights)
+    precision : ``auto`` (bf16 on CUDA, float32 elsewhere), ``none``, ``bf16`` or ``fp16``;
+        resolved once per run (mixed precision on CUDA only)
+    compile : train through ``torch.compile``: ``auto`` (on CUDA), true or false (CUDA only;
+        checkpoints hold the plain weights)
     device : ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     deterministic : deterministic kernels
     progress : show a progress bar per epoch
@@ -47,8 +49,8 @@ class TrainerSettings:
     patience: int | None = None
     min_delta: float = 0.0
     val_every: int = 1
-    precision: str = "none"
-    compile: bool = False
+    precision: str = "auto"
+    compile: bool | str = "auto"
     device: str = "auto"
     deterministic: bool = True
     progress: bool = True
@@ -70,3 +72,5 @@ class TrainerSettings:
             raise ValueError(f"warmup_epochs must be in [0, max_epochs), got {self.warmup_epochs}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.compile not in COMPILE_CHOICES:
+            raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {self.compile!r}")

@@ -16,6 +16,8 @@ from sn_platform.data.augment import (
     RandomLabelsToEchoes,
     RandomRicianNoise,
     RicianNoise,
+    in_place,
+    quantile,
     reads_tissues,
 )
 from sn_platform.data.preprocessing import LABEL_KEY, TISSUES_KEY
@@ -26,6 +28,14 @@ def _subject(value: float) -> tio.Subject:
     data[0, 0, 0, 0] = 100.0  # sets the 99th-percentile reference only through the bright part
     bright = torch.full((1, 40, 40, 40), 100.0)
     return tio.Subject(echo1=tio.ScalarImage(tensor=bright), echo2=tio.ScalarImage(tensor=data))
+
+
+@pytest.mark.parametrize("size", [1, 2, 100, 9363])
+def test_the_noise_reference_quantile_equals_torchs(size):
+    for seed in range(5):
+        values = torch.rand(size, generator=torch.Generator().manual_seed(seed)) * 1000
+        assert quantile(values, 0.99) == torch.quantile(values, 0.99).item()
+    assert quantile(torch.tensor([3.0, 1.0, 2.0, 4.0]), 0.5) == 2.5
 
 
 def test_rician_noise_on_zero_signal_is_rayleigh():
@@ -134,3 +144,18 @@ def test_the_synth_preset_moves_label_and_classes_together_and_keeps_magnitudes_
         for key in ("echo1", "echo2"):
             assert float(noiseless[key].data.min()) >= 0.0
             assert float(augmented[key].data.min()) >= 0.0
+
+
+def test_in_place_augments_the_subject_given_and_leaves_the_configured_transform_alone():
+    configured = tio.Compose(
+        [tio.RandomFlip(axes=(0,), flip_probability=1.0), tio.OneOf([RandomRicianNoise()])]
+    )
+    changing = in_place(configured)
+    subject = _subject(1.0)
+    before = subject["echo1"].data.clone()
+    assert changing(subject) is subject
+    assert not torch.equal(subject["echo1"].data, before)  # noise on the subject itself
+    original = _subject(1.0)
+    configured(original)
+    assert torch.equal(original["echo2"].data, _subject(1.0)["echo2"].data)  # copied first
+    assert [t.copy for t in (configured, *configured.transforms)] == [True, True, True]

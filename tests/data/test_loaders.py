@@ -1,4 +1,4 @@
-"""Preprocessing spec, TorchIO datasets and the training queue on phantom subjects."""
+"""Preprocessing spec, TorchIO datasets and both training pipelines on phantom subjects."""
 
 from __future__ import annotations
 
@@ -12,14 +12,9 @@ import torch
 import torchio as tio
 
 from sn_platform.data.augment import RandomLabelsToEchoes
+from sn_platform.data.batches import training_batches
 from sn_platform.data.bids import discover_subjects, dseg_path
-from sn_platform.data.loaders import (
-    make_subject,
-    patch_loader,
-    stack_channels,
-    subjects_dataset,
-    training_queue,
-)
+from sn_platform.data.loaders import make_subject, stack_channels, subjects_dataset
 from sn_platform.data.preprocessing import (
     ANNOTATED_KEY,
     LABEL_KEY,
@@ -27,6 +22,7 @@ from sn_platform.data.preprocessing import (
     PreprocessingSpec,
 )
 from sn_platform.data.roi import mask_centre
+from sn_platform.data.settings import PIPELINES, DataSettings, SplitSettings
 from tests.data.tissue_maps import CLASSES, linked_cohort, write_tissue_maps
 
 
@@ -92,20 +88,19 @@ def test_orientation_does_not_change_the_network_input(phantom_cohort, tmp_path)
     assert torch.equal(original[LABEL_KEY].data, reoriented[LABEL_KEY].data)
 
 
-def test_training_queue_gives_label_weighted_patches(phantom_cohort):
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_both_pipelines_give_label_weighted_patches(phantom_cohort, pipeline):
     root, _ = phantom_cohort
     spec = PreprocessingSpec()
     torch.manual_seed(0)
     augmentation = tio.Compose([tio.RandomFlip(axes=("LR",))])
-    dataset = subjects_dataset(discover_subjects(root), spec, augmentation)
-    queue = training_queue(
-        dataset,
-        (32, 32, 3),
-        samples_per_volume=4,
-        max_length=16,
+    data = DataSettings(
+        root=None, preprocessing=spec, splits=SplitSettings(file="unused"),
+        patch_size=(32, 32, 3), pipeline=pipeline, samples_per_volume=4, queue_length=16,
         label_probabilities={0: 0.0, 1: 1.0},
-    )
-    batches = list(patch_loader(queue, batch_size=4))
+    )  # fmt: skip
+    with training_batches(discover_subjects(root), data, augmentation, seed=0) as epochs:
+        batches = list(epochs(0))
     assert len(batches) == 4
     for batch in batches:
         assert stack_channels(batch, spec).shape == (4, 3, 32, 32, 3)
@@ -177,10 +172,15 @@ def test_partial_labels_keep_their_classes_and_say_which_were_drawn(phantom_coho
     assert dataset[1][ANNOTATED_KEY].tolist() == [True, True, False, False]
     classes = [set(torch.unique(dataset[i][LABEL_KEY].data).tolist()) for i in (0, 1)]
     assert classes == [{0, 1, 2, 3}, {0, 1}]  # the SN stays class 1 without RN and CC
-    queue = training_queue(dataset, (16, 16, 8), samples_per_volume=2, max_length=4,
-                           label_probabilities={0: 0.3, 1: 0.3, 2: 0.2, 3: 0.2})  # fmt: skip
-    (batch,) = list(patch_loader(queue, batch_size=4))
-    drawn = sorted(batch[ANNOTATED_KEY].sum(dim=1).tolist())
-    assert drawn == [2, 2, 4, 4]  # (B, C + 1): each patch carries its subject's labels
+    for pipeline in PIPELINES:
+        data = DataSettings(
+            root=None, preprocessing=spec, splits=SplitSettings(file="unused"), labels=labels,
+            patch_size=(16, 16, 8), pipeline=pipeline, samples_per_volume=2, queue_length=4,
+            label_probabilities={0: 0.3, 1: 0.3, 2: 0.2, 3: 0.2}, partial_labels=True,
+        )  # fmt: skip
+        with training_batches([full, sn_only], data, None, seed=0) as epochs:
+            (batch,) = list(epochs(0))
+        drawn = sorted(batch[ANNOTATED_KEY].sum(dim=1).tolist())
+        assert drawn == [2, 2, 4, 4]  # (B, C + 1): each patch carries its subject's labels
     # Without partial labels a subject lacking one is not a training subject.
     assert LABEL_KEY not in subjects_dataset([sn_only], PreprocessingSpec(), labels=labels)[0]

@@ -63,7 +63,7 @@ def test_settings_refuse_invalid_values(bad):
 def _batches(count: int = 3):
     """A fresh loader of random (1, 8, 8, 2) patches whose label is the bright half."""
 
-    def make():
+    def make(epoch: int):
         for _ in range(count):
             image = torch.rand(2, 1, 8, 8, 2)
             image[:, :, :4] += 1.0
