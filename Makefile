@@ -37,8 +37,7 @@ atlases: $(STAMP)
 		     (apt-get update && apt-get install -y mricron-data) > $(VENV)/apt-atlases.log 2>&1 \
 		     || { tail -n 20 $(VENV)/apt-atlases.log; exit 1; }; }
 
-# The main job: phantom (every subject's protocol drawn around its site's: variation=wide)
-# -> cross-validated sweep of the segmenter, its box placed by the
+# The main job: phantom -> cross-validated sweep of the segmenter, its box placed by the
 # registered MNI template (localiser=atlas) -> champion registered -> fully automatic inference on new subjects (and a site) the sweep never
 # saw, from a copy of their dataset without derivatives; the labels kept apart score it.
 # $(call without_derivatives,DIR): DIR-new, a copy of the dataset DIR without derivatives/,
@@ -53,7 +52,7 @@ LOCALISER ?= atlas
 UNSEEN := data/phantom-unseen
 
 demo: $(STAMP)
-	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0 variation=wide
+	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0
 	$(BIN)/python -m sn_platform.phantom.summary data/phantom
 	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) localiser=$(LOCALISER) \
 		trainer.max_epochs=$(DEMO_EPOCHS) trainer.val_every=$(DEMO_EPOCHS) data.samples_per_volume=4 \
