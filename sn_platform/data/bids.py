@@ -99,11 +99,11 @@ class SubjectRecord:
 
     ``channels`` maps each channel a model reads (``echo-1``, ``NM``, ``Chimap``), in
     channel order, to its file; the first is the grid everything is predicted onto.
-    ``chimap`` is the QSM map where the subject has one (read or not), ``anatomy`` the
-    magnitude image a template is registered to (the first magnitude channel, else the
-    subject's MEGRE echo 1 or NM image); ``labels`` maps a label name (SN, RN) to its mask
-    file; ``tissues`` is the tissue label map (``dseg_path``) when training renders images
-    from it.
+    ``chimap`` is the QSM map where the subject has one (read or not), ``anatomy`` a
+    magnitude image beside channels that hold none (a QSM-only model's: the subject's MEGRE
+    echo 1 or NM image), which a template can be registered to; ``labels`` maps a label
+    name (SN, RN) to its mask file; ``tissues`` is the tissue label map (``dseg_path``)
+    when training renders images from it.
     """
 
     participant_id: str
@@ -128,9 +128,9 @@ class SubjectRecord:
 
     @property
     def anatomical_image(self) -> Path | None:
-        """``anatomy``, else the first magnitude channel, else None."""
+        """The first magnitude channel, else ``anatomy``, else None."""
         magnitudes = [path for name, path in self.channels.items() if is_magnitude(name)]
-        return self.anatomy or (magnitudes[0] if magnitudes else None)
+        return magnitudes[0] if magnitudes else self.anatomy
 
 
 def read_participants(root: Path) -> dict[str, dict[str, str]]:
@@ -230,22 +230,29 @@ def discover_subjects(
     return records
 
 
+def missing_channels(root: Path, participant_id: str, channels: Sequence[str]) -> list[str]:
+    """The channels among ``channels`` whose file the subject lacks, in channel order."""
+    return [name for name in channels if not channel_path(root, participant_id, name).exists()]
+
+
 def _channel_files(root: Path, participant_id: str, channels: Sequence[str]) -> dict[str, Path]:
     """Channel name -> file of one subject; a missing one raises, naming it and the channels."""
-    images = {name: channel_path(root, participant_id, name) for name in channels}
-    for name, path in images.items():
-        if not path.exists():
-            raise DataValidationError(
-                path,
-                f"missing channel {name}, {describe(name)}, of the channels read {list(channels)}",
-            )
-    return images
+    missing = missing_channels(root, participant_id, channels)
+    if missing:
+        raise DataValidationError(
+            channel_path(root, participant_id, missing[0]),
+            f"missing channel {missing[0]}, {describe(missing[0])}, of the channels read "
+            f"{list(channels)}",
+        )
+    return {name: channel_path(root, participant_id, name) for name in channels}
 
 
 def _anatomy(root: Path, participant_id: str, channels: Sequence[str]) -> Path | None:
-    """The magnitude image a template is registered to: the first magnitude channel, else the
-    subject's MEGRE echo 1 or NM image where it has one (a QSM-only model), else None."""
-    for name in (*(c for c in channels if is_magnitude(c)), echo_channel(1), NM):
+    """For channels without a magnitude image (a QSM-only model), the subject's MEGRE echo 1
+    or NM image where it has one; else None (``SubjectRecord.anatomical_image``)."""
+    if any(is_magnitude(name) for name in channels):
+        return None
+    for name in (echo_channel(1), NM):
         path = channel_path(root, participant_id, name)
         if path.exists():
             return path

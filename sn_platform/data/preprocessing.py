@@ -24,7 +24,6 @@ from sn_platform.data.channels import (
     channel_key,
     check_channels,
     echo_channel,
-    is_magnitude,
 )
 
 LABEL_KEY = "label"
@@ -79,11 +78,6 @@ class PreprocessingSpec:
     def channel_keys(self) -> list[str]:
         """Subject keys of the channel images, in channel order."""
         return [channel_key(name) for name in self.channels]
-
-    @property
-    def magnitude_keys(self) -> list[str]:
-        """Subject keys of the magnitude channels (what magnitude augmentations act on)."""
-        return [channel_key(name) for name in self.channels if is_magnitude(name)]
 
     def orientation_transform(self) -> tio.Compose:
         """Float channels in the network's voxel orientation (the first spatial steps)."""

@@ -135,7 +135,7 @@ def save_overlays(
         _draw_axial(
             axis, case.image, case.affine, predictions[participant], case.manual.get("SN"), label
         )
-    figure.suptitle("echo 1: manual (green) and automatic (red) SN", fontsize=10)
+    figure.suptitle("first channel: manual (green) and automatic (red) SN", fontsize=10)
     _save(figure, path)
 
 

@@ -27,6 +27,7 @@ from sn_platform.data.bids import (
     channel_path,
     discover_subjects,
     label_path,
+    missing_channels,
     validate_later_channels,
 )
 from sn_platform.data.channels import describe
@@ -248,15 +249,11 @@ def check_channels_present(
     DataValidationError
         naming the first subject's missing file and channel, and how many subjects lack one.
     """
-    lacking = [
-        (participant_id, name)
-        for participant_id in participant_ids
-        for name in channels
-        if not channel_path(root, participant_id, name).exists()
-    ]
+    lacking = {p: missing_channels(root, p, channels) for p in participant_ids}
+    lacking = {p: names for p, names in lacking.items() if names}
     if lacking:
-        participant_id, name = lacking[0]
-        count = len({p for p, _ in lacking})
+        participant_id, (name, *_) = next(iter(lacking.items()))
+        count = len(lacking)
         raise DataValidationError(
             channel_path(root, participant_id, name),
             f"missing channel {name}, {describe(name)}, which the model reads (channels "

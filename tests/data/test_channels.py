@@ -50,7 +50,6 @@ def test_a_spec_saved_with_echo_numbers_reads_as_megre_channels():
     del legacy["channels"]
     assert PreprocessingSpec.from_dict(legacy).channels == ("echo-1", "echo-2")
     assert PreprocessingSpec(channels=("NM", "Chimap")).channel_keys == ["NM", "Chimap"]
-    assert PreprocessingSpec(channels=("NM", "Chimap")).magnitude_keys == ["NM"]
 
 
 def test_a_qsm_only_record_measures_chi_and_registers_to_the_subject_s_magnitude(tmp_path):
