@@ -230,9 +230,10 @@ def test_fine_tuning_refuses_another_architecture_in_one_line(smoke_run, two_sit
     with pytest.raises(ConfigError, match=r"^trainer.init_from: .* is another architecture: ") as e:
         initial_model(run_spec(tuned, load_segmenter_at))
     assert "\n" not in str(e.value)
-    echoes = _fine_tuning(smoke_run, two_site_cohort, tmp_path, "data.channels=[echo-1,echo-2]")
-    with pytest.raises(ConfigError, match=r"reads echoes \[1, 2, 3\], this run \[1, 2\]"):
-        initial_model(run_spec(echoes, load_segmenter_at))
+    channels = _fine_tuning(smoke_run, two_site_cohort, tmp_path, "data.channels=[echo-1,echo-2]")
+    expected = r"reads channels \['echo-1', 'echo-2', 'echo-3'\], this run \['echo-1', 'echo-2'\]"
+    with pytest.raises(ConfigError, match=expected):
+        initial_model(run_spec(channels, load_segmenter_at))
 
 
 def test_localiser_atlas_selects_the_registered_template(tmp_path):

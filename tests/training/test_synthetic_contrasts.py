@@ -14,7 +14,7 @@ from tests.data.tissue_maps import linked_cohort
 
 
 def test_a_synth_run_refuses_a_subject_without_a_tissue_map_in_one_line(phantom_cohort, tmp_path):
-    root = linked_cohort(phantom_cohort[0], tmp_path / "cohort")  # echoes and manual labels
+    root = linked_cohort(phantom_cohort[0], tmp_path / "cohort")  # channels and manual labels
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
             config_name="config",
@@ -44,8 +44,8 @@ def test_the_cascade_localiser_reads_echo_1_and_the_segmenter_all_three(
     configure(registered_model)
     segmenter = load_segmenter("models:/sn-vnet@champion")
     localiser = segmenter.localiser
-    assert localiser is not None and localiser.spec.echoes == (1,)
+    assert localiser is not None and localiser.spec.channels == ("echo-1",)
     assert localiser.config["in_channels"] == 1 and segmenter.config["in_channels"] == 3
-    assert segmenter.spec.echoes == (1, 2, 3)
+    assert segmenter.spec.channels == ("echo-1", "echo-2", "echo-3")
     record = discover_subjects(two_site_cohort, label_source=None)[0]
     assert segmenter.predict(record).roi_source in ("localiser", "centre")
