@@ -1,5 +1,6 @@
-"""Registration of the sweep's final model as the champion, with its CV and test metrics
-and its configuration as tags, and a description that says how it was chosen."""
+"""Registration of the sweep's final model as the champion: its key CV and test figures and
+its configuration as tags, and a description that says how it was chosen, with the key
+figures as a table (the full leaderboard stays an artifact of the sweep's run)."""
 
 from __future__ import annotations
 
@@ -26,15 +27,15 @@ def register_champion(
     """
     tune_cfg = cfg.tune
     keys = list(tune_cfg.space)
-    numeric = {k: float(v) for k, v in best.items() if isinstance(v, float)}
+    figures = tracking.key_figures({**best, **final.metrics}, {"cv": "oof/", "test": "best/test/"})
     tags = {
         "sweep_run_id": sweep_run_id,
         "final_run_id": final.run_id,
         "final_model": f"ensemble of {members} folds" if members else "refit",
         "config_id": best["config_id"],
         **{f"param.{k}": best[k] for k in keys},
-        **{f"cv.{k}": f"{v:.4g}" for k, v in numeric.items() if "/" in k or k == "score"},
-        **{k.replace("best/", ""): f"{v:.4g}" for k, v in final.metrics.items()},
+        "cv.score": f"{best['score']:.4g}",
+        **tracking.key_figure_tags(figures),
     }
     chosen = ", ".join(override(k, best[k]) for k in keys)
     how = (
@@ -44,7 +45,10 @@ def register_champion(
     )
     description = (
         f"Champion of sweep {tune_cfg.name}: {chosen}; selected by {dict(tune_cfg.selection)} "
-        f"over {tune_cfg.cv.folds}-fold CV (score {best['score']:.4f}), {how}"
+        f"over {tune_cfg.cv.folds}-fold CV (score {best['score']:.4f}), {how}\n\n"
+        f"{tracking.key_figure_table(figures)}\n\n"
+        "cv: the pooled out-of-fold validation subjects; test: the held-out test subjects. "
+        "Every metric: the sweep run's leaderboard artifact and the final run's metrics."
     )
     return tracking.register(
         str(final.model_uri), cfg.tracking.model_name, tune_cfg.alias, tags, description,

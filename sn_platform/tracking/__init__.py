@@ -9,6 +9,7 @@ or a cluster uses ``mlflow server`` (``tracking=server``, ``jobs/mlflow-server.s
 from sn_platform.tracking import buffer
 from sn_platform.tracking.buffer import BufferedRun, sync, with_retries
 from sn_platform.tracking.datasets import log_dataset
+from sn_platform.tracking.key_figures import key_figure_table, key_figure_tags, key_figures
 from sn_platform.tracking.links import link_children, runs_page
 from sn_platform.tracking.models import (
     SegmenterModel,
@@ -43,6 +44,9 @@ __all__ = [
     "configure",
     "experiment_id",
     "flatten",
+    "key_figure_table",
+    "key_figure_tags",
+    "key_figures",
     "link_children",
     "load_segmenter",
     "load_segmenter_at",

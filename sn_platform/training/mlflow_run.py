@@ -108,15 +108,18 @@ def log_model(
     model_config: Mapping[str, Any],
     metrics: Mapping[str, float],
 ) -> None:
-    """Log the final weights as a pyfunc model, registered when asked (through the buffer:
-    its URI is ``run.model_uri`` once the store has it)."""
+    """Log the final weights as a pyfunc model, registered when asked with its key figures
+    as tags and a table (through the buffer: its URI is ``run.model_uri`` once the store
+    has it)."""
     registration = None
     if spec.tracking.register:
+        figures = tracking.key_figures(metrics, {"val": "best/val/", "test": "best/test/"})
         registration = {
             "name": spec.tracking.model_name,
             "alias": spec.tracking.alias,
-            "tags": {k: f"{v:.4g}" for k, v in metrics.items()},
-            "description": f"{spec.name}: trained by sn-train on {spec.data.root}",
+            "tags": tracking.key_figure_tags(figures),
+            "description": f"{spec.name}: trained by sn-train on {spec.data.root}\n\n"
+            f"{tracking.key_figure_table(figures)}",
         }
     run.log_model(
         model.cpu(), model_config, spec.data.preprocessing, spec.inference, registration,

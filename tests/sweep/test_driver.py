@@ -94,7 +94,12 @@ def test_cross_validated_sweep_registers_a_champion_that_predicts(two_site_cohor
     version = client.get_model_version_by_alias("sn-vnet", "champion")
     assert str(version.version) == outcome.model_version
     assert version.tags["config_id"] == outcome.leaderboard[0]["config_id"]
-    assert "cv.val/dsc" in version.tags and "Champion of sweep demo" in version.description
+    best = outcome.leaderboard[0]
+    assert float(version.tags["cv.dsc"]) == pytest.approx(best["oof/dsc"], rel=1e-3)
+    assert {"cv.score", "cv.dsc", "cv.slab_within_one"} <= set(version.tags)
+    assert not [k for k in version.tags if "/" in k]  # key figures, not the full table
+    assert "Champion of sweep demo" in version.description
+    assert "| SN DSC in the slab |" in version.description
     model = mlflow.pyfunc.load_model("models:/sn-vnet@champion")
     probabilities = model.predict(np.zeros((1, 3, 32, 32, 3), dtype=np.float32))
     assert probabilities.shape == (1, 3, 32, 32, 3)  # SN, RN and CC

@@ -1,8 +1,9 @@
 """The MLflow UI as its users see it, in a real browser on a real ``mlflow server``: the
 experiment opens on its training runs, the sweep's parent with its children, the
 compared metrics as columns (the view saved in the experiment), the dataset, a chart of
-two children's ``val/dsc``, and the parent's description linking to its children.
-Screenshots are kept in the test's folder."""
+two children's ``val/dsc``, and the parent's description linking to its children; the
+registered champion's version page with its key figures in one screen. Screenshots are
+kept in the test's folder."""
 
 from __future__ import annotations
 
@@ -12,10 +13,25 @@ import mlflow
 import pytest
 
 from sn_platform import tracking
+from sn_platform.tracking.key_figures import KEY_FIGURES
 from tests.browser import chromium_page
 
 pytestmark = pytest.mark.slow
 CHILDREN = ("c00-fold0", "c00-fold1")
+WINDOW = (1400, 900)  # pixels
+CHAMPION_METRICS = {
+    "oof/dsc": 0.812, "oof/dsc_sd": 0.031, "oof/slab_within_one": 0.95,
+    "oof/nm_ratio_pearson_r": 0.93, "oof/nm_ratio_icc": 0.91, "oof/chi_mean_pearson_r": 0.98,
+    "oof/chi_mean_icc": 0.97, "best/test/dsc": 0.826, "best/test/nm_ratio_pearson_r": 0.94,
+    "best/test/chi_mean_icc": 0.975,
+}  # fmt: skip
+
+
+class _Constant(mlflow.pyfunc.PythonModel):
+    """A stand-in model: the page shows the version, not what it predicts."""
+
+    def predict(self, context, model_input):
+        return model_input
 
 
 def _small_sweep(work: Path) -> tuple[str, str]:
@@ -79,3 +95,38 @@ def test_the_experiment_opens_on_the_training_runs_with_their_metrics_and_charts
     for shot in sorted(shots.iterdir()):
         print(f"screenshot: {shot}")
         assert shot.stat().st_size > 10_000
+
+
+def _registered_champion(work: Path) -> str:
+    """A model version registered with the key figures and description the sweep gives its
+    champion; the store."""
+    store = f"sqlite:///{work}/mlflow.db"
+    tracking.configure(store)
+    run = tracking.RunLogger.start("sn-platform", "refit", artifact_location=str(work / "mlruns"))
+    with mlflow.start_run(run_id=run.run_id):
+        model = mlflow.pyfunc.log_model(name="model", python_model=_Constant(), pip_requirements=[])
+    run.finish()
+    figures = tracking.key_figures(CHAMPION_METRICS, {"cv": "oof/", "test": "best/test/"})
+    tags = {"config_id": "c01", "param.optim.lr": "0.006", **tracking.key_figure_tags(figures)}
+    description = "Champion of sweep demo: optim.lr=0.006.\n\n" + tracking.key_figure_table(figures)
+    tracking.register(model.model_uri, "sn-vnet", "champion", tags, description)
+    return store
+
+
+def test_the_champion_version_page_shows_its_key_figures_in_one_screen(tmp_path):
+    store = _registered_champion(tmp_path)
+    width, height = WINDOW
+    server = tracking.local_server(store, str(tmp_path / "mlruns"))
+    with server as url, chromium_page(width, height) as page:
+        page.goto(f"{url}/#/models/sn-vnet/versions/1", timeout=120_000)
+        page.get_by_text("SN DSC in the slab").first.wait_for(timeout=120_000)
+        close_assistant = page.get_by_role("button", name="Close")
+        if close_assistant.count():
+            close_assistant.first.click()
+        page.screenshot(path=tmp_path / "champion-version.png")  # the first screen only
+        # The description's table of key figures, whole, without scrolling; the tags begin.
+        titles = [title for _, title in KEY_FIGURES]
+        for text in (*titles, "0.826", "0.975", "cv.dsc"):
+            box = page.get_by_text(text, exact=True).first.bounding_box()
+            assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, text
+    assert (tmp_path / "champion-version.png").stat().st_size > 10_000
