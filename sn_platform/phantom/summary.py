@@ -1,4 +1,5 @@
-"""Sanity figures of a phantom cohort, measured from the written files (PHANTOM.md).
+"""Sanity figures of a phantom cohort, measured from the written files (PHANTOM.md), on
+whatever images its protocol writes (MEGRE echoes, an NM slab, a Chimap).
 
 Run ``python -m sn_platform.phantom.summary DATASET`` to print them per group.
 """
@@ -12,13 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from sn_platform.data.bids import (
+    channel_path,
     chimap_path,
     discover_subjects,
     echo_path,
     label_path,
     load_volume,
 )
-from sn_platform.data.channels import echo_channel
+from sn_platform.data.channels import NM
 from sn_platform.evaluation.metrics import dice
 from sn_platform.phantom.generator import RATER_LABELS, RATER_SOURCES
 from sn_platform.phantom.render import TRUTH_LABELS
@@ -45,20 +47,38 @@ def fitted_r2star_per_s(mean_signals: np.ndarray, echo_times_ms: np.ndarray) -> 
     return float(-slope)
 
 
-def subject_figures(root: Path, participant_id: str) -> dict[str, float]:
-    """Sanity figures of one phantom subject from its files (needs derivatives/truth)."""
+def _echo_series(root: Path, participant_id: str) -> tuple[list[np.ndarray], list[float]]:
+    """The subject's MEGRE echo magnitudes that exist (echo 1, 2, ...) and their TEs (ms)."""
     echoes, times = [], []
-    for number in range(1, 6):
-        path = echo_path(root, participant_id, number)
-        data, geometry = load_volume(path)
-        echoes.append(data)
+    path = echo_path(root, participant_id, 1)
+    while path.exists():
+        echoes.append(load_volume(path)[0])
         sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
         times.append(sidecar["EchoTime"] * 1e3)
-    chi, _ = load_volume(chimap_path(root, participant_id))
-    truth = {
-        name: load_volume(label_path(root, "truth", participant_id, name), "label")[0].astype(bool)
+        path = echo_path(root, participant_id, len(echoes) + 1)
+    return echoes, times
+
+
+def _optional_image(path: Path) -> np.ndarray | None:
+    return load_volume(path)[0] if path.exists() else None
+
+
+def subject_figures(root: Path, participant_id: str) -> dict[str, float]:
+    """Sanity figures of one phantom subject from its files (needs derivatives/truth).
+
+    A figure whose images the subject's protocol lacks is NaN: R2* needs two or more MEGRE
+    echoes, the N1 contrast echoes 3-5, chi a Chimap; the NM contrast is taken on the NM
+    image (``acq-NM_T1w``), else on echo 1.
+    """
+    echoes, times = _echo_series(root, participant_id)
+    chi = _optional_image(chimap_path(root, participant_id))
+    nm = _optional_image(channel_path(root, participant_id, NM))
+    nm = nm if nm is not None else (echoes[0] if echoes else None)
+    masks = {
+        name: load_volume(label_path(root, "truth", participant_id, name), "label")
         for name in TRUTH_LABELS
     }
+    truth = {name: mask.astype(bool) for name, (mask, _) in masks.items()}
     rater_dsc = {
         name: dice(
             *(
@@ -68,30 +88,32 @@ def subject_figures(root: Path, participant_id: str) -> dict[str, float]:
         )
         for name in RATER_LABELS
     }
-    voxel = float(np.prod(geometry.voxel_mm))
+    voxel = float(np.prod(masks["SN"][1].voxel_mm))
     sn, n1 = truth["SN"], truth["N1"]
+
+    def r2star(region: np.ndarray) -> float:
+        if len(echoes) < 2:
+            return float("nan")
+        return fitted_r2star_per_s(np.array([e[region].mean() for e in echoes]), np.array(times))
+
     late = [
-        float(echoes[k][n1].mean() / echoes[k][sn & ~n1].mean() - 1.0) if n1.any() else np.nan
+        float(echoes[k][n1].mean() / echoes[k][sn & ~n1].mean() - 1.0)
         for k in (2, 3, 4)
+        if k < len(echoes) and n1.any()
     ]
+    nan = float("nan")
     return {
         "sn_volume_per_side_mm3": float(sn.sum() * voxel / 2),
         "snpc_volume_per_side_mm3": float(truth["SNpc"].sum() * voxel / 2),
-        "chi_sn_ppm": float(chi[sn].mean()),
-        "nm_contrast_snpc_crus": float(
-            echoes[0][truth["SNpc"]].mean() / echoes[0][truth["CC"]].mean()
+        "chi_sn_ppm": float(chi[sn].mean()) if chi is not None else nan,
+        "nm_contrast_snpc_crus": (
+            float(nm[truth["SNpc"]].mean() / nm[truth["CC"]].mean()) if nm is not None else nan
         ),
-        "r2star_sn_per_s": fitted_r2star_per_s(
-            np.array([e[sn].mean() for e in echoes]), np.array(times)
-        ),
-        "r2star_rn_per_s": fitted_r2star_per_s(
-            np.array([e[truth["RN"]].mean() for e in echoes]), np.array(times)
-        ),
-        "n1_minus_sn_late_echoes": float(np.nanmean(late)) if n1.any() else float("nan"),
-        "chi_stn_ppm": float(chi[truth["STN"]].mean()),
-        "r2star_stn_per_s": fitted_r2star_per_s(
-            np.array([e[truth["STN"]].mean() for e in echoes]), np.array(times)
-        ),
+        "r2star_sn_per_s": r2star(sn),
+        "r2star_rn_per_s": r2star(truth["RN"]),
+        "n1_minus_sn_late_echoes": float(np.mean(late)) if late else nan,
+        "chi_stn_ppm": float(chi[truth["STN"]].mean()) if chi is not None else nan,
+        "r2star_stn_per_s": r2star(truth["STN"]),
         "rater_dsc": rater_dsc["SN"],
         "rater_dsc_rn": rater_dsc["RN"],
         "rater_dsc_cc": rater_dsc["CC"],
@@ -101,9 +123,7 @@ def subject_figures(root: Path, participant_id: str) -> dict[str, float]:
 def cohort_figures(root: Path | str) -> dict[str, dict[str, dict[str, float]]]:
     """Per group (HC, PD): mean, SD and n of every figure in ``FIGURES``."""
     root = Path(root)
-    records = discover_subjects(
-        root, channels=[echo_channel(n) for n in range(1, 6)], label_source=None
-    )
+    records = discover_subjects(root, channels=(), label_source=None)
     by_group: dict[str, list[dict[str, float]]] = {}
     for record in records:
         by_group.setdefault(record.group or "n/a", []).append(
@@ -136,6 +156,8 @@ def main() -> None:
 
 
 def _cell(statistic: dict[str, float]) -> str:
+    if statistic["n"] == 0:
+        return "n/a"
     return f"{statistic['mean']:.3f} ± {statistic['sd']:.3f} (n={statistic['n']})"
 
 

@@ -16,6 +16,7 @@ from sn_platform.data.slab import SlabRule
 from sn_platform.phantom.generator import sample_subject_plan
 from sn_platform.phantom.plan import SubjectPlan
 from sn_platform.phantom.settings import PhantomConfig, ProtocolVariation, SiteProtocol
+from sn_platform.phantom.summary import cohort_figures, subject_figures
 from sn_platform.phantom.writer import generate_cohort
 
 
@@ -76,6 +77,22 @@ def test_the_slab_holds_the_sn_and_a_measurable_slab_below_the_rn(nm_cohort):
         assert (truth["SN"] & slab.mask).sum() > 0
         contrast = nm[truth["SNpc"]].mean() / nm[truth["CC"]].mean()
         assert contrast == pytest.approx(plan.tissue.snpc_contrast, abs=0.1)
+
+
+def test_the_summary_of_an_nm_slab_measures_what_it_has_and_leaves_chi_and_r2star_out(
+    nm_cohort,
+):
+    root, plans = nm_cohort
+    figures = subject_figures(root, plans[0].participant_id)
+    sn = nib.load(label_path(root, "truth", plans[0].participant_id, "SN"))
+    voxel_mm3 = float(np.prod(sn.header.get_zooms()))
+    expected = (np.asarray(sn.dataobj) > 0).sum() * voxel_mm3 / 2
+    assert figures["sn_volume_per_side_mm3"] == pytest.approx(expected)
+    assert figures["nm_contrast_snpc_crus"] == pytest.approx(plans[0].tissue.snpc_contrast, abs=0.1)
+    summary = cohort_figures(root)
+    for name in ("chi_sn_ppm", "r2star_sn_per_s", "n1_minus_sn_late_echoes"):
+        assert all(summary[group][name]["n"] == 0 for group in summary), name
+    assert sum(summary[group]["rater_dsc"]["n"] for group in summary) == 2
 
 
 def test_protocol_variation_draws_each_subject_s_protocol_within_its_ranges():
