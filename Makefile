@@ -46,13 +46,15 @@ without_derivatives = rm -rf $(1)-new && cp -r $(1) $(1)-new && rm -rf $(1)-new/
 DEMO_SWEEP := demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_SUBJECTS ?= 20
 DEMO_EPOCHS ?= 10
+# DEMO_VARIATION=wide: every development subject's protocol drawn around its site's.
+DEMO_VARIATION ?=
 # The cascade's first stage: the MNI template registered to each subject (no training);
 # LOCALISER=models:/sn-localiser@champion uses a trained one (sn-train experiment=localiser).
 LOCALISER ?= atlas
 UNSEEN := data/phantom-unseen
 
 demo: $(STAMP)
-	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0
+	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0 $(DEMO_VARIATION:%=variation=%)
 	$(BIN)/python -m sn_platform.phantom.summary data/phantom
 	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) localiser=$(LOCALISER) \
 		trainer.max_epochs=$(DEMO_EPOCHS) trainer.val_every=$(DEMO_EPOCHS) data.samples_per_volume=4 \

@@ -9,7 +9,8 @@ The half-labelled copy of ``--data`` links the images and keeps the SN of every 
 RN and CC of every other development subject (the test subjects keep all three, so both
 models are scored on the same labels); it trains with ``data.partial_labels=true``. Both
 runs log to a private MLflow store; the figures are the test split's DSC per structure
-(``test/dsc`` in the slab, ``test/dsc_rn``, ``test/dsc_cc`` over the whole volume).
+(``best/test/dsc`` in the slab, ``best/test/dsc_rn``, ``best/test/dsc_cc`` over the whole
+volume).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from sn_platform.data.bids import discover_subjects, label_path
 from sn_platform.data.splits import load_or_create_splits
 
 LABELS = ("SN", "RN", "CC")
-FIGURES = ("test/dsc", "test/dsc_rn", "test/dsc_cc")
+FIGURES = ("best/test/dsc", "best/test/dsc_rn", "best/test/dsc_cc")
 # The issue's bounds: RN and CC within 0.03 of the fully labelled model, the SN within 0.01.
-TOLERANCE = {"test/dsc": 0.01, "test/dsc_rn": 0.03, "test/dsc_cc": 0.03}
+TOLERANCE = {"best/test/dsc": 0.01, "best/test/dsc_rn": 0.03, "best/test/dsc_cc": 0.03}
 
 
 def half_labelled_copy(source: Path, target: Path, development: list[str]) -> list[str]:
