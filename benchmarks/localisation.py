@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sn_platform.data.bids import label_path
 from sn_platform.data.slab import SlabRule
 from sn_platform.evaluation import cohort
 from sn_platform.evaluation.metrics import dice
+from sn_platform.inference.bids_outputs import json_text
 
 MEASURES = ("nm_volume_ratio", "chi_mean_ppm")
 
@@ -85,7 +85,7 @@ def main() -> None:
             "subjects_at_zero": len(zeros),
             "their_truth": [r.get(f"{measure}_truth") for r in zeros],
         }
-    print(json.dumps(figures, indent=2, default=float))
+    print(json_text(figures), end="")
 
 
 if __name__ == "__main__":

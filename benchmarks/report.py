@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from sn_platform.inference.bids_outputs import json_text
+
 
 def cpu_gflops(size: int = 2048, repeats: int = 10) -> float:
     """Measured float32 matrix-multiply rate of this CPU (GFLOP/s) at torch's thread count."""
@@ -37,8 +39,8 @@ def machine() -> dict[str, Any]:
 def emit(figures: dict[str, Any], output: Path | None, key: str) -> None:
     """Print ``figures`` as JSON; with ``output``, also keep them as ``key`` of that JSON
     file (created, or merged into with the other keys it holds)."""
-    print(json.dumps(figures, indent=2))
+    print(json_text(figures), end="")
     if output is not None:
         kept = json.loads(output.read_text()) if output.exists() else {}
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps({**kept, key: figures}, indent=2) + "\n")
+        output.write_text(json_text({**kept, key: figures}))

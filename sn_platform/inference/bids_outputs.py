@@ -82,7 +82,10 @@ LEVELS: dict[str, dict[str, str]] = {
 
 
 def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float replaced by None (JSON ``null``)."""
+    """``value`` with every NaN or infinite float replaced by None (JSON ``null``), and
+    NumPy scalars as the Python numbers they hold."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):

@@ -8,6 +8,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sn_platform.data.bids import echo_path
@@ -71,6 +72,11 @@ def test_json_is_strict_and_reads_back_nan():
     text = json_text({"dsc": float("nan"), "hd95_mm": float("inf"), "ci": [1.5, float("-inf")]})
     assert json.loads(text) == {"dsc": None, "hd95_mm": None, "ci": [1.5, None]}
     assert "NaN" not in text and "Infinity" not in text
+
+
+def test_json_writes_numpy_scalars_as_numbers_and_their_nan_as_null():
+    text = json_text({"n": np.int64(40), "r": np.float32(0.5), "d": [np.float32("nan")]})
+    assert json.loads(text) == {"n": 40, "r": 0.5, "d": [None]}
 
 
 def test_measures_read_back_with_nan_for_null(tmp_path):
