@@ -6,12 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sn_platform.inference.registration_cache import CACHE_ENVIRONMENT
 from sn_platform.phantom.plan import SubjectPlan
 from sn_platform.phantom.settings import PhantomConfig
 from sn_platform.phantom.writer import generate_cohort
@@ -31,6 +32,16 @@ def small_head_config(*overrides: str) -> PhantomConfig:
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return phantom_config(compose(config_name="phantom", overrides=["head=small", *overrides]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def registration_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's own registration cache (``registration_cache``), shared with the
+    commands the tests run, so that no test reads a registration another session kept."""
+    folder = tmp_path_factory.mktemp("sn-platform-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENVIRONMENT, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,11 @@ from numpy.typing import NDArray
 from sn_platform.data.bids import DataValidationError, Geometry, SubjectRecord
 from sn_platform.data.templates import NUCLEI_ATLAS_LABELS, mni_template_path, nuclei_atlas_path
 from sn_platform.inference.predictor import native_window
+from sn_platform.inference.registration_cache import (
+    load_registration,
+    registration_key,
+    store_registration,
+)
 
 # ``localiser=atlas``: the configuration value that selects this localiser.
 ATLAS_LOCALISER = "atlas"
@@ -42,6 +47,9 @@ STRUCTURES_CENTRE_MNI_MM = (0.0, -17.5, -12.5)
 WHOLE_HEAD_DEPTH_MM = 100.0
 # A registration whose scale leaves this range (subject / template) failed.
 PLAUSIBLE_SCALE = (0.7, 1.4)
+# Part of the key of every registration kept on disk: change it whenever
+# register_template, its template or PLAUSIBLE_SCALE changes, so that none is reused.
+REGISTRATION_VERSION = "similarity-mattes32-s421-v1"
 
 
 def _ras_to_lps(point: NDArray[np.float64]) -> tuple[float, float, float]:
@@ -103,9 +111,20 @@ def register_template(subject: sitk.Image, seed: int = 1) -> sitk.Similarity3DTr
 @lru_cache(maxsize=512)
 def _registration(path: str, modified_ns: int) -> sitk.Similarity3DTransform | None:
     """``register_template`` of the image at ``path``; None when it fails or lands on an
-    implausible scale. Cached per file version: a subject is registered once per process
-    (not once per validation epoch, nor again for its RN after its box)."""
+    implausible scale. Cached per file version in the process (a subject is registered
+    once, not once per validation epoch, nor again for its RN after its box) and on disk
+    by the file's content (``registration_cache``: once across a sweep's processes)."""
     del modified_ns  # part of the cache key only
+    key = registration_key(Path(path), REGISTRATION_VERSION)
+    cached = load_registration(key)
+    if cached is not None:
+        return cached.transform
+    transform = _plausible_registration(path)
+    store_registration(key, transform)
+    return transform
+
+
+def _plausible_registration(path: str) -> sitk.Similarity3DTransform | None:
     subject = sitk.Cast(sitk.ReadImage(path), sitk.sitkFloat32)
     try:
         transform = register_template(subject)
