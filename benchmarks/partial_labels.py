@@ -1,16 +1,18 @@
 """Partial labels: a segmenter trained with RN and CC drawn on only half its development
-subjects against one trained with every label, on the same split, seed and epochs; prints
-and writes JSON.
+subjects against one trained with every label, and against one trained on the
+fully labelled half alone (the SN-only subjects left out), on the same split, seed and
+epochs; prints and writes JSON.
 
     python benchmarks/partial_labels.py --data data/dev --epochs 16 --seed 0 \\
         --output benchmarks/results/partial-labels-seed0.json
 
 The half-labelled copy of ``--data`` links the images and keeps the SN of every subject, and
 RN and CC of every other development subject (the test subjects keep all three, so both
-models are scored on the same labels); it trains with ``data.partial_labels=true``. Both
-runs log to a private MLflow store; the figures are the test split's DSC per structure
-(``best/test/dsc`` in the slab, ``best/test/dsc_rn``, ``best/test/dsc_cc`` over the whole
-volume).
+models are scored on the same labels); it trains with ``data.partial_labels=true``. The
+annotated-only copy drops the SN-only subjects (and their place in the splits): what the
+SN-only subjects add. The runs log to a private MLflow store; the figures are the test
+split's DSC per structure (``best/test/dsc`` in the slab, ``best/test/dsc_rn``,
+``best/test/dsc_cc`` over the whole volume).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import mlflow
 
 from sn_platform.data.bids import discover_subjects, label_path
-from sn_platform.data.splits import load_or_create_splits
+from sn_platform.data.splits import Splits, load_or_create_splits
 
 LABELS = ("SN", "RN", "CC")
 FIGURES = ("best/test/dsc", "best/test/dsc_rn", "best/test/dsc_cc")
@@ -46,6 +48,22 @@ def half_labelled_copy(source: Path, target: Path, development: list[str]) -> li
     return sn_only
 
 
+def annotated_only_copy(half: Path, target: Path, sn_only: list[str]) -> None:
+    """``target``: the half-labelled copy ``half`` without the subjects in ``sn_only``
+    (their folders, their rows in the splits); test subjects and folds stay as they were."""
+    if target.exists():
+        shutil.rmtree(target)
+    dropped = {f"sub-{participant_id}" for participant_id in sn_only}
+    shutil.copytree(half, target, symlinks=True, ignore=lambda _, names: dropped & set(names))
+    splits = Splits.from_json((half / "splits_final.json").read_text())
+    kept = [
+        (tuple(i for i in train if i not in sn_only), tuple(i for i in val if i not in sn_only))
+        for train, val in splits.folds
+    ]
+    kept_splits = Splits(test=splits.test, folds=tuple(kept), seed=splits.seed)
+    (target / "splits_final.json").write_text(kept_splits.to_json())
+
+
 def _link_images(source: str, target: str) -> None:
     """Symlink a subject's raw images, copy everything else (labels, tables, splits)."""
     if "derivatives" not in Path(source).parts and source.endswith(".nii.gz"):
@@ -54,16 +72,18 @@ def _link_images(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def train(root: Path, store: str, epochs: int, seed: int, partial: bool) -> dict[str, float]:
-    """One ``sn-train`` run on ``root`` (training seed ``seed``); the test figures of its
-    MLflow run."""
+def train(
+    root: Path, store: str, epochs: int, seed: int, partial: bool, name: str
+) -> dict[str, float]:
+    """One ``sn-train`` run ``name`` on ``root`` (training seed ``seed``); the test figures
+    of its MLflow run."""
     command = [
         str(Path(sys.executable).with_name("sn-train")), f"data.root={root}", "localiser=atlas",
         "trainer.fold=null", f"trainer.max_epochs={epochs}", "optim.lr=3e-3",
         "trainer.evaluate_test=true", "trainer.progress=false", f"tracking.uri={store}",
         f"seed={seed}",
         f"data.partial_labels={str(partial).lower()}",
-        f"run_name=partial-labels-{'half' if partial else 'full'}",
+        f"run_name=partial-labels-{name}",
     ]  # fmt: skip
     subprocess.run(command, check=True)
     mlflow.set_tracking_uri(store)
@@ -89,8 +109,12 @@ def main() -> None:
     half = data.with_name(f"{data.name}-half-labelled")
     sn_only = half_labelled_copy(data, half, splits.development)
     store = f"sqlite:///{data.with_name(f'{data.name}-partial-labels-mlruns')}.db"
-    full = train(data, store, arguments.epochs, arguments.seed, partial=False)
-    partial = train(half, store, arguments.epochs, arguments.seed, partial=True)
+    annotated = data.with_name(f"{data.name}-annotated-only")
+    annotated_only_copy(half, annotated, sn_only)
+    runs = arguments.epochs, arguments.seed
+    full = train(data, store, *runs, partial=False, name="full")
+    partial = train(half, store, *runs, partial=True, name="half")
+    alone = train(annotated, store, *runs, partial=False, name="annotated-only")
     differences = {key: partial[key] - full[key] for key in FIGURES}
     report = {
         "data": str(arguments.data),
@@ -101,7 +125,9 @@ def main() -> None:
         "test_subjects": len(splits.test),
         "fully_labelled": full,
         "half_labelled": partial,
+        "annotated_only": alone,
         "half_minus_full": differences,
+        "half_minus_annotated_only": {key: partial[key] - alone[key] for key in FIGURES},
         "within_bounds": {key: abs(differences[key]) <= TOLERANCE[key] for key in FIGURES},
     }
     arguments.output.write_text(json.dumps(report, indent=2) + "\n")
