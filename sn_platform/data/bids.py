@@ -35,6 +35,7 @@ from sn_platform.data.channels import (
     is_magnitude,
     nm_channel,
 )
+from sn_platform.data.disk_cache import content_key, read_record, write_record
 from sn_platform.errors import UsageError, one_line
 
 BIDS_LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -273,16 +274,9 @@ class Geometry:
         return (float(x), float(y), float(z))
 
 
-def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], Geometry]:
-    """Read a 3D NIfTI volume and check it; ``kind`` "label" also checks it is binary,
-    "dseg" that it holds classes (non-negative integers).
-
-    Raises
-    ------
-    DataValidationError
-        unreadable or truncated file, not 3D, non-numeric data, NaN/Inf, non-binary label,
-        a dseg of other values than classes.
-    """
+def _opened_volume(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
+    """The NIfTI image at ``path`` with its header checked (``load_volume``), its voxels
+    not yet read."""
     try:
         image = nib.load(path)
     except Exception as error:  # nibabel raises many types for a bad file
@@ -299,6 +293,25 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
             path, f"{len(image.shape)}D image of shape {image.shape}; a 3D volume is expected"
         )
     _check_header(path, image)
+    return image
+
+
+def _geometry(image: nib.Nifti1Image | nib.Nifti2Image) -> Geometry:
+    shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
+    return Geometry(shape=shape, affine=np.asarray(image.affine, dtype=np.float64))
+
+
+def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], Geometry]:
+    """Read a 3D NIfTI volume and check it; ``kind`` "label" also checks it is binary,
+    "dseg" that it holds classes (non-negative integers).
+
+    Raises
+    ------
+    DataValidationError
+        unreadable or truncated file, not 3D, non-numeric data, NaN/Inf, non-binary label,
+        a dseg of other values than classes.
+    """
+    image = _opened_volume(path)
     try:
         data = np.asarray(image.dataobj, dtype=np.float64)
     except Exception as error:
@@ -316,8 +329,32 @@ def load_volume(path: Path, kind: str = "image") -> tuple[NDArray[np.float64], G
         if odd.size:
             shown = ", ".join(f"{v:g}" for v in odd[:6])
             raise DataValidationError(path, f"dseg holds values that are not classes ({shown})")
-    shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
-    return data, Geometry(shape=shape, affine=np.asarray(image.affine, dtype=np.float64))
+    return data, _geometry(image)
+
+
+# Part of the key under which a file's passed checks are kept: change it whenever
+# load_volume's checks change, so that no file skips the new ones.
+CHECKS_VERSION = "load_volume-v1"
+CHECKED_KIND = "checked-volumes"
+
+
+def checked_geometry(path: Path, kind: str = "image") -> Geometry:
+    """The geometry of the volume at ``path`` once ``load_volume``'s checks of ``kind``
+    have passed on its bytes. Files whose bytes passed before (in any process: kept in
+    ``data.disk_cache``) have only their header read and checked, so that a sweep's
+    trials, its refit and ``sn-infer`` do not decompress every volume again.
+
+    Raises
+    ------
+    DataValidationError
+        as ``load_volume``.
+    """
+    key = content_key(path, f"{CHECKS_VERSION}:{kind}")
+    if read_record(CHECKED_KIND, key) is not None:
+        return _geometry(_opened_volume(path))
+    _, geometry = load_volume(path, kind)
+    write_record(CHECKED_KIND, key, {"kind": kind})
+    return geometry
 
 
 MAX_VOLUME_BYTES = 2**31  # far above any MRI volume: a larger claim is a broken header
@@ -367,11 +404,12 @@ def check_same_grid(
 
 def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geometry:
     """Check every file of a subject: readable, 3D, finite, binary labels, integer tissue
-    classes, one grid.
+    classes, one grid (``checked_geometry``: the voxels of a file whose bytes passed
+    before are not read again).
 
     Returns the subject's geometry (that of its first channel).
     """
-    _, reference = load_volume(record.grid_image)
+    reference = checked_geometry(record.grid_image)
     validate_later_channels(record, reference, tolerance_mm)
     others: list[tuple[Path, str]] = []
     if record.chimap is not None and record.chimap not in record.channels.values():
@@ -380,8 +418,7 @@ def validate_subject(record: SubjectRecord, tolerance_mm: float = 1e-3) -> Geome
     if record.tissues is not None:
         others.append((record.tissues, "dseg"))
     for path, kind in others:
-        _, geometry = load_volume(path, kind)
-        check_same_grid(path, geometry, reference, tolerance_mm)
+        check_same_grid(path, checked_geometry(path, kind), reference, tolerance_mm)
     return reference
 
 
@@ -392,8 +429,7 @@ def validate_later_channels(
     geometry (for a caller that has read and checked the first, the QSM map and the labels
     itself)."""
     for path in list(record.channels.values())[1:]:
-        _, geometry = load_volume(path)
-        check_same_grid(path, geometry, reference, tolerance_mm)
+        check_same_grid(path, checked_geometry(path), reference, tolerance_mm)
 
 
 def dataset_fingerprint(records: Sequence[SubjectRecord]) -> str:

@@ -1,27 +1,37 @@
-"""Template registrations kept on disk, so that each image is registered once across the
-processes that read it (a sweep's trials, its refit, ``sn-infer``, reruns), not once each.
+"""Template registrations kept on disk (``data.disk_cache``), so that each image is
+registered once across the processes that read it (a sweep's trials, its refit,
+``sn-infer``, reruns), not once each.
 
 An entry is keyed by the SHA-256 of the image file's bytes and the registration's version
-(which changes whenever the registration does), so a renamed or copied file still hits and
-a rewritten one misses. It holds a similarity transform's parameters as JSON, or a failed
-registration. The folder is ``$SN_PLATFORM_CACHE``, else ``$XDG_CACHE_HOME/sn-platform``,
-else ``~/.cache/sn-platform``, under ``registrations/``. An entry that cannot be read is a
-miss; a cache that cannot be written (a read-only home) is skipped.
+(which changes whenever the registration does). It holds a similarity transform's
+parameters as JSON, or a failed registration, under ``registrations/`` of the cache.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 import SimpleITK as sitk
 
-from sn_platform.data.io import write_text
+from sn_platform.data.disk_cache import (
+    CACHE_ENVIRONMENT,
+    cache_root,
+    content_key,
+    read_record,
+    write_record,
+)
 
-CACHE_ENVIRONMENT = "SN_PLATFORM_CACHE"
+__all__ = [
+    "CACHE_ENVIRONMENT",
+    "CachedRegistration",
+    "cache_dir",
+    "load_registration",
+    "registration_key",
+    "store_registration",
+]
+
+KIND = "registrations"
 
 
 class CachedRegistration(NamedTuple):
@@ -31,34 +41,27 @@ class CachedRegistration(NamedTuple):
 
 
 def cache_dir() -> Path:
-    """The folder registrations are kept in (see the module's docstring)."""
-    if os.environ.get(CACHE_ENVIRONMENT):
-        root = Path(os.environ[CACHE_ENVIRONMENT])
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        root = Path(base) / "sn-platform"
-    return root / "registrations"
+    """The folder registrations are kept in."""
+    return cache_root() / KIND
 
 
 def registration_key(image: Path, version: str) -> str:
     """The key of ``image``'s registration: SHA-256 of its bytes and of ``version``."""
-    digest = hashlib.sha256(version.encode())
-    with Path(image).open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return content_key(image, version)
 
 
 def load_registration(key: str) -> CachedRegistration | None:
     """The registration kept under ``key``, or None when there is none or it is unreadable."""
+    entry = read_record(KIND, key)
+    if entry is None:
+        return None
     try:
-        entry = json.loads((cache_dir() / f"{key}.json").read_text())
         if entry["transform"] is None:
             return CachedRegistration(None)
         transform = sitk.Similarity3DTransform()
         transform.SetFixedParameters(entry["transform"]["fixed_parameters"])
         transform.SetParameters(entry["transform"]["parameters"])
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+    except (ValueError, KeyError, TypeError, RuntimeError):
         return None
     return CachedRegistration(transform)
 
@@ -72,7 +75,4 @@ def store_registration(key: str, transform: sitk.Similarity3DTransform | None) -
             "parameters": list(transform.GetParameters()),
             "fixed_parameters": list(transform.GetFixedParameters()),
         }
-    try:
-        write_text(cache_dir() / f"{key}.json", json.dumps({"transform": entry}))
-    except OSError:  # a read-only or full disk: the registration is only not kept
-        return
+    write_record(KIND, key, {"transform": entry})

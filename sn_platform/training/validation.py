@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 import torchio as tio
 from torch import nn
 
@@ -26,8 +28,20 @@ from sn_platform.inference.predictor import (
 )
 
 
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of ``model``'s state (every tensor's name, dtype, shape and bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 class Validator:
-    """Predicts and evaluates a fixed set of subjects; inputs are preprocessed once.
+    """Predicts and evaluates a fixed set of subjects; inputs are preprocessed once, and
+    weights it has just evaluated are not evaluated again (the final evaluation of a run
+    whose best epoch was its last validation is that validation's).
 
     Parameters
     ----------
@@ -68,6 +82,7 @@ class Validator:
             )
             for r in records
         }
+        self._last: tuple[str, Evaluation] | None = None
 
     def _labels_centre(self, participant_id: str) -> np.ndarray | None:
         """World centre (mm) of a subject's manual labels (None without any)."""
@@ -78,7 +93,11 @@ class Validator:
 
     def evaluate(self, model: nn.Module) -> Evaluation:
         """Predict every subject onto its native grid, place its slab below the predicted
-        RN, and compare with its references (as sn-infer does)."""
+        RN, and compare with its references (as sn-infer does); the last evaluation
+        again where ``model``'s weights are the ones it evaluated."""
+        weights = weights_digest(model)
+        if self._last is not None and self._last[0] == weights:
+            return self._last[1]
         segmenter = Segmenter(
             model, self.spec, self.settings, self.runtime.device, self.runtime.precision,
             localiser=self.localiser,
@@ -94,7 +113,9 @@ class Validator:
                 case, found.masks, found.slab, self.measures, self.settings.slab_rule
             )
             rows.append(row | self._centre_error(participant_id, prediction))
-        return Evaluation(rows, summarise(rows, self.prefix), masks)
+        evaluation = Evaluation(rows, summarise(rows, self.prefix), masks)
+        self._last = (weights, evaluation)
+        return evaluation
 
     def _centre_error(self, participant_id: str, prediction: NativePrediction) -> dict[str, float]:
         """``centre_error_mm``: distance (mm) between the centre of the structures the
