@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from multiprocessing import get_context
 from pathlib import Path
 
 from sn_platform.data.bids import (
@@ -21,6 +22,7 @@ from sn_platform.phantom.compositor import TissueClass
 from sn_platform.phantom.generator import SimulatedSubject, sample_subject_plan, simulate_subject
 from sn_platform.phantom.plan import SubjectPlan
 from sn_platform.phantom.settings import PhantomConfig
+from sn_platform.phantom.template import load_template
 
 PARTICIPANT_COLUMNS = ("participant_id", "group", "age", "sex", "site")
 
@@ -76,13 +78,16 @@ def generate_cohort(
 ) -> list[SubjectPlan]:
     """Generate ``config.subjects`` subjects into ``root`` (created) and return their plans.
 
-    Subjects are computed in ``n_jobs`` processes; the output does not depend on it.
+    Subjects are computed in ``n_jobs`` processes; the output does not depend on it. The
+    MNI template's maps are computed here once, before the processes fork, not once in each.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tasks = [(root, config, index, preview) for index in range(config.subjects)]
     if n_jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        if config.head_model == "mni":
+            load_template()  # inherited by the forked processes (lru_cache)
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("fork")) as pool:
             plans = list(pool.map(_generate_one, tasks))
     else:
         plans = [_generate_one(task) for task in tasks]
