@@ -2,7 +2,7 @@
 emulated slower one (a CPU quota), with the float32 matmul rate measured under the same
 quota; prints JSON.
 
-    sudo python3 benchmarks/demo_time.py [--quota-cores 0.67] [--output FILE --key KEY]
+    sudo .venv/bin/python benchmarks/demo_time.py [--quota-cores 0.67] [--output FILE --key KEY]
 
 The clone gets its own virtual environment (the install is timed too), an empty
 registration cache (``SN_PLATFORM_CACHE``) and no pip cache, as on a new machine. A quota

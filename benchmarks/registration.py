@@ -12,6 +12,7 @@ ITK's threads together.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from report import emit, machine
 
-from sn_platform.data.bids import channel_path, label_path, load_volume
-from sn_platform.data.channels import NM, echo_channel
+from sn_platform.data.bids import label_path, load_volume, magnitude_path
 from sn_platform.inference import atlas
 
 STRUCTURES = ("SN", "RN")
@@ -52,12 +52,6 @@ def centroid_errors_mm(
     return errors
 
 
-def anatomy(root: Path, participant_id: str) -> Path:
-    """The image the atlas localiser registers: MEGRE echo 1, else the NM slab."""
-    paths = [channel_path(root, participant_id, name) for name in (echo_channel(1), NM)]
-    return next(path for path in paths if path.exists())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, action="append", required=True)
@@ -71,7 +65,10 @@ def main() -> None:
     for root in arguments.data:
         for folder in sorted(root.glob("sub-*")):
             participant_id = folder.name.removeprefix("sub-")
-            image = sitk.Cast(sitk.ReadImage(str(anatomy(root, participant_id))), sitk.sitkFloat32)
+            path = magnitude_path(root, participant_id)
+            if path is None:
+                sys.exit(f"registration.py: {folder}: no MEGRE echo 1 or NM image to register")
+            image = sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkFloat32)
             start = time.process_time()
             transform = atlas.register_template(
                 image, sampling=tuple(arguments.sampling),

@@ -248,16 +248,21 @@ def _channel_files(root: Path, participant_id: str, channels: Sequence[str]) -> 
     return {name: channel_path(root, participant_id, name) for name in channels}
 
 
-def _anatomy(root: Path, participant_id: str, channels: Sequence[str]) -> Path | None:
-    """For channels without a magnitude image (a QSM-only model), the subject's MEGRE echo 1
-    or NM image where it has one; else None (``SubjectRecord.anatomical_image``)."""
-    if any(is_magnitude(name) for name in channels):
-        return None
+def magnitude_path(root: Path, participant_id: str) -> Path | None:
+    """The subject's MEGRE echo 1, else its NM image, where it has one; else None."""
     for name in (echo_channel(1), NM):
         path = channel_path(root, participant_id, name)
         if path.exists():
             return path
     return None
+
+
+def _anatomy(root: Path, participant_id: str, channels: Sequence[str]) -> Path | None:
+    """For channels without a magnitude image (a QSM-only model), ``magnitude_path``; else
+    None (``SubjectRecord.anatomical_image``)."""
+    if any(is_magnitude(name) for name in channels):
+        return None
+    return magnitude_path(root, participant_id)
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,9 @@ REGISTRATION_VERSION = "similarity-mattes32-s421-p10-10-2-pointgradients-v2"
 # Share of the subject's voxels sampled by the metric at each level (4, 2, 1 times the
 # subject's voxels): at full resolution a 0.5 mm subject has 4-8 times more voxels than
 # the 1 mm template has detail, and 2 % of them (about 150 000) pin a 7-parameter
-# transform. Measured on 28 phantom subjects of sites A, B and C against 10 % at every
-# level: 3.1-3.3 times less CPU, the same median atlas-centroid error and smaller tails
-# (`benchmarks/registration.py`).
+# transform. Measured against 10 % at every level with the gradient filter: 2.8 times
+# less CPU on 28 phantom subjects of sites A, B and C (3.4 on sites N and Q), the same
+# median atlas-centroid error and smaller tails (`benchmarks/registration.py`).
 SAMPLING_PER_LEVEL = (0.1, 0.1, 0.02)
 
 
