@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sn_platform.inference.registration_cache import CACHE_ENVIRONMENT
+from sn_platform.data.disk_cache import CACHE_ENVIRONMENT
 from sn_platform.phantom.plan import SubjectPlan
 from sn_platform.phantom.settings import PhantomConfig
 from sn_platform.phantom.writer import generate_cohort
@@ -35,9 +35,10 @@ def small_head_config(*overrides: str) -> PhantomConfig:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def registration_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The session's own registration cache (``registration_cache``), shared with the
-    commands the tests run, so that no test reads a registration another session kept."""
+def session_disk_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's own disk cache (``data.disk_cache``: registrations and checked
+    files), shared with the commands the tests run, so that no test reads what another
+    session kept."""
     folder = tmp_path_factory.mktemp("sn-platform-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CACHE_ENVIRONMENT, str(folder))

@@ -14,22 +14,7 @@ from typing import NamedTuple
 
 import SimpleITK as sitk
 
-from sn_platform.data.disk_cache import (
-    CACHE_ENVIRONMENT,
-    cache_root,
-    content_key,
-    read_record,
-    write_record,
-)
-
-__all__ = [
-    "CACHE_ENVIRONMENT",
-    "CachedRegistration",
-    "cache_dir",
-    "load_registration",
-    "registration_key",
-    "store_registration",
-]
+from sn_platform.data.disk_cache import cache_root, content_key, read_record, write_record
 
 KIND = "registrations"
 

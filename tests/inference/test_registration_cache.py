@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from sn_platform.data.disk_cache import CACHE_ENVIRONMENT
 from sn_platform.inference import atlas
 from sn_platform.inference.registration_cache import (
-    CACHE_ENVIRONMENT,
     cache_dir,
     load_registration,
     registration_key,
