@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from multiprocessing import get_context
+from multiprocessing import get_start_method
 from pathlib import Path
 
 from sn_platform.data.bids import (
@@ -78,16 +78,17 @@ def generate_cohort(
 ) -> list[SubjectPlan]:
     """Generate ``config.subjects`` subjects into ``root`` (created) and return their plans.
 
-    Subjects are computed in ``n_jobs`` processes; the output does not depend on it. The
-    MNI template's maps are computed here once, before the processes fork, not once in each.
+    Subjects are computed in ``n_jobs`` processes; the output does not depend on it. Where
+    they are forked (Linux's default), the MNI template's maps are computed here once,
+    before they fork, not once in each.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tasks = [(root, config, index, preview) for index in range(config.subjects)]
     if n_jobs > 1 and len(tasks) > 1:
-        if config.head_model == "mni":
+        if config.head_model == "mni" and get_start_method() == "fork":
             load_template()  # inherited by the forked processes (lru_cache)
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
             plans = list(pool.map(_generate_one, tasks))
     else:
         plans = [_generate_one(task) for task in tasks]
