@@ -70,12 +70,8 @@ def write_nifti(
     array: NDArray,
     affine: NDArray[np.float64],
     like: nib.Nifti1Header | None = None,
-    stored_as: type[np.integer] | None = None,
 ) -> None:
-    """Write a NIfTI-1 volume (spatial units mm) atomically; the dtype of ``array`` is kept,
-    or, with ``stored_as`` (an integer type), a float ``array`` is stored as integers with the
-    header's scale slope and intercept (as scanners and dcm2niix store magnitudes: half the
-    bytes of float32, read back as floats).
+    """Write a NIfTI-1 volume (spatial units mm) atomically; the dtype of ``array`` is kept.
 
     With ``like`` (an input's header), its geometry is copied: the qform and sform with
     their codes, voxel sizes and units, so a mask overlays its input in every viewer.
@@ -85,8 +81,6 @@ def write_nifti(
         image.header.set_xyzt_units(xyz="mm")
         image.header.set_qform(affine, code=1)
         image.header.set_sform(affine, code=1)
-        if stored_as is not None:
-            image.header.set_data_dtype(stored_as)
     else:
         header = like.copy()
         header.set_data_dtype(array.dtype)

@@ -8,8 +8,6 @@ from dataclasses import asdict
 from multiprocessing import get_start_method
 from pathlib import Path
 
-import numpy as np
-
 from sn_platform.data.bids import (
     channel_path,
     chimap_path,
@@ -39,7 +37,7 @@ def write_subject(root: Path, subject: SimulatedSubject) -> None:
     ):
         nm = plan.site.images == "nm"
         path = channel_path(root, sub, NM) if nm else echo_path(root, sub, number)
-        write_nifti(path, echo, subject.affine, stored_as=np.int16)  # as scanners do
+        write_nifti(path, echo, subject.affine)
         sidecar = {
             "EchoTime": round(float(te_ms) * 1e-3, 6),
             **({} if nm else {"EchoNumber": number}),
