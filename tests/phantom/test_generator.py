@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
+from threadpoolctl import threadpool_info
 
 from sn_platform.data.bids import echo_path, label_path
 from sn_platform.evaluation.metrics import dice
@@ -17,7 +19,7 @@ from sn_platform.phantom.generator import sample_subject_plan, simulate_subject
 from sn_platform.phantom.raters import in_plane_distance_mm
 from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.phantom.summary import fitted_r2star_per_s
-from sn_platform.phantom.writer import generate_cohort
+from sn_platform.phantom.writer import generate_cohort, one_thread_each
 
 # The default 220 x 220 x 40 mm slab on 2 mm in-plane voxels: the whole code path, fast.
 COARSE_SITE = SiteProtocol(voxel_mm=(2.0, 2.0, 1.0))
@@ -187,3 +189,13 @@ def test_storage_orientation_changes_arrays_not_anatomy():
     canonical_b = nib.as_closest_canonical(nib.Nifti1Image(b.truth["SN"], b.affine))
     assert np.array_equal(canonical_a.affine, canonical_b.affine)
     assert np.array_equal(np.asarray(canonical_a.dataobj), np.asarray(canonical_b.dataobj))
+
+
+def _thread_counts() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info()]
+
+
+def test_the_phantoms_pool_processes_run_one_blas_and_openmp_thread_each():
+    with ProcessPoolExecutor(max_workers=2, initializer=one_thread_each) as pool:
+        counts = pool.submit(_thread_counts).result()
+    assert counts and set(counts) == {1}
