@@ -142,4 +142,48 @@ def spatial_in_box(
     )
     box_affine = affine.copy()
     box_affine[:3, 3] = voxel_to_world(affine, start)
+    if _one_grid(subject):
+        source = Geometry(tuple(image.spatial_shape), image.affine)  # type: ignore[arg-type]
+        subject = tio.Crop(source_cropping(source, box_shape, box_affine))(subject)
     return spec.padding()(tio.Resample((box_shape, box_affine))(subject))
+
+
+def _one_grid(subject: tio.Subject) -> bool:
+    """Whether every image of ``subject`` lies on the first one's voxel grid."""
+    first = subject.get_first_image()
+    return all(
+        image.spatial_shape == first.spatial_shape and np.allclose(image.affine, first.affine)
+        for image in subject.get_images(intensity_only=False)
+    )
+
+
+# Voxels kept around the box's footprint on the source grid: linear interpolation reads
+# the voxels next to a point, so one would do; two spare a rounding doubt.
+SOURCE_MARGIN_VOXELS = 2
+
+
+def source_cropping(
+    source: Geometry, box_shape: Sequence[int], box_affine: NDArray[np.float64]
+) -> tuple[int, ...]:
+    """TorchIO cropping (ini, fin per axis, voxels) of the ``source`` volume to the part that
+    resampling it onto the box (``box_shape`` voxels under ``box_affine``) reads: the box's
+    corners on the source grid, ``SOURCE_MARGIN_VOXELS`` around, within the volume.
+
+    Resampling the cropped volume gives the same voxels, without handing the whole volume
+    to SimpleITK (most of the cost of a box: 3.3 of 5.4 s for a training run's subjects).
+    """
+    shape = np.asarray(source.shape, dtype=np.float64)
+    corners = np.array(
+        [[i, j, k] for i in (-0.5, box_shape[0] - 0.5) for j in (-0.5, box_shape[1] - 0.5)
+         for k in (-0.5, box_shape[2] - 0.5)]
+    )  # fmt: skip
+    world = corners @ box_affine[:3, :3].T + box_affine[:3, 3]
+    index = np.linalg.solve(source.affine[:3, :3], (world - source.affine[:3, 3]).T).T
+    low = np.clip(np.floor(index.min(axis=0)) - SOURCE_MARGIN_VOXELS, 0, shape)
+    high = np.clip(np.ceil(index.max(axis=0)) + SOURCE_MARGIN_VOXELS + 1, 0, shape)
+    if np.any(high <= low):  # the box misses the volume: nothing to save
+        return (0, 0, 0, 0, 0, 0)
+    cropping: list[int] = []
+    for axis in range(3):
+        cropping += [int(low[axis]), int(shape[axis] - high[axis])]
+    return tuple(cropping)

@@ -12,7 +12,13 @@ from scipy.spatial.transform import Rotation
 
 from sn_platform.data.bids import Geometry
 from sn_platform.data.preprocessing import PreprocessingSpec
-from sn_platform.data.roi import box_cropping, mask_centre, spatial_in_box, structures_centre
+from sn_platform.data.roi import (
+    box_cropping,
+    mask_centre,
+    source_cropping,
+    spatial_in_box,
+    structures_centre,
+)
 
 # 0.5 x 0.5 x 1 mm voxels, origin at (-25, -25, -20) mm.
 AFFINE = np.array(
@@ -103,6 +109,23 @@ def test_resampling_only_the_box_equals_resampling_everything_then_cropping(
         assert boxed[key].spatial_shape == expected[key].spatial_shape == (32, 32, 8)
         np.testing.assert_allclose(boxed[key].affine, expected[key].affine, atol=1e-9)
         np.testing.assert_allclose(boxed[key].data, expected[key].data, atol=1e-5)
+
+
+def test_the_source_is_cropped_to_the_boxs_footprint_and_two_voxels_around() -> None:
+    # A 32 x 32 x 8 box at 0.25 x 0.5 x 2 mm whose first voxel centre is at source voxel
+    # (9.75, 20, 5.5): its corners (voxel edges) span source voxels 9.5-25.5, 19.5-51.5 and
+    # 4.5-20.5; two voxels more around, the source keeps 7-28, 17-54 and 2-23.
+    box_affine = AFFINE.copy()
+    box_affine[:3, :3] = np.diag([0.25, 0.5, 2.0])
+    box_affine[:3, 3] = world((10, 20, 5)) + np.array([-0.125, 0.0, 0.5])
+    source = Geometry((100, 100, 40), AFFINE)
+    assert source_cropping(source, (32, 32, 8), box_affine) == (7, 71, 17, 45, 2, 16)
+    # Near the volume's edge the cropping stops at it; off the volume nothing is cropped.
+    box_affine[:3, 3] = world((-1, 90, 30))
+    x0, _, _, y1, _, z1 = source_cropping(source, (32, 32, 8), box_affine)
+    assert x0 == 0 and y1 == 0 and z1 == 0
+    box_affine[:3, 3] = world((500, 0, 0))
+    assert source_cropping(source, (32, 32, 8), box_affine) == (0, 0, 0, 0, 0, 0)
 
 
 def test_mask_centre_is_the_world_centroid() -> None:
