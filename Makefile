@@ -64,7 +64,6 @@ UNSEEN := data/phantom-unseen
 
 demo: $(STAMP)
 	$(BIN)/sn-phantom out=data/phantom subjects=$(DEMO_SUBJECTS) seed=0 $(DEMO_VARIATION:%=variation=%)
-	$(BIN)/python -m sn_platform.phantom.summary data/phantom
 	$(BIN)/sn-sweep tune=demo tune.name=$(DEMO_SWEEP) localiser=$(LOCALISER) \
 		trainer.max_epochs=$(DEMO_EPOCHS) trainer.val_every=$(DEMO_EPOCHS) data.samples_per_volume=4 \
 		trainer.progress=false tune.verbose=0

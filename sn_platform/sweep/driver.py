@@ -287,6 +287,7 @@ def _new_tuner(plan: SweepPlan, trainable: Any, param_space: dict[str, Any], sea
             scheduler=_scheduler(settings, int(plan.cfg.trainer.max_epochs)),
             num_samples=settings.num_samples if searcher else 1,
             max_concurrent_trials=settings.max_concurrent_trials,
+            reuse_actors=settings.reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=settings.name,

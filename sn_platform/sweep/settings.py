@@ -39,6 +39,8 @@ class TuneSettings:
     resources_per_trial : Ray resources of a trial, e.g. ``{cpu: 4, gpu: 0.25}`` (four
         trials share a card); its CPU share sets its data workers (``trial_data_workers``)
     max_failures : restarts of a failed trial from its last epoch
+    reuse_actors : a trial starts in the process of one that ended (Ray Tune's
+        ``reuse_actors``), which has the stack imported and the template read already
     cv : the cross-validation folds
     selection : leaderboard score = sum(weight * metric); ``mode`` max or min
     final : ``refit`` on all development subjects, or the ``ensemble`` of the fold models
@@ -59,6 +61,7 @@ class TuneSettings:
     max_concurrent_trials: int | None = None
     resources_per_trial: Mapping[str, float] = field(default_factory=lambda: {"cpu": 1})
     max_failures: int = 2
+    reuse_actors: bool = True
     verbose: int = 1
     cv: CrossValidation = field(default_factory=CrossValidation)
     selection: Mapping[str, float] = field(default_factory=lambda: {"val/dsc": 1.0})
