@@ -42,7 +42,7 @@ def phantom_config(cfg: DictConfig) -> PhantomConfig:
 
 def _phantom_task(cfg: DictConfig) -> None:
     """``sn-phantom``: write a phantom BIDS cohort."""
-    from sn_platform.phantom.writer import generate_cohort
+    from sn_platform.phantom.writer import generate_cohort, remove_earlier_cohort
 
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise ConfigError(f"out: {cfg.out} is a file; give a folder, e.g. out=data/phantom")
@@ -53,6 +53,12 @@ def _phantom_task(cfg: DictConfig) -> None:
     plans = generate_cohort(
         Path(cfg.out), settings, preview=bool(cfg.preview), n_jobs=int(cfg.n_jobs)
     )
+    removed = remove_earlier_cohort(Path(cfg.out), (p.participant_id for p in plans))
+    if removed:
+        print(
+            f"sn-phantom: removed {len(removed)} subject{'s' * (len(removed) > 1)} of an "
+            f"earlier cohort from {cfg.out} (sub-{removed[0]} ...), not part of this one"
+        )
     groups = {g: sum(p.group == g for p in plans) for g in ("HC", "PD")}
     print(
         f"sn-phantom: {len(plans)} subjects ({groups['HC']} HC, {groups['PD']} PD) "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from multiprocessing import get_start_method
@@ -97,6 +99,35 @@ def generate_cohort(
         plans = [_generate_one(task) for task in tasks]
     _write_dataset_files(root, config, plans)
     return plans
+
+
+# Written into the dataset by training (data.splits.file's default): it describes the
+# cohort it was drawn from.
+SPLITS_FILE = "splits_final.json"
+
+
+def remove_earlier_cohort(root: Path | str, kept: Iterable[str]) -> list[str]:
+    """Remove from the phantom dataset at ``root`` what an earlier ``sn-phantom`` run left
+    that the new cohort (participant ids ``kept``) does not overwrite: subjects beyond it
+    (their images, labels and montages) and the saved splits of the earlier cohort (a
+    training run draws new ones). Other files are left alone. Returns the removed ids."""
+    root, kept = Path(root), set(kept)
+    removed = sorted(
+        folder.name.removeprefix("sub-")
+        for folder in root.glob("sub-*")
+        if folder.is_dir() and folder.name.removeprefix("sub-") not in kept
+    )
+    for participant_id in removed:
+        shutil.rmtree(root / f"sub-{participant_id}")
+        for source in ("manual", "manual2", "truth"):
+            shutil.rmtree(
+                root / "derivatives" / source / f"sub-{participant_id}", ignore_errors=True
+            )
+        (root / "derivatives" / "preview" / f"sub-{participant_id}_montage.png").unlink(
+            missing_ok=True
+        )
+    (root / SPLITS_FILE).unlink(missing_ok=True)
+    return removed
 
 
 def one_thread_each() -> None:

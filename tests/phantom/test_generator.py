@@ -19,7 +19,7 @@ from sn_platform.phantom.generator import sample_subject_plan, simulate_subject
 from sn_platform.phantom.raters import in_plane_distance_mm
 from sn_platform.phantom.settings import PhantomConfig, SiteProtocol
 from sn_platform.phantom.summary import fitted_r2star_per_s
-from sn_platform.phantom.writer import generate_cohort, one_thread_each
+from sn_platform.phantom.writer import generate_cohort, one_thread_each, remove_earlier_cohort
 
 # The default 220 x 220 x 40 mm slab on 2 mm in-plane voxels: the whole code path, fast.
 COARSE_SITE = SiteProtocol(voxel_mm=(2.0, 2.0, 1.0))
@@ -199,3 +199,24 @@ def test_the_phantoms_pool_processes_run_one_blas_and_openmp_thread_each():
     with ProcessPoolExecutor(max_workers=2, initializer=one_thread_each) as pool:
         counts = pool.submit(_thread_counts).result()
     assert counts and set(counts) == {1}
+
+
+def test_a_smaller_cohort_written_over_a_larger_one_leaves_none_of_it(tmp_path):
+    root = tmp_path / "phantom"
+    generate_cohort(root, PhantomConfig(subjects=3, seed=5, sites=(COARSE_SITE,)), n_jobs=1)
+    (root / "splits_final.json").write_text("{}")  # what training saved for that cohort
+    (root / "derivatives" / "sn-platform").mkdir()  # someone's outputs: left alone
+    plans = generate_cohort(root, PhantomConfig(subjects=2, seed=6, sites=(COARSE_SITE,)), n_jobs=1)
+
+    removed = remove_earlier_cohort(root, (plan.participant_id for plan in plans))
+
+    assert removed == ["003"]
+    assert sorted(p.name for p in root.glob("sub-*")) == ["sub-001", "sub-002"]
+    for source in ("manual", "manual2", "truth"):
+        assert sorted(p.name for p in (root / "derivatives" / source).glob("sub-*")) == [
+            "sub-001",
+            "sub-002",
+        ]
+    assert not (root / "splits_final.json").exists()
+    assert (root / "derivatives" / "sn-platform").is_dir()
+    assert remove_earlier_cohort(root, ["001", "002"]) == []
