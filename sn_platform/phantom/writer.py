@@ -23,7 +23,12 @@ from sn_platform.data.bids import (
 from sn_platform.data.channels import NM
 from sn_platform.data.io import write_nifti, write_text
 from sn_platform.phantom.compositor import TissueClass
-from sn_platform.phantom.generator import SimulatedSubject, sample_subject_plan, simulate_subject
+from sn_platform.phantom.generator import (
+    RATER_SOURCES,
+    SimulatedSubject,
+    sample_subject_plan,
+    simulate_subject,
+)
 from sn_platform.phantom.plan import SubjectPlan
 from sn_platform.phantom.settings import PhantomConfig
 from sn_platform.phantom.template import load_template
@@ -71,10 +76,13 @@ def _generate_one(args: tuple[Path, PhantomConfig, int, bool]) -> SubjectPlan:
     if preview:
         from sn_platform.phantom.preview import save_montage
 
-        save_montage(
-            subject, root / "derivatives" / "preview" / f"sub-{plan.participant_id}_montage.png"
-        )
+        save_montage(subject, montage_path(root, plan.participant_id))
     return plan
+
+
+def montage_path(root: Path, participant_id: str) -> Path:
+    """Where ``preview=true`` writes a subject's montage (PNG)."""
+    return root / "derivatives" / "preview" / f"sub-{participant_id}_montage.png"
 
 
 def generate_cohort(
@@ -119,13 +127,11 @@ def remove_earlier_cohort(root: Path | str, kept: Iterable[str]) -> list[str]:
     )
     for participant_id in removed:
         shutil.rmtree(root / f"sub-{participant_id}")
-        for source in ("manual", "manual2", "truth"):
+        for source in (*RATER_SOURCES, "truth"):
             shutil.rmtree(
                 root / "derivatives" / source / f"sub-{participant_id}", ignore_errors=True
             )
-        (root / "derivatives" / "preview" / f"sub-{participant_id}_montage.png").unlink(
-            missing_ok=True
-        )
+        montage_path(root, participant_id).unlink(missing_ok=True)
     (root / SPLITS_FILE).unlink(missing_ok=True)
     return removed
 
