@@ -168,7 +168,8 @@ def _sweep_task(cfg: DictConfig) -> None:
     print(f"sn-sweep: leaderboard ({outcome.experiment_dir / 'leaderboard.tsv'})")
     print(table_text(rows), end="")
     shown = {k: round(v, 4) for k, v in outcome.refit_metrics.items()}
-    print(f"sn-sweep: refit of the best configuration: {shown}")
+    how = "refit" if cfg.tune.final == "refit" else "fold ensemble"
+    print(f"sn-sweep: the best configuration's {how}, on the test subjects: {shown}")
     print(
         f"sn-sweep: registered {cfg.tracking.model_name} version {outcome.model_version} "
         f"as models:/{cfg.tracking.model_name}@{cfg.tune.alias}; parent run {outcome.parent_run_id}"
