@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sn_platform.composition import CONFIG_DIR, build
+from sn_platform.cpu_quota import limit_threads_to_quota
 from sn_platform.errors import ConfigError, StorageError, one_line
 from sn_platform.usage import one_line_mistakes, refuse
 
@@ -106,6 +107,7 @@ def _entry(
 
     def main() -> None:
         check_group_choices(command, sys.argv[1:])
+        limit_threads_to_quota()  # before torch, NumPy or SimpleITK start their threads
         with one_line_mistakes(command):
             app()
 

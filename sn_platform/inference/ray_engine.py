@@ -15,6 +15,7 @@ import ray
 import ray.data
 import torch
 
+from sn_platform.cpu_quota import quota_threads
 from sn_platform.inference.batch import Engine, prepare, run_subject
 from sn_platform.inference.options import BatchJob
 from sn_platform.inference.predictor import Segmenter
@@ -48,7 +49,7 @@ class SegmentationActor:
     """Loads the models once per actor; segments the subjects of each batch."""
 
     def __init__(self, load_segmenters: SegmenterLoader, job: BatchJob, threads: int):
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(quota_threads(threads))
         self.job = job
         self.segmenters = prepare(load_segmenters(), job.options)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from sn_platform.cpu_quota import quota_threads
 from sn_platform.sweep.compose import compose_training
 from sn_platform.sweep.results import FinalResult
 from sn_platform.sweep.trial import TRACKING_PATIENCE_S
@@ -27,7 +28,7 @@ def refit_or_ensemble(
 ) -> FinalResult:
     """Refit the chosen configuration (``members`` None) or evaluate its fold models
     ``members`` as an ensemble; logged as a nested run ``refit`` or ``ensemble``."""
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(quota_threads(threads))
     name = "refit" if members is None else "ensemble"
     logged = [*overrides, "tracking.log_model=true", "tracking.register=false", f"run_name={name}"]
     context = RunContext(

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig
 from ray import tune
 
+from sn_platform.cpu_quota import quota_threads
 from sn_platform.sweep.compose import compose_training
 from sn_platform.sweep.results import FoldResult, fold_path, read_fold, write_fold
 from sn_platform.sweep.space import override
@@ -169,7 +170,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     trial = tune.get_context()
     trial_id = trial.get_trial_id()
     variant = _variant(config, setup, trial_id)
-    torch.set_num_threads(max(1, setup.threads))
+    torch.set_num_threads(quota_threads(setup.threads))
     device = trial_device()
     state = working_state(trial.get_experiment_name(), trial_id)
     _restore_state(state)
