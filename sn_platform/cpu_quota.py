@@ -58,32 +58,27 @@ def _ancestors(mount: Path, path: str) -> list[Path]:
 
 
 def _v1_quotas(mount: Path, path: str) -> list[float]:
-    quotas = []
-    for folder in _ancestors(mount, path):
-        quota = _read_numbers(folder / "cpu.cfs_quota_us")
-        period = _read_numbers(folder / "cpu.cfs_period_us")
-        if quota and period and quota[0] > 0 and period[0] > 0:
-            quotas.append(quota[0] / period[0])
-    return quotas
+    return [
+        q for f in _ancestors(mount, path)
+        if (q := _ratio(f / "cpu.cfs_quota_us", f / "cpu.cfs_period_us")) is not None
+    ]  # fmt: skip
 
 
 def _v2_quotas(root: Path, path: str) -> list[float]:
-    quotas = []
-    for folder in _ancestors(root, path):
-        try:
-            fields = (folder / "cpu.max").read_text().split()
-        except OSError:
-            continue
-        if len(fields) == 2 and fields[0] != "max" and float(fields[1]) > 0:
-            quotas.append(float(fields[0]) / float(fields[1]))
-    return quotas
+    return [q for f in _ancestors(root, path) if (q := _ratio(f / "cpu.max")) is not None]
 
 
-def _read_numbers(path: Path) -> list[float]:
+def _ratio(quota_file: Path, period_file: Path | None = None) -> float | None:
+    """Quota / period in cores: from two files (v1, ``-1`` for none), or from one holding
+    both (v2 ``cpu.max``, ``max`` for none); None where unset or unreadable."""
     try:
-        return [float(path.read_text().strip())]
-    except (OSError, ValueError):
-        return []
+        fields = quota_file.read_text().split()
+        if period_file is not None:
+            fields += period_file.read_text().split()
+        quota, period = (float(f) for f in fields)
+    except (OSError, ValueError):  # unreadable, "max", or not two numbers
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def quota_threads(requested: int, cores: float | None = None) -> int:
@@ -106,7 +101,7 @@ def limit_threads_to_quota(
     cores = quota_cores() if cores is None else cores
     if cores is None or cores >= (os.cpu_count() or 1):
         return None
-    threads = quota_threads(os.cpu_count() or 1, cores)
+    threads = max(1, math.ceil(cores))
     for name in THREAD_VARIABLES:
         environ.setdefault(name, str(threads))
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
