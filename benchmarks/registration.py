@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, action="append", required=True)
     parser.add_argument("--sampling", type=float, nargs=3, default=atlas.SAMPLING_PER_LEVEL)
     parser.add_argument("--gradient-filters", action="store_true")
+    parser.add_argument("--minimum-step-mm", type=float, default=atlas.MINIMUM_STEP_MM)
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--key", default="registration")
     arguments = parser.parse_args()
@@ -73,6 +74,7 @@ def main() -> None:
             transform = atlas.register_template(
                 image, sampling=tuple(arguments.sampling),
                 gradient_filters=arguments.gradient_filters,
+                minimum_step_mm=arguments.minimum_step_mm,
             )  # fmt: skip
             seconds = time.process_time() - start
             errors = centroid_errors_mm(transform, root, participant_id)
@@ -87,6 +89,7 @@ def main() -> None:
             "machine": machine(),
             "sampling_per_level": list(arguments.sampling),
             "gradient_filters": arguments.gradient_filters,
+            "minimum_step_mm": arguments.minimum_step_mm,
             "subjects": len(subjects),
             "cpu_seconds_per_subject": round(cpu_seconds, 2),
             "centroid_error_mm": {

@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from sn_platform.data.roi import mask_voxels
+
 Mask = NDArray[np.bool_]
 Spacing = Sequence[float]
 
@@ -98,7 +100,7 @@ def hemisphere_volumes_mm3(
     midline_mm : world x (mm) of the midsagittal plane; by default the mask's own centroid,
         which is the midline for a bilateral structure such as the SN.
     """
-    indices = np.argwhere(_as_bool(mask))
+    indices = mask_voxels(_as_bool(mask))
     if indices.size == 0:
         return 0.0, 0.0
     voxel_volume = abs(float(np.linalg.det(affine[:3, :3])))

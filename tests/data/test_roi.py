@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torchio as tio
+from hypothesis import given, settings
+from hypothesis.extra import numpy as hnp
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
@@ -15,6 +17,7 @@ from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.roi import (
     box_cropping,
     mask_centre,
+    mask_voxels,
     source_cropping,
     spatial_in_box,
     structures_centre,
@@ -126,6 +129,13 @@ def test_the_source_is_cropped_to_the_boxs_footprint_and_two_voxels_around() -> 
     assert x0 == 0 and y1 == 0 and z1 == 0
     box_affine[:3, 3] = world((500, 0, 0))
     assert source_cropping(source, (32, 32, 8), box_affine) == (0, 0, 0, 0, 0, 0)
+
+
+@settings(max_examples=50, derandomize=True, deadline=None, database=None)
+@given(hnp.arrays(bool, hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=7)))
+def test_mask_voxels_are_numpys_argwhere(mask) -> None:
+    np.testing.assert_array_equal(mask_voxels(mask), np.argwhere(mask))
+    assert mask_voxels(mask).shape == (int(mask.sum()), 3)
 
 
 def test_mask_centre_is_the_world_centroid() -> None:
