@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--sampling", type=float, nargs=3, default=atlas.SAMPLING_PER_LEVEL)
     parser.add_argument("--gradient-filters", action="store_true")
     parser.add_argument("--minimum-step-mm", type=float, default=atlas.MINIMUM_STEP_MM)
+    parser.add_argument("--minimum-samples", type=int, default=atlas.MINIMUM_SAMPLES)
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--key", default="registration")
     arguments = parser.parse_args()
@@ -75,6 +76,7 @@ def main() -> None:
                 image, sampling=tuple(arguments.sampling),
                 gradient_filters=arguments.gradient_filters,
                 minimum_step_mm=arguments.minimum_step_mm,
+                minimum_samples=arguments.minimum_samples,
             )  # fmt: skip
             seconds = time.process_time() - start
             errors = centroid_errors_mm(transform, root, participant_id)
@@ -90,6 +92,7 @@ def main() -> None:
             "sampling_per_level": list(arguments.sampling),
             "gradient_filters": arguments.gradient_filters,
             "minimum_step_mm": arguments.minimum_step_mm,
+            "minimum_samples": arguments.minimum_samples,
             "subjects": len(subjects),
             "cpu_seconds_per_subject": round(cpu_seconds, 2),
             "centroid_error_mm": {

@@ -49,14 +49,23 @@ WHOLE_HEAD_DEPTH_MM = 100.0
 PLAUSIBLE_SCALE = (0.7, 1.4)
 # Part of the key of every registration kept on disk: change it whenever
 # register_template, its template or PLAUSIBLE_SCALE changes, so that none is reused.
-REGISTRATION_VERSION = "similarity-mattes32-s421-p10-10-2-pointgradients-step0.05-v3"
+REGISTRATION_VERSION = "similarity-mattes32-s421-p10-5-1-min20k-pointgradients-step0.05-v4"
 # Share of the subject's voxels sampled by the metric at each level (4, 2, 1 times the
 # subject's voxels): at full resolution a 0.5 mm subject has 4-8 times more voxels than
-# the 1 mm template has detail, and 2 % of them (about 150 000) pin a 7-parameter
-# transform. Measured against 10 % at every level with the gradient filter: 2.8 times
-# less CPU on 28 phantom subjects of sites A, B and C (3.4 on sites N and Q), the same
-# median atlas-centroid error and smaller tails (`benchmarks/registration.py`).
-SAMPLING_PER_LEVEL = (0.1, 0.1, 0.02)
+# the 1 mm template has detail, and 1 % of them (about 77 000) pin a 7-parameter
+# transform. v2 (10, 10, 2 %) measured against 10 % at every level with the gradient
+# filter: 2.8 times less CPU on 28 phantom subjects of sites A, B and C (3.4 on sites N
+# and Q), the same median atlas-centroid error and smaller tails; v4 (10, 5, 1 % and
+# ``MINIMUM_SAMPLES``) against v2, both stopping at ``MINIMUM_STEP_MM``: 18 % less CPU on
+# sites A-C, the same on N and Q, the same median error (1.51 mm on A-C, 1.52 / 1.49 on N
+# and Q), the largest 3.28 / 3.26 mm on A-C and 2.53 / 3.67 on N and Q
+# (`benchmarks/registration.py`).
+SAMPLING_PER_LEVEL = (0.1, 0.05, 0.01)
+# ... and at least this many points at each level (all its voxels where it has fewer): a
+# share alone leaves a 12-slice NM slab (0.9 M voxels) too few points (1 %: the largest
+# centroid error on N and Q 5.8 mm).
+MINIMUM_SAMPLES = 20_000
+SHRINK_FACTORS = (4, 2, 1)
 # The optimiser stops at each level once its step (mm of physical shift) falls below this:
 # a tenth of the finest voxel, not ITK's habitual 0.001 mm. Measured against 0.001 mm on 28
 # phantom subjects of sites A, B and C: 39 % less CPU, the same median atlas-centroid error
@@ -98,12 +107,22 @@ def initial_transform(subject: sitk.Image, template: sitk.Image) -> sitk.Similar
     return transform
 
 
+def sampling_shares(
+    size: tuple[int, ...], shares: tuple[float, float, float], minimum_samples: int
+) -> list[float]:
+    """The metric's share of the voxels at each level (``SHRINK_FACTORS`` times a subject
+    of ``size`` voxels): ``shares``, raised to ``minimum_samples`` points, at most all."""
+    voxels = [float(np.prod([-(-n // f) for n in size])) for f in SHRINK_FACTORS]
+    return [min(1.0, max(s, minimum_samples / v)) for s, v in zip(shares, voxels, strict=True)]
+
+
 def register_template(
     subject: sitk.Image,
     seed: int = 1,
     sampling: tuple[float, float, float] = SAMPLING_PER_LEVEL,
     gradient_filters: bool = False,
     minimum_step_mm: float = MINIMUM_STEP_MM,
+    minimum_samples: int = MINIMUM_SAMPLES,
 ) -> sitk.Similarity3DTransform:
     """The similarity transform taking subject points to template points (ITK's
     fixed -> moving), by Mattes mutual information (32 bins, ``sampling``: the share of
@@ -115,13 +134,15 @@ def register_template(
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(32)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentagePerLevel(list(sampling), seed=seed)
+    method.SetMetricSamplingPercentagePerLevel(
+        sampling_shares(subject.GetSize(), sampling, minimum_samples), seed=seed
+    )
     method.SetMetricUseFixedImageGradientFilter(gradient_filters)
     method.SetMetricUseMovingImageGradientFilter(gradient_filters)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(1.0, minimum_step_mm, 200, relaxationFactor=0.6)
     method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
+    method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS))
     method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(initial_transform(subject, template), inPlace=False)

@@ -23,6 +23,7 @@ from sn_platform.inference.atlas import (
     STRUCTURES_CENTRE_MNI_MM,
     AtlasLocaliser,
     craniocaudal_depth_mm,
+    sampling_shares,
     similarity_to_mni,
     template_points_on,
 )
@@ -87,6 +88,21 @@ def test_a_flat_image_is_not_registered_and_the_box_goes_to_the_centre(tmp_path)
 def test_the_depth_follows_the_axis_nearest_the_head_axis(posed):
     record = posed[NM_SLAB.name]
     assert craniocaudal_depth_mm(sitk.ReadImage(str(record.grid_image))) == pytest.approx(26.4)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        # Site A, 440 x 440 x 40: 121 000, 968 000 and 7 744 000 voxels at the 3 levels;
+        # the coarsest level's 10 % (12 100) is raised to 20 000 points.
+        ((440, 440, 40), [20_000 / 121_000, 0.05, 0.01]),
+        # An NM slab, 240 x 320 x 12: 14 400, 115 200 and 921 600 voxels.
+        ((240, 320, 12), [1.0, 20_000 / 115_200, 20_000 / 921_600]),
+    ],
+)
+def test_every_level_samples_its_share_or_the_minimum_count(size, expected):
+    shares = sampling_shares(size, (0.1, 0.05, 0.01), minimum_samples=20_000)
+    np.testing.assert_allclose(shares, expected)
 
 
 def test_the_localiser_is_rebuilt_from_its_plain_data():
