@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+# Runs the server and kills its process group once the process that started it is gone.
+REAPER = Path(__file__).with_name("reaper.py")
 
 
 def _free_port() -> int:
@@ -67,9 +69,10 @@ class LocalServer:
         # MLflow's job runner (GenAI jobs: seven huey processes, about 2 GB) serves nothing
         # here; the environment can still turn it on.
         environment = {JOB_EXECUTION: "false", **os.environ}
-        # Its own process group: the server's workers live and die with it (``kill``).
+        # Its own process group: the server's workers live and die with it (``kill``), and
+        # with the sweep, however it ends (``reaper``).
         self.process = subprocess.Popen(
-            self.command,
+            [sys.executable, "-I", str(REAPER), *self.command],
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,
