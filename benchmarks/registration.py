@@ -22,13 +22,10 @@ import SimpleITK as sitk
 from report import emit, machine
 
 from sn_platform.data.bids import label_path, load_volume, magnitude_path
+from sn_platform.data.roi import mask_centre
 from sn_platform.inference import atlas
 
 STRUCTURES = ("SN", "RN")
-
-
-def _centroid_mm(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    return np.argwhere(mask).mean(axis=0) @ affine[:3, :3].T + affine[:3, 3]
 
 
 def centroid_errors_mm(
@@ -45,7 +42,8 @@ def centroid_errors_mm(
         for side, on_side in (("left", ~mapped.right), ("right", mapped.right)):
             found, true = mapped.masks[label] & on_side, (truth > 0) & on_side
             if found.any() and true.any():
-                gap = _centroid_mm(found, grid.affine) - _centroid_mm(true, grid.affine)
+                found_mm, true_mm = mask_centre(found, grid.affine), mask_centre(true, grid.affine)
+                gap = np.asarray(found_mm) - np.asarray(true_mm)
                 errors[f"{label}_{side}"] = float(np.linalg.norm(gap))
             else:
                 errors[f"{label}_{side}"] = float("nan")

@@ -38,7 +38,7 @@ def wait_until(condition, timeout_s: float = 10.0) -> bool:
     return True
 
 
-def test_the_group_dies_with_the_process_that_started_it(tmp_path):
+def test_the_group_dies_with_the_process_that_started_it():
     # A stand-in for sn-sweep: starts the reaper over a long sleep, then is SIGKILLed.
     sweep = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
