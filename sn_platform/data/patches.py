@@ -89,6 +89,47 @@ def patch_corners(
     return torch.stack([v[int(torch.randint(len(v), (1,), generator=draws))] for v in picks])
 
 
+def cohort_label_shares(
+    probabilities: Mapping[int, float], carried: Sequence[Sequence[bool]]
+) -> list[dict[int, float]]:
+    """Each subject's share of patches centred on each class, so that a cohort whose
+    subjects carry different labels (partial labels) centres on each class the share of its
+    patches ``probabilities`` gives it in a fully labelled cohort.
+
+    A class carried by a fraction ``f`` < 1 of the subjects takes ``share / f`` of their
+    patches (none of the others'); the classes every subject carries (the background at
+    least) share what is left of each subject's patches in their preset proportions. With
+    the RN drawn on half the subjects, those subjects centre twice the RN's share on it. A
+    fully labelled cohort keeps ``probabilities``; where a subject's partial classes would
+    take more than all its patches, they take all of them, in proportion.
+
+    Parameters
+    ----------
+    probabilities : class -> share of patches centred on it (0 the background)
+    carried : per subject, per class index (background first), whether it was drawn
+    """
+    table = np.asarray(carried, dtype=bool)
+    if table.all():
+        return [dict(probabilities) for _ in table]
+    fractions = table.mean(axis=0)
+    total = sum(probabilities.values())
+    target = {c: p / total for c, p in probabilities.items()}
+    universal = [c for c in target if fractions[c] == 1.0]
+    universal_total = sum(target[c] for c in universal)
+    shares = []
+    for row in table:
+        partial = {c: target[c] / fractions[c] for c in target if row[c] and c not in universal}
+        taken = sum(partial.values())
+        if taken > 1.0:
+            partial = {c: share / taken for c, share in partial.items()}
+        left = max(0.0, 1.0 - taken)
+        everyone = (
+            {c: left * target[c] / universal_total for c in universal} if universal_total else {}
+        )
+        shares.append({c: float(partial.get(c, everyone.get(c, 0.0))) for c in probabilities})
+    return shares
+
+
 def cut_patches(
     volume: torch.Tensor, corners: torch.Tensor, patch_size: Sequence[int]
 ) -> torch.Tensor:
@@ -127,6 +168,9 @@ class PatchGroups(Dataset[Patches]):
                 image.set_data(image.data.contiguous().share_memory_())
         self.subjects = list(subjects)
         self.spec, self.settings, self.seed = spec, settings, seed
+        self.label_shares = cohort_label_shares(
+            settings.label_probabilities, [_carried(s, len(settings.labels)) for s in subjects]
+        )
         self.augmentation = in_place(augmentation) if augmentation is not None else None
 
     def __len__(self) -> int:
@@ -146,7 +190,7 @@ class PatchGroups(Dataset[Patches]):
         settings = self.settings
         label = subject.get_image(LABEL_KEY).data
         corners = patch_corners(
-            label[0], settings.patch_size, settings.label_probabilities,
+            label[0], settings.patch_size, self.label_shares[index],
             settings.samples_per_volume, draws,
         )  # fmt: skip
         channels = []
@@ -164,6 +208,14 @@ class PatchGroups(Dataset[Patches]):
             drawn = cast(torch.Tensor, subject[ANNOTATED_KEY])
             patches[ANNOTATED_KEY] = drawn.expand(len(corners), -1).clone()
         return patches
+
+
+def _carried(subject: tio.Subject, labels: int) -> list[bool]:
+    """Whether the background and each of ``labels`` labels were drawn on ``subject``
+    (every one without partial labels)."""
+    if ANNOTATED_KEY in subject:
+        return [bool(v) for v in cast(torch.Tensor, subject[ANNOTATED_KEY])]
+    return [True] * (labels + 1)
 
 
 class EpochOrder(Sampler[tuple[int, int]]):

@@ -14,6 +14,7 @@ from sn_platform.data.patches import (
     BOX,
     PatchGroups,
     PatchPipeline,
+    cohort_label_shares,
     cut_patches,
     generator,
     patch_corners,
@@ -65,6 +66,40 @@ def test_classes_are_centred_on_with_their_probabilities():
     centres = label[corners[:, 0] + 2, corners[:, 1] + 2, corners[:, 2] + 1]
     assert float((centres == 2).float().mean()) == pytest.approx(0.25, abs=0.03)
     assert set(centres.tolist()) == {1, 2}
+
+
+def test_a_label_drawn_on_half_the_cohort_keeps_its_share_of_the_cohorts_patches():
+    probabilities = {0: 0.3, 1: 0.35, 2: 0.2, 3: 0.15}
+    full, sn_only = [True] * 4, [True, True, False, False]
+    assert cohort_label_shares(probabilities, [full] * 3) == [probabilities] * 3
+    shares = cohort_label_shares(probabilities, [full, sn_only])
+    # RN and CC twice their shares where drawn; background and SN share the rest 0.3 : 0.35
+    assert shares[0] == pytest.approx({0: 0.3 * 0.3 / 0.65, 1: 0.3 * 0.35 / 0.65, 2: 0.4, 3: 0.3})
+    assert shares[1] == pytest.approx({0: 0.3 / 0.65, 1: 0.35 / 0.65, 2: 0.0, 3: 0.0})
+    for label, share in probabilities.items():  # the cohort's share of each class, as preset
+        assert (shares[0][label] + shares[1][label]) / 2 == pytest.approx(share)
+    # RN and CC on one subject of four: theirs would take 1.4 of its patches, so all, 4 : 3
+    rare = cohort_label_shares(probabilities, [full] + [sn_only] * 3)[0]
+    assert rare == pytest.approx({0: 0.0, 1: 0.0, 2: 4 / 7, 3: 3 / 7})
+    # Two boxes with all three classes, one with the first only: class 2's share of the
+    # cohort's centres, drawn as the pipeline draws them.
+    drawn = torch.zeros(12, 12, 4, dtype=torch.uint8)
+    drawn[2:5, 2:10, 1:3], drawn[6:8, 2:10, 1:3], drawn[9:11, 2:10, 1:3] = 1, 2, 3
+    first_only = torch.where(drawn == 1, drawn, 0)
+    boxes = [drawn, first_only]
+
+    def share_of_class_2(per_box: list[dict[int, float]]) -> float:
+        draws = torch.Generator().manual_seed(2)
+        centres = [
+            box[corners[:, 0] + 2, corners[:, 1] + 2, corners[:, 2] + 1]
+            for box, weights in zip(boxes, per_box, strict=True)
+            for corners in [patch_corners(box, (4, 4, 2), weights, 3000, draws)]
+        ]
+        return float((torch.cat(centres) == 2).float().mean())
+
+    # 0.5 x 0.4 of the centres, as in a fully labelled cohort, against 0.5 x 0.2
+    assert share_of_class_2(shares) == pytest.approx(0.200, abs=0.012)
+    assert share_of_class_2([probabilities] * 2) == pytest.approx(0.100, abs=0.012)
 
 
 def test_patches_are_cut_at_their_corners():
