@@ -18,7 +18,7 @@ import csv
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -229,6 +229,21 @@ def discover_subjects(
             )
         )
     return records
+
+
+def with_labels_from(
+    record: SubjectRecord, root: Path, source: str, names: Sequence[str]
+) -> SubjectRecord:
+    """``record`` with each label of ``names`` it lacks taken from ``derivatives/<source>``
+    where that folder has it (a teacher model's masks filling partial labels); the labels
+    it has are kept."""
+    found = {
+        name: path
+        for name in names
+        if name not in record.labels
+        and (path := label_path(root, source, record.participant_id, name)).exists()
+    }
+    return replace(record, labels={**record.labels, **found}) if found else record
 
 
 def missing_channels(root: Path, participant_id: str, channels: Sequence[str]) -> list[str]:

@@ -65,6 +65,10 @@ class DataSettings:
     partial_labels : a subject may carry any non-empty subset of ``labels`` (SN only, say);
         a label it lacks does not count in its loss (``models.losses.marginal_logits``)
         instead of being taken for background. False: every subject needs every label
+    pseudo_label_source : with ``partial_labels``, a derivatives folder of a teacher
+        model's masks (``sn-infer output=ROOT/derivatives/NAME``): a label a training
+        subject lacks in ``label_source`` is taken from it (self-training); validation and
+        test subjects are scored on ``label_source`` alone. None: no teacher
     """
 
     root: str | None
@@ -81,9 +85,21 @@ class DataSettings:
     num_workers: int = 0
     label_probabilities: Mapping[int, float] = field(default_factory=lambda: {0: 0.5, 1: 0.5})
     partial_labels: bool = False
+    pseudo_label_source: str | None = None
 
     def __post_init__(self) -> None:
         folder_name("data.label_source", self.label_source)
+        if self.pseudo_label_source is not None:
+            folder_name("data.pseudo_label_source", self.pseudo_label_source)
+            if not self.partial_labels:
+                raise ValueError(
+                    "pseudo_label_source fills the labels partial_labels lets a subject "
+                    "lack; set data.partial_labels=true"
+                )
+            if self.pseudo_label_source == self.label_source:
+                raise ValueError(
+                    f"pseudo_label_source and label_source are both {self.label_source!r}"
+                )
         object.__setattr__(self, "patch_size", tuple(int(n) for n in self.patch_size))
         object.__setattr__(self, "labels", tuple(str(name) for name in self.labels))
         object.__setattr__(self, "channels", check_channels(self.channels))

@@ -16,7 +16,7 @@ from sn_platform import tracking
 from sn_platform.data.bids import dataset_fingerprint
 from sn_platform.devices import Runtime
 from sn_platform.training.spec import RunContext, RunSpec
-from sn_platform.training.subjects import SubjectSplit
+from sn_platform.training.subjects import SubjectSplit, training_label_counts
 
 TRACKING_FOLDER = "tracking"
 
@@ -58,6 +58,9 @@ def _open_run(opening: RunOpening) -> tracking.BufferedRun:
         "sn.precision": runtime.precision,
         "sn.subjects": f"{len(subjects.train)} train / {len(subjects.validation)} val / "
         f"{len(subjects.test)} test",
+        "sn.training_labels": training_label_counts(
+            subjects.train, spec.data.labels, spec.data.pseudo_label_source
+        ),
         **context.tags,
     }
     start = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from sn_platform.data.bids import (
@@ -12,6 +13,7 @@ from sn_platform.data.bids import (
     discover_subjects,
     label_path,
     validate_subject,
+    with_labels_from,
 )
 from sn_platform.data.settings import DataSettings
 from sn_platform.data.splits import Splits, load_or_create_splits
@@ -36,7 +38,9 @@ def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) 
     """Discover and validate the dataset; pick the subjects of ``fold`` (None: all
     development subjects train, none validate). With ``tissues`` every subject must have
     its tissue label map (the augmentation renders images from it). With
-    ``data.partial_labels`` a subject needs only one of ``data.labels``."""
+    ``data.partial_labels`` a subject needs only one of ``data.labels``; with
+    ``data.pseudo_label_source`` a training subject's missing labels come from that folder
+    (validation and test subjects keep ``data.label_source``'s alone)."""
     spec = data.preprocessing
     root = Path(str(data.root))
     records = discover_subjects(
@@ -64,11 +68,37 @@ def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) 
         train_ids, validation_ids = splits.development, list[str]()
     else:
         train_ids, validation_ids = splits.fold(fold)
+    train = [by_id[i] for i in train_ids]
+    if data.pseudo_label_source is not None:
+        train = [with_labels_from(r, root, data.pseudo_label_source, data.labels) for r in train]
+        for record in train:
+            validate_subject(record)
     return SubjectSplit(
-        train=[by_id[i] for i in train_ids],
+        train=train,
         validation=[by_id[i] for i in validation_ids],
         test=[by_id[i] for i in splits.test],
         splits=splits,
+    )
+
+
+def training_label_counts(
+    records: Sequence[SubjectRecord], labels: Sequence[str], pseudo_label_source: str | None
+) -> str:
+    """How many of ``records`` carry each label, and how many of those labels a teacher
+    wrote: ``SN 32, RN 32 (16 pseudo), CC 32 (16 pseudo)``."""
+    counts = []
+    for name in labels:
+        paths = [r.labels[name] for r in records if name in r.labels]
+        pseudo = sum(_in_source(path, pseudo_label_source) for path in paths)
+        counts.append(f"{name} {len(paths)}" + (f" ({pseudo} pseudo)" if pseudo else ""))
+    return ", ".join(counts)
+
+
+def _in_source(path: Path, source: str | None) -> bool:
+    """Whether ``path`` lies in ``derivatives/<source>``."""
+    parts = path.parts
+    return source is not None and any(
+        a == "derivatives" and b == source for a, b in pairwise(parts)
     )
 
 

@@ -1,5 +1,6 @@
 """The subjects of a run with partial labels: any drawn label makes a training subject,
-none is refused in one line naming the subject's label folder."""
+none is refused in one line naming the subject's label folder; a teacher's masks fill the
+labels training subjects lack, never those of the subjects a run is scored on."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import re
 import shutil
 from pathlib import Path
 
+import nibabel as nib
 import pytest
 
-from sn_platform.data.bids import DataValidationError
+from sn_platform.data.bids import DataValidationError, label_path
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.settings import DataSettings, SplitSettings
-from sn_platform.training.subjects import split_subjects
+from sn_platform.errors import ConfigError
+from sn_platform.training.subjects import split_subjects, training_label_counts
 
 LABELS = ("SN", "RN", "CC")
 
@@ -29,10 +32,22 @@ def _partial_copy(source: Path, target: Path, keep: dict[str, tuple[str, ...]]) 
     return target
 
 
-def _settings(root: Path, partial: bool) -> DataSettings:
-    splits = SplitSettings(file=str(root / "splits.json"), folds=2, test_fraction=0.0)
+def _settings(
+    root: Path, partial: bool, test_fraction: float = 0.0, pseudo: str | None = None
+) -> DataSettings:
+    splits = SplitSettings(file=str(root / "splits.json"), folds=2, test_fraction=test_fraction)
     return DataSettings(str(root), PreprocessingSpec(), splits, labels=LABELS,
-                        partial_labels=partial)  # fmt: skip
+                        partial_labels=partial, pseudo_label_source=pseudo)  # fmt: skip
+
+
+def _teacher_copy(source: Path, root: Path, ids: list[str]) -> None:
+    """``derivatives/teacher`` of ``root``: every label of ``source``'s manual folder for
+    ``ids``, as a teacher model's sn-infer output would hold them."""
+    for participant_id in ids:
+        for name in LABELS:
+            target = label_path(root, "teacher", participant_id, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(label_path(source, "manual", participant_id, name), target)
 
 
 def test_an_sn_only_subject_trains_with_partial_labels_and_is_refused_without(
@@ -52,3 +67,50 @@ def test_a_subject_with_no_label_at_all_is_refused(phantom_cohort, tmp_path):
     root = _partial_copy(phantom_cohort[0], tmp_path / "none", {"003": ()})
     with pytest.raises(DataValidationError, match=re.escape("sub-003/anat: none of the labels")):
         split_subjects(_settings(root, partial=True), fold=None)
+
+
+def test_a_teachers_masks_fill_the_labels_training_subjects_lack_and_no_others(
+    phantom_cohort, tmp_path
+):
+    source = phantom_cohort[0]
+    ids = ["001", "002", "003", "004"]
+    root = _partial_copy(source, tmp_path / "taught", {i: ("SN",) for i in ids})
+    _teacher_copy(source, root, ids)
+    subjects = split_subjects(_settings(root, True, 0.5, "teacher"), fold=None)
+    assert len(subjects.train) == 2 and len(subjects.test) == 2
+    for record in subjects.train:
+        sources = {name: path.parts[-4] for name, path in record.labels.items()}
+        assert sources == {"SN": "manual", "RN": "teacher", "CC": "teacher"}
+    for record in subjects.test:  # scored on the manual labels alone
+        assert sorted(record.labels) == ["SN"]
+    counts = training_label_counts(subjects.train, LABELS, "teacher")
+    assert counts == "SN 2, RN 2 (2 pseudo), CC 2 (2 pseudo)"
+    assert training_label_counts(subjects.test, LABELS, "teacher") == "SN 2, RN 0, CC 0"
+
+
+def test_a_teacher_mask_on_another_grid_is_refused_naming_it(phantom_cohort, tmp_path):
+    source = phantom_cohort[0]
+    root = _partial_copy(source, tmp_path / "taught", {"001": ("SN",), "002": ("SN",)})
+    _teacher_copy(source, root, ["001", "002"])
+    subjects = split_subjects(_settings(root, True), fold=None)  # no teacher: SN only
+    assert sorted(subjects.all[0].labels) == ["SN"]
+    bad = label_path(root, "teacher", "002", "RN")
+    image = nib.load(bad)
+    nib.save(nib.Nifti1Image(image.get_fdata()[:-2], image.affine), bad)
+    with pytest.raises(DataValidationError, match=re.escape(str(bad))):
+        split_subjects(_settings(root, True, pseudo="teacher"), fold=None)
+
+
+@pytest.mark.parametrize(
+    ("partial", "pseudo", "message"),
+    [
+        (False, "teacher", "set data.partial_labels=true"),
+        (True, "manual", "pseudo_label_source and label_source are both 'manual'"),
+        (True, "../teacher", "must be a single folder name"),
+    ],
+)
+def test_a_teacher_folder_that_cannot_fill_partial_labels_is_refused(
+    tmp_path, partial, pseudo, message
+):
+    with pytest.raises((ValueError, ConfigError), match=re.escape(message)):
+        _settings(tmp_path, partial, pseudo=pseudo)
