@@ -235,24 +235,24 @@ def main() -> None:
         "test_subjects": len(splits.test),
         "fully_labelled": full,
     }
-    arms = {"half_labelled": lambda: arm(half, "half", partial=True)}
+    report["half_labelled"] = arm(half, "half", partial=True)
     if not arguments.without_annotated_only:
         annotated = data.with_name(f"{data.name}-annotated-only")
         annotated_only_copy(half, annotated, sn_only)
-        arms["annotated_only"] = lambda: arm(annotated, "annotated-only", partial=False)
+        report["annotated_only"] = arm(annotated, "annotated-only", partial=False)
+        report["half_minus_annotated_only"] = {
+            key: report["half_labelled"][key] - value
+            for key, value in report["annotated_only"].items()
+        }
     if not arguments.without_self_training:
-
-        def student() -> dict[str, float]:
-            drawn = sorted(set(splits.development) - set(sn_only))
-            threshold = calibrated_threshold(half, store, "half", drawn)
-            report["teacher_threshold"] = threshold
-            teacher_masks(half, store, "half", sn_only, threshold)
-            return arm(half, "self-trained", True, ["data.pseudo_label_source=teacher"])
-
-        arms["self_trained"] = student
-    for key, run in arms.items():
-        report[key] = run()
-        report[f"{key}_against_full"] = compared(report[key], full)
+        drawn = sorted(set(splits.development) - set(sn_only))
+        report["teacher_threshold"] = calibrated_threshold(half, store, "half", drawn)
+        teacher_masks(half, store, "half", sn_only, report["teacher_threshold"])
+        report["self_trained"] = arm(half, "self-trained", True,
+                                     ["data.pseudo_label_source=teacher"])  # fmt: skip
+    for key in ("half_labelled", "annotated_only", "self_trained"):
+        if key in report:
+            report[f"{key}_against_full"] = compared(report[key], full)
     arguments.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
