@@ -12,11 +12,11 @@ models are scored on the same labels); it trains with ``data.partial_labels=true
 annotated-only copy drops the SN-only subjects (and their place in the splits): what the
 SN-only subjects add (``--without-annotated-only`` skips it). The self-trained arm: the
 half-labelled model (the teacher) segments the SN-only subjects with ``sn-infer`` into
-``derivatives/teacher`` of the half-labelled copy, at the threshold where its RN and CC
-agree best with the labels drawn on the other development subjects, and a student trains
-from scratch on the drawn labels and, where none is drawn, the teacher's
+``derivatives/teacher`` of the half-labelled copy, at its own per-label thresholds, and a
+student trains from scratch on the drawn labels and, where none is drawn, the teacher's
 (``data.pseudo_label_source=teacher``; ``--without-self-training`` skips it). Every arm
-trains with ``RECIPE`` (Dice + cross-entropy) and then the ``--override``s. The runs log to
+trains with ``RECIPE`` (Dice + cross-entropy; each label's threshold chosen on the labels
+drawn on its training subjects) and then the ``--override``s. The runs log to
 a private MLflow store; the figures are the test split's DSC per structure
 (``best/test/dsc`` in the slab, ``best/test/dsc_rn``, ``best/test/dsc_cc`` over the whole
 volume) and, with ``--held-out``, each model's mean DSC on that dataset with ``sn-infer``
@@ -45,11 +45,11 @@ FIGURES = ("best/test/dsc", "best/test/dsc_rn", "best/test/dsc_cc")
 # The recipe of both arms (before --override): Dice + cross-entropy. With the Dice loss
 # alone a class drawn on few subjects can die (its softmax probability near 0, where the
 # Dice gradient vanishes): the crus did, at 16 epochs, in the half-labelled run of seed 1.
-RECIPE = ("loss=dice_bce",)
-# The teacher's masks are thresholded where its RN and CC agree best with the labels drawn
-# on the training subjects: at the default 0.5 a teacher trained 24 epochs draws the RN at
-# 0.6 of the drawers' volume, and a student learns that.
-TEACHER_THRESHOLDS = (0.5, 0.4, 0.3, 0.2)
+# Each model's per-label thresholds are chosen where its labels agree best with those drawn
+# on its training subjects (trainer.calibrate_thresholds): at 0.5 a model trained 24 epochs
+# with Dice + cross-entropy draws the RN at 0.6-0.7 of the drawers' volume, and a student
+# learns that from its teacher's masks.
+RECIPE = ("loss=dice_bce", "trainer.calibrate_thresholds=true")
 # The issue's bounds: RN and CC within 0.03 of the fully labelled model, the SN within 0.01.
 # Keyed by the figure without its prefix (best/test/dsc and held_out/dsc share a bound).
 TOLERANCE = {"dsc": 0.01, "dsc_rn": 0.03, "dsc_cc": 0.03}
@@ -142,26 +142,16 @@ def infer(
     return pd.read_csv(folder / "measures.tsv", sep="\t", na_values="n/a")
 
 
-def calibrated_threshold(root: Path, store: str, name: str, drawn: Sequence[str]) -> float:
-    """The probability threshold among ``TEACHER_THRESHOLDS`` at which run ``name``'s RN
-    and CC agree best (mean DSC) with the labels drawn on the training subjects ``drawn``:
-    the teacher's masks in the drawers' style."""
-    scores = {}
-    for threshold in TEACHER_THRESHOLDS:
-        folder = root.with_name(f"{root.name}-calibration") / f"{name}-{threshold}"
-        options = [f"subjects=[{','.join(drawn)}]", f"infer.threshold={threshold}"]
-        table = infer(root, folder, store, name, options)
-        scores[threshold] = float(table[["dsc_rn", "dsc_cc"]].mean().mean())
-    return max(scores, key=scores.__getitem__)
+def thresholds(store: str, name: str) -> dict[str, float]:
+    """Run ``name``'s per-label thresholds (``calibration/threshold_<label>``)."""
+    run = newest_run(store, name)
+    return {label: float(run[f"metrics.calibration/threshold_{label}"]) for label in LABELS}
 
 
-def teacher_masks(
-    root: Path, store: str, name: str, subjects: Sequence[str], threshold: float
-) -> None:
-    """Run ``name``'s masks (at ``threshold``) of ``subjects`` of ``root`` in
+def teacher_masks(root: Path, store: str, name: str, subjects: Sequence[str]) -> None:
+    """Run ``name``'s masks (at its own thresholds) of ``subjects`` of ``root`` in
     ``root/derivatives/teacher`` (the masks ``data.pseudo_label_source=teacher`` reads)."""
-    options = [f"subjects=[{','.join(subjects)}]", f"infer.threshold={threshold}"]
-    infer(root, root / "derivatives" / "teacher", store, name, options)
+    infer(root, root / "derivatives" / "teacher", store, name, [f"subjects=[{','.join(subjects)}]"])
 
 
 def held_out_figures(held_out: Path, store: str, name: str, folder: Path) -> dict[str, float]:
@@ -245,11 +235,13 @@ def main() -> None:
             for key, value in report["annotated_only"].items()
         }
     if not arguments.without_self_training:
-        drawn = sorted(set(splits.development) - set(sn_only))
-        report["teacher_threshold"] = calibrated_threshold(half, store, "half", drawn)
-        teacher_masks(half, store, "half", sn_only, report["teacher_threshold"])
+        teacher_masks(half, store, "half", sn_only)
         report["self_trained"] = arm(half, "self-trained", True,
                                      ["data.pseudo_label_source=teacher"])  # fmt: skip
+    names = {"fully_labelled": "full", "half_labelled": "half",
+             "annotated_only": "annotated-only", "self_trained": "self-trained"}  # fmt: skip
+    report["thresholds"] = {key: thresholds(store, name) for key, name in names.items()
+                            if key in report}  # fmt: skip
     for key in ("half_labelled", "annotated_only", "self_trained"):
         if key in report:
             report[f"{key}_against_full"] = compared(report[key], full)

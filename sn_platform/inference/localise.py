@@ -151,7 +151,7 @@ def localise(
         raise ValueError(f"slab_from must be one of {SLAB_SOURCES}, got {slab_from!r}")
     masks = {}
     for label in prediction.labels:
-        mask = prediction.mask(settings.threshold, label)
+        mask = prediction.mask(settings.threshold_of(label), label)
         masks[label] = (
             keep_largest_component_per_hemisphere(mask, prediction.affine) if keep_largest else mask
         )

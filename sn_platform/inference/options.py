@@ -52,7 +52,10 @@ class InferenceOptions:
     Parameters
     ----------
     threshold, patch_overlap, overlap_mode, batch_size, flip_tta : override the model's
-        inference settings; None keeps the model's own
+        inference settings; None keeps the model's own. ``threshold`` applies to every
+        label, replacing the thresholds the model's training calibrated per label
+    label_thresholds : label -> threshold (``{RN: 0.3}``), over the model's per label (and
+        over ``threshold``)
     keep_largest : keep the largest component per hemisphere (each label)
     slab_from : ``predicted`` (below the model's RN, the default) or ``manual`` (below the
         manual RN where ``derivatives/<label_source>`` has one, else the predicted)
@@ -72,6 +75,7 @@ class InferenceOptions:
     overlap_mode: str | None = None
     batch_size: int | None = None
     flip_tta: bool | None = None
+    label_thresholds: dict[str, float] | None = None
     keep_largest: bool = True
     slab_from: str = "predicted"
     atlas_tolerance_mm: float | None = 6.0
@@ -93,12 +97,18 @@ class InferenceOptions:
         # The model's settings check the values here; patch_overlap once the patch is known.
         given = {n: getattr(self, n) for n in MODEL_OVERRIDES if n != "patch_overlap"}
         replace(InferenceSettings(), **{n: v for n, v in given.items() if v is not None})
+        if self.label_thresholds is not None:
+            thresholds = {str(k): float(v) for k, v in self.label_thresholds.items()}
+            object.__setattr__(self, "label_thresholds", thresholds)
+            InferenceSettings(labels=tuple(thresholds), label_thresholds=thresholds)
 
     def settings(self, model_settings: InferenceSettings) -> InferenceSettings:
         """The model's inference settings with the overrides that are not None."""
         changes: dict[str, Any] = {
             name: getattr(self, name) for name in MODEL_OVERRIDES if getattr(self, name) is not None
         }
+        label_thresholds = {} if self.threshold is not None else model_settings.label_thresholds
+        changes["label_thresholds"] = label_thresholds | (self.label_thresholds or {})
         return replace(model_settings, **changes)
 
 

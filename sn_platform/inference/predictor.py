@@ -45,6 +45,8 @@ class InferenceSettings:
     overlap_mode : TorchIO aggregation of overlapping patches (average, hann, crop)
     batch_size : patches per forward pass
     threshold : probability above which a voxel belongs to a label
+    label_thresholds : a label's own threshold where it has one (``SN``, ``RN``, ``CC`` ->
+        probability; ``trainer.calibrate_thresholds`` chooses them), else ``threshold``
     flip_tta : also predict the left-right mirrored volume and average the two
     slab_mm : thickness (mm) of the method's slab just below ``slab_reference``, in whole
         native slices (``data.slab.slices_for``: 3 of the method's 1 mm, 1 of 2.2 mm)
@@ -58,6 +60,7 @@ class InferenceSettings:
     overlap_mode: str = "average"
     batch_size: int = 4
     threshold: float = 0.5
+    label_thresholds: dict[str, float] = field(default_factory=dict)
     flip_tta: bool = False
     slab_mm: float = 3.0
     slab_reference: str = "RN"
@@ -80,12 +83,28 @@ class InferenceSettings:
             raise ValueError(
                 f"overlap_mode must be one of {OVERLAP_MODES}, got {self.overlap_mode!r}"
             )
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        object.__setattr__(
+            self, "label_thresholds", {str(k): float(v) for k, v in self.label_thresholds.items()}
+        )
+        given = {"threshold": self.threshold} | {
+            f"label_thresholds.{label}": value for label, value in self.label_thresholds.items()
+        }
+        for name, value in given.items():
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+        unknown = sorted(set(self.label_thresholds) - set(self.labels))
+        if unknown:
+            raise ValueError(
+                f"label_thresholds names {unknown}, which are not labels {list(self.labels)}"
+            )
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.slab_mm <= 0:
             raise ValueError(f"slab_mm must be > 0, got {self.slab_mm}")
+
+    def threshold_of(self, label: str) -> float:
+        """The probability above which a voxel belongs to ``label``."""
+        return self.label_thresholds.get(label, self.threshold)
 
     @property
     def slab_rule(self) -> SlabRule:
@@ -332,7 +351,7 @@ class Segmenter:
         probability = torch.stack(passes).mean(dim=0)
         network_affine = subject.get_image(self.spec.channel_keys[0]).affine
         native = to_native_grid(probability, network_affine, native_shape, native_affine)
-        agreement = pass_agreement(passes, self.settings.threshold)
+        agreement = pass_agreement(passes, self.settings.threshold_of(self.settings.labels[0]))
         source = str(subject.get(ROI_SOURCE_KEY, "whole"))
         return replace(native, labels=self.settings.labels, tta_dice=agreement, roi_source=source)
 

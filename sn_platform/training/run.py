@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,12 @@ from sn_platform.data.bids import SubjectRecord
 from sn_platform.devices import Runtime
 from sn_platform.errors import ConfigError
 from sn_platform.evaluation.outputs import write_evaluation
+from sn_platform.inference.predictor import Segmenter
 from sn_platform.models.ensemble import ProbabilityEnsemble
 from sn_platform.models.factory import build_module
 from sn_platform.seeding import seed_everything
 from sn_platform.tracking import BufferedRun
+from sn_platform.training.calibration import calibrated_settings, calibration_records
 from sn_platform.training.checks import check_run
 from sn_platform.training.engine import (
     BEST_WEIGHTS,
@@ -175,12 +177,31 @@ def _train(
     with training_batches(subjects.train, data, spec.augmentation, spec.seed) as epochs:
         progress = trainer.fit(epochs, validate, on_epoch, batches)
     load_best_weights(model, directory)
+    outcome = TrainingOutcome({"best/epoch": float(progress.best_epoch)}, progress, directory)
+    if spec.trainer.calibrate_thresholds:
+        spec = _calibrated(spec, model, runtime, subjects)
+        outcome.metrics |= {
+            f"calibration/threshold_{label}": spec.inference.threshold_of(label)
+            for label in spec.inference.labels
+        }
+        validate = validate.with_settings(spec.inference) if validate is not None else None
     evaluators = [validate] if validate is not None else []
     if spec.trainer.evaluate_test and subjects.test:
         evaluators.append(_validator(spec, runtime, subjects.test, "test"))
-    outcome = TrainingOutcome({"best/epoch": float(progress.best_epoch)}, progress, directory)
     _evaluate_and_log(spec, model, dict(spec.model), evaluators, outcome, tracker)
     return outcome
+
+
+def _calibrated(
+    spec: RunSpec, model: nn.Module, runtime: Runtime, subjects: SubjectSplit
+) -> RunSpec:
+    """``spec`` whose inference settings carry ``model``'s per-label thresholds
+    (``trainer.calibrate_thresholds``), chosen on ``calibration_records``."""
+    segmenter = Segmenter(
+        model, spec.data.preprocessing, spec.inference, runtime.device, runtime.precision
+    )
+    records = calibration_records(subjects, spec.data.pseudo_label_source)
+    return replace(spec, inference=calibrated_settings(segmenter, records))
 
 
 def evaluate_ensemble(

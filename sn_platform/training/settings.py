@@ -35,6 +35,10 @@ class TrainerSettings:
     resume : continue from ``checkpoint_dir/last.pt``
     checkpoint_dir : holds ``last.pt`` and ``best.pt``
     evaluate_test : also evaluate the held-out test subjects at the end
+    calibrate_thresholds : after training, choose each label's probability threshold where
+        its mean DSC is highest on the validation subjects (without any: on the training
+        subjects' drawn labels); the logged model carries them
+        (``sn_platform.training.calibration``)
     init_from : a logged model's URI (``models:/sn-vnet@champion``, ``runs:/ID/model``) whose
         weights the run starts from (fine-tuning to a site); None starts from random weights
     """
@@ -57,6 +61,7 @@ class TrainerSettings:
     resume: bool = False
     checkpoint_dir: str = "checkpoints"
     evaluate_test: bool = False
+    calibrate_thresholds: bool = False
     init_from: str | None = None
 
     def __post_init__(self) -> None:

@@ -95,6 +95,15 @@ def training_label_counts(
     return ", ".join(counts)
 
 
+def drawn_labels(record: SubjectRecord, pseudo_label_source: str | None) -> dict[str, Path]:
+    """The record's labels that were drawn: those not from ``derivatives/<pseudo_label_source>``."""
+    return {
+        name: path
+        for name, path in record.labels.items()
+        if not _in_source(path, pseudo_label_source)
+    }
+
+
 def _in_source(path: Path, source: str | None) -> bool:
     """Whether ``path`` lies in ``derivatives/<source>``."""
     parts = path.parts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -116,6 +117,12 @@ class Validator:
         evaluation = Evaluation(rows, summarise(rows, self.prefix), masks)
         self._last = (weights, evaluation)
         return evaluation
+
+    def with_settings(self, settings: InferenceSettings) -> Validator:
+        """This validator (the same subjects, preprocessed once) under other settings."""
+        other = copy.copy(self)
+        other.settings, other._last = settings, None
+        return other
 
     def _centre_error(self, participant_id: str, prediction: NativePrediction) -> dict[str, float]:
         """``centre_error_mm``: distance (mm) between the centre of the structures the

@@ -75,6 +75,19 @@ def test_slab_source_follows_slab_from_and_the_manual_red_nucleus():
         localise(prediction, SETTINGS, slab_from="atlas")
 
 
+def test_each_label_is_thresholded_at_its_own_threshold_and_the_slab_follows_the_rn():
+    masks = _structures(rn_lowest=9)
+    faint_rn = _prediction(masks)
+    faint_rn.probabilities[1][masks["RN"]] = 0.4  # an under-confident RN: gone at 0.5
+    assert not localise(faint_rn, SETTINGS).masks["RN"].any()
+    calibrated = replace(SETTINGS, label_thresholds={"RN": 0.3})
+    found = localise(faint_rn, calibrated)
+    assert np.array_equal(found.masks["RN"], masks["RN"])
+    assert np.flatnonzero(found.slab.mask.any(axis=(0, 1))).tolist() == [6, 7, 8]
+    sn_too_high = localise(faint_rn, replace(SETTINGS, label_thresholds={"SN": 0.95}))
+    assert not sn_too_high.masks["SN"].any()  # SN's own threshold above its 0.9
+
+
 def test_no_red_nucleus_in_view_is_flagged_not_crashed():
     masks = _structures(rn_lowest=None)
     prediction = _prediction(masks)

@@ -8,13 +8,21 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
 from sn_platform.composition import CONFIG_DIR
+from sn_platform.data.bids import discover_subjects
+from sn_platform.data.roi import mask_centre
+from sn_platform.data.splits import Splits
 from sn_platform.errors import ConfigError
+from sn_platform.evaluation.metrics import dice
+from sn_platform.evaluation.subject import load_reference_case
+from sn_platform.evaluation.thresholds import THRESHOLD_GRID
 from sn_platform.inference.atlas import AtlasLocaliser
+from sn_platform.inference.predictor import preprocess_record
 from sn_platform.models.factory import build_module
 from sn_platform.tracking import load_segmenter_at
 from sn_platform.training.assembly import run_spec
@@ -155,6 +163,36 @@ def test_resume_continues_at_epoch_three_with_identical_weights(two_site_cohort,
     assert [r.info.run_id for r in runs] == [outcome.run_id]
     steps = [m.step for m in client.get_metric_history(outcome.run_id, "train/loss")]
     assert steps == [1, 2, 3, 4]
+
+
+def test_calibrated_thresholds_are_the_best_of_the_grid_on_validation_and_travel_with_the_model(
+    two_site_cohort, tmp_path
+):
+    cfg = compose_training(
+        two_site_cohort, tmp_path, "trainer.calibrate_thresholds=true", "trainer.max_epochs=2",
+        "data.patch_size=[32,32,3]", "data.preprocessing.spacing_mm=[1.0,1.0,2.0]",
+    )  # fmt: skip
+    outcome = train_and_evaluate(run_spec(cfg))
+    labels = ("SN", "RN", "CC")
+    chosen = {n: outcome.metrics[f"calibration/threshold_{n}"] for n in labels}
+    segmenter = load_segmenter_at(outcome.model_uri, cfg.tracking.uri)
+    assert [segmenter.settings.threshold_of(n) for n in labels] == list(chosen.values())
+    # Independently: whole-volume DSC of each grid threshold on the fold's validation
+    # subjects, the box centred on their drawn labels; the chosen one scores best.
+    splits = Splits.from_json(Path(cfg.data.splits.file).read_text())
+    scores = {n: np.zeros(len(THRESHOLD_GRID)) for n in labels}
+    records = discover_subjects(cfg.data.root, subjects=splits.fold(0)[1], labels=labels)
+    for record in records:
+        case = load_reference_case(record)
+        centre = mask_centre(np.logical_or.reduce(list(case.manual.values())), case.affine)
+        subject = preprocess_record(record, segmenter.spec, None, centre)
+        prediction = segmenter.predict_preprocessed(subject, case.image.shape, case.affine)
+        for n in labels:
+            scores[n] += [
+                dice(prediction.probability(n) > t, case.manual[n]) for t in THRESHOLD_GRID
+            ]
+    for n in labels:
+        assert scores[n][THRESHOLD_GRID.index(chosen[n])] == pytest.approx(scores[n].max()), n
 
 
 @pytest.mark.parametrize(

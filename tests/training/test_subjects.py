@@ -15,6 +15,7 @@ from sn_platform.data.bids import DataValidationError, label_path
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.settings import DataSettings, SplitSettings
 from sn_platform.errors import ConfigError
+from sn_platform.training.calibration import calibration_records
 from sn_platform.training.subjects import split_subjects, training_label_counts
 
 LABELS = ("SN", "RN", "CC")
@@ -86,6 +87,10 @@ def test_a_teachers_masks_fill_the_labels_training_subjects_lack_and_no_others(
     counts = training_label_counts(subjects.train, LABELS, "teacher")
     assert counts == "SN 2, RN 2 (2 pseudo), CC 2 (2 pseudo)"
     assert training_label_counts(subjects.test, LABELS, "teacher") == "SN 2, RN 0, CC 0"
+    # Without validation subjects thresholds are chosen on the training subjects' drawn SN.
+    assert [sorted(r.labels) for r in calibration_records(subjects, "teacher")] == [["SN"]] * 2
+    with_validation = split_subjects(_settings(root, True, 0.5, "teacher"), fold=0)
+    assert calibration_records(with_validation, "teacher") == with_validation.validation
 
 
 def test_a_teacher_mask_on_another_grid_is_refused_naming_it(phantom_cohort, tmp_path):

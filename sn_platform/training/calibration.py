@@ -1,0 +1,60 @@
+"""A trained model's per-label thresholds, chosen on subjects with drawn labels
+(``trainer.calibrate_thresholds``) and carried by the logged model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sn_platform.data.bids import SubjectRecord, load_volume
+from sn_platform.data.roi import mask_centre
+from sn_platform.evaluation.thresholds import calibrate_thresholds
+from sn_platform.inference.predictor import InferenceSettings, Segmenter, preprocess_record
+from sn_platform.training.subjects import SubjectSplit, drawn_labels
+
+Masks = dict[str, NDArray[np.bool_]]
+Probabilities = dict[str, NDArray[np.float32]]
+
+
+def calibration_records(
+    subjects: SubjectSplit, pseudo_label_source: str | None
+) -> list[SubjectRecord]:
+    """The subjects thresholds are chosen on: the validation subjects, else (a run on every
+    development subject) the training subjects with the labels drawn on them (a teacher's
+    masks, ``data.pseudo_label_source``, left out)."""
+    if subjects.validation:
+        return list(subjects.validation)
+    return [
+        replace(record, labels=drawn_labels(record, pseudo_label_source))
+        for record in subjects.train
+    ]
+
+
+def drawn_label_cases(
+    segmenter: Segmenter, records: Sequence[SubjectRecord]
+) -> Iterator[tuple[Probabilities, Masks]]:
+    """Per subject, ``segmenter``'s probability of each label on the native grid and the
+    masks drawn; the network's box centred on the drawn labels (as in training), so that
+    the thresholds answer for the segmentation, not for where a localiser put the box."""
+    for record in records:
+        volumes = {name: load_volume(path, "label") for name, path in record.labels.items()}
+        drawn = {name: data > 0.5 for name, (data, _) in volumes.items()}
+        geometry = next(iter(volumes.values()))[1]  # the labels share the images' grid
+        centre = mask_centre(np.logical_or.reduce(list(drawn.values())), geometry.affine)
+        subject = preprocess_record(record, segmenter.spec, None, centre)
+        prediction = segmenter.predict_preprocessed(subject, geometry.shape, geometry.affine)
+        yield {label: prediction.probability(label) for label in prediction.labels}, drawn
+
+
+def calibrated_settings(
+    segmenter: Segmenter, records: Sequence[SubjectRecord]
+) -> InferenceSettings:
+    """``segmenter``'s inference settings with each label's threshold chosen where its mean
+    DSC on ``records`` is highest (``calibrate_thresholds``); a label drawn on none of
+    them keeps ``threshold``."""
+    settings = segmenter.settings
+    thresholds = calibrate_thresholds(drawn_label_cases(segmenter, records), settings.labels)
+    return replace(settings, label_thresholds=thresholds)
