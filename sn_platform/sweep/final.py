@@ -44,9 +44,16 @@ def refit_or_ensemble(
         outcome = train_and_evaluate(spec, context)
     else:
         spec = run_spec(compose_training(logged), load_segmenter_at)
-        outcome = evaluate_ensemble(spec, [Path(f) for f in members], context)
+        folds = [member_fold(f) for f in members]
+        outcome = evaluate_ensemble(spec, [Path(f) for f in members], context, folds)
     journal = str(outcome.tracking_folder) if outcome.tracking_folder else None
     return FinalResult(outcome.metrics, outcome.model_uri, outcome.run_id, journal)
+
+
+def member_fold(weights: str) -> int:
+    """The fold a member's weights were trained on, from its name (``fold-<k>.pt``,
+    ``collect_fold_weights``)."""
+    return int(Path(weights).stem.removeprefix("fold-"))
 
 
 def collect_fold_weights(grid: Any, config_id: str, destination: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,11 +51,16 @@ def drawn_label_cases(
 
 
 def calibrated_settings(
-    segmenter: Segmenter, records: Sequence[SubjectRecord]
+    settings: InferenceSettings, members: Sequence[tuple[Segmenter, Sequence[SubjectRecord]]]
 ) -> InferenceSettings:
-    """``segmenter``'s inference settings with each label's threshold chosen where its mean
-    DSC on ``records`` is highest (``calibrate_thresholds``); a label drawn on none of
-    them keeps ``threshold``."""
-    settings = segmenter.settings
-    thresholds = calibrate_thresholds(drawn_label_cases(segmenter, records), settings.labels)
-    return replace(settings, label_thresholds=thresholds)
+    """``settings`` with each label's threshold chosen where its mean DSC is highest
+    (``calibrate_thresholds``) over every segmenter's predictions of its records: one model
+    and its calibration records, or a fold ensemble's members each with the subjects its
+    fold held out (nnU-Net's out-of-fold habit). A label drawn on none keeps ``threshold``."""
+    cases = chain.from_iterable(drawn_label_cases(s, records) for s, records in members)
+    return replace(settings, label_thresholds=calibrate_thresholds(cases, settings.labels))
+
+
+def threshold_metrics(settings: InferenceSettings) -> dict[str, float]:
+    """``calibration/threshold_<label>`` of every label, as logged with a run."""
+    return {f"calibration/threshold_{n}": settings.threshold_of(n) for n in settings.labels}

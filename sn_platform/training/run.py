@@ -26,7 +26,11 @@ from sn_platform.models.ensemble import ProbabilityEnsemble
 from sn_platform.models.factory import build_module
 from sn_platform.seeding import seed_everything
 from sn_platform.tracking import BufferedRun
-from sn_platform.training.calibration import calibrated_settings, calibration_records
+from sn_platform.training.calibration import (
+    calibrated_settings,
+    calibration_records,
+    threshold_metrics,
+)
 from sn_platform.training.checks import check_run
 from sn_platform.training.engine import (
     BEST_WEIGHTS,
@@ -179,11 +183,9 @@ def _train(
     load_best_weights(model, directory)
     outcome = TrainingOutcome({"best/epoch": float(progress.best_epoch)}, progress, directory)
     if spec.trainer.calibrate_thresholds:
-        spec = _calibrated(spec, model, runtime, subjects)
-        outcome.metrics |= {
-            f"calibration/threshold_{label}": spec.inference.threshold_of(label)
-            for label in spec.inference.labels
-        }
+        records = calibration_records(subjects, spec.data.pseudo_label_source)
+        spec = _calibrated(spec, runtime, [(model, records)])
+        outcome.metrics |= threshold_metrics(spec.inference)
         validate = validate.with_settings(spec.inference) if validate is not None else None
     evaluators = [validate] if validate is not None else []
     if spec.trainer.evaluate_test and subjects.test:
@@ -193,23 +195,29 @@ def _train(
 
 
 def _calibrated(
-    spec: RunSpec, model: nn.Module, runtime: Runtime, subjects: SubjectSplit
+    spec: RunSpec, runtime: Runtime, members: Sequence[tuple[nn.Module, Sequence[SubjectRecord]]]
 ) -> RunSpec:
-    """``spec`` whose inference settings carry ``model``'s per-label thresholds
-    (``trainer.calibrate_thresholds``), chosen on ``calibration_records``."""
-    segmenter = Segmenter(
-        model, spec.data.preprocessing, spec.inference, runtime.device, runtime.precision
-    )
-    records = calibration_records(subjects, spec.data.pseudo_label_source)
-    return replace(spec, inference=calibrated_settings(segmenter, records))
+    """``spec`` whose inference settings carry per-label thresholds chosen on each network's
+    predictions of its records (``trainer.calibrate_thresholds``)."""
+    segmenters = [
+        (Segmenter(network, spec.data.preprocessing, spec.inference, runtime.device,
+                   runtime.precision), records)
+        for network, records in members
+    ]  # fmt: skip
+    return replace(spec, inference=calibrated_settings(spec.inference, segmenters))
 
 
 def evaluate_ensemble(
-    spec: RunSpec, weight_files: Sequence[Path], context: RunContext | None = None
+    spec: RunSpec,
+    weight_files: Sequence[Path],
+    context: RunContext | None = None,
+    folds: Sequence[int] | None = None,
 ) -> TrainingOutcome:
     """The mean-probability ensemble of trained copies of ``spec.model`` (say, the fold
     models of a sweep's best configuration), evaluated on the test split, tracked and
-    logged as one model like a training run."""
+    logged as one model like a training run. With ``trainer.calibrate_thresholds`` its
+    per-label thresholds are chosen out of fold: each member (trained on fold ``folds[i]``)
+    predicts the validation subjects of its fold."""
     context = context or RunContext()
     check_run(spec)
     runtime = Runtime.resolve(spec.trainer.device, spec.trainer.precision, spec.trainer.compile)
@@ -219,17 +227,23 @@ def evaluate_ensemble(
     model = ProbabilityEnsemble(spec.model, len(weight_files))
     for network, path in zip(model.members, weight_files, strict=True):
         network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model = model.to(runtime.device)
     model_config = {"_target_": f"{ProbabilityEnsemble.__module__}.ProbabilityEnsemble",
                     "member": dict(spec.model), "count": len(weight_files)}  # fmt: skip
+    metrics = {"ensemble/members": float(len(weight_files))}
+    if spec.trainer.calibrate_thresholds:
+        if folds is None or len(folds) != len(weight_files):
+            raise ConfigError(
+                "trainer.calibrate_thresholds: an ensemble needs the fold of each member"
+            )
+        held_out = [split_subjects(spec.data, fold).validation for fold in folds]
+        spec = _calibrated(spec, runtime, list(zip(model.members, held_out, strict=True)))
+        metrics |= threshold_metrics(spec.inference)
     directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)
     with tracked_run(RunOpening(spec, subjects, runtime, context, directory, False)) as tracker:
-        outcome = TrainingOutcome(
-            {"ensemble/members": float(len(weight_files))}, Progress(), directory
-        )
+        outcome = TrainingOutcome(metrics, Progress(), directory)
         evaluator = _validator(spec, runtime, subjects.test, "test")
-        _evaluate_and_log(
-            spec, model.to(runtime.device), model_config, [evaluator], outcome, tracker
-        )
+        _evaluate_and_log(spec, model, model_config, [evaluator], outcome, tracker)
     return outcome.tracked_by(tracker)
 
 

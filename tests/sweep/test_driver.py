@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from sn_platform import tracking
 from sn_platform.composition import CONFIG_DIR
+from sn_platform.evaluation.thresholds import THRESHOLD_GRID
 from sn_platform.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.slow
@@ -191,7 +192,7 @@ def test_optuna_search_runs_every_fold_inside_each_trial_and_registers_a_fold_en
         two_site_cohort, tmp_path, "ray.num_cpus=2", "tune.search_alg=optuna",
         "tune.scheduler=none", "tune.num_samples=2", "tune/space=default",
         "tune.final=ensemble", "data.splits.file=${data.root}/splits_ensemble.json",
-        "data.splits.test_fraction=0.25",
+        "data.splits.test_fraction=0.25", "trainer.calibrate_thresholds=true",
     )  # fmt: skip
     outcome = run_sweep(compose_sweep(overrides), overrides)
     _, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
@@ -211,6 +212,10 @@ def test_optuna_search_runs_every_fold_inside_each_trial_and_registers_a_fold_en
     assert version.tags["config_id"] == outcome.leaderboard[0]["config_id"]
     segmenter = tracking.load_segmenter("models:/sn-vnet@champion")
     assert len(segmenter.model.members) == 2
+    # Its thresholds, chosen out of fold (each member on the subjects its fold held out).
+    for label in ("SN", "RN", "CC"):
+        chosen = outcome.refit_metrics[f"calibration/threshold_{label}"]
+        assert chosen in THRESHOLD_GRID and segmenter.settings.threshold_of(label) == chosen
     probabilities = mlflow.pyfunc.load_model("models:/sn-vnet@champion").predict(
         np.zeros((1, 3, 32, 32, 3), dtype=np.float32)
     )

@@ -54,7 +54,7 @@ def compose_training(root: Path, work: Path, *overrides: str, store: str | None 
 @pytest.fixture(scope="module")
 def smoke_run(two_site_cohort, tmp_path_factory):
     work = tmp_path_factory.mktemp("smoke")
-    cfg = compose_training(two_site_cohort, work)
+    cfg = compose_training(two_site_cohort, work, "trainer.calibrate_thresholds=true")
     outcome = train_and_evaluate(run_spec(cfg))
     mlflow.set_tracking_uri(cfg.tracking.uri)
     return cfg, outcome, mlflow.MlflowClient()
@@ -71,7 +71,9 @@ def test_smoke_run_is_fully_tracked(smoke_run):
     history = client.get_metric_history(run.info.run_id, "val/dsc")
     assert [m.step for m in history] == [1, 2, 3]
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
-    for key in ("val/hd95_mm", "val/nm_ratio_pearson_r", "val/chi_mean_pearson_r", "best/val/dsc"):
+    logged = ("val/hd95_mm", "val/nm_ratio_pearson_r", "val/chi_mean_pearson_r", "best/val/dsc",
+              "calibration/threshold_RN")  # fmt: skip
+    for key in logged:
         assert key in run.data.metrics
     evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {
@@ -166,13 +168,9 @@ def test_resume_continues_at_epoch_three_with_identical_weights(two_site_cohort,
 
 
 def test_calibrated_thresholds_are_the_best_of_the_grid_on_validation_and_travel_with_the_model(
-    two_site_cohort, tmp_path
+    smoke_run,
 ):
-    cfg = compose_training(
-        two_site_cohort, tmp_path, "trainer.calibrate_thresholds=true", "trainer.max_epochs=2",
-        "data.patch_size=[32,32,3]", "data.preprocessing.spacing_mm=[1.0,1.0,2.0]",
-    )  # fmt: skip
-    outcome = train_and_evaluate(run_spec(cfg))
+    cfg, outcome, _ = smoke_run
     labels = ("SN", "RN", "CC")
     chosen = {n: outcome.metrics[f"calibration/threshold_{n}"] for n in labels}
     segmenter = load_segmenter_at(outcome.model_uri, cfg.tracking.uri)
