@@ -98,9 +98,9 @@ class InferenceOptions:
         given = {n: getattr(self, n) for n in MODEL_OVERRIDES if n != "patch_overlap"}
         replace(InferenceSettings(), **{n: v for n, v in given.items() if v is not None})
         if self.label_thresholds is not None:
-            thresholds = {str(k): float(v) for k, v in self.label_thresholds.items()}
-            object.__setattr__(self, "label_thresholds", thresholds)
-            InferenceSettings(labels=tuple(thresholds), label_thresholds=thresholds)
+            labels = tuple(str(name) for name in self.label_thresholds)
+            checked = InferenceSettings(labels=labels, label_thresholds=self.label_thresholds)
+            object.__setattr__(self, "label_thresholds", checked.label_thresholds)
 
     def settings(self, model_settings: InferenceSettings) -> InferenceSettings:
         """The model's inference settings with the overrides that are not None."""

@@ -28,10 +28,21 @@ def calibration_records(
     masks, ``data.pseudo_label_source``, left out)."""
     if subjects.validation:
         return list(subjects.validation)
-    return [
-        replace(record, labels=drawn_labels(record, pseudo_label_source))
-        for record in subjects.train
-    ]
+    return [_drawn_only(record, pseudo_label_source) for record in subjects.train]
+
+
+def out_of_fold_records(
+    subjects: SubjectSplit, folds: Sequence[int], pseudo_label_source: str | None
+) -> list[list[SubjectRecord]]:
+    """The validation subjects of each of ``folds`` (the subjects a fold model never saw),
+    from the splits and records ``subjects`` already holds, with their drawn labels."""
+    by_id = {r.participant_id: _drawn_only(r, pseudo_label_source) for r in subjects.all}
+    return [[by_id[i] for i in subjects.splits.fold(fold)[1]] for fold in folds]
+
+
+def _drawn_only(record: SubjectRecord, pseudo_label_source: str | None) -> SubjectRecord:
+    """``record`` with the labels drawn on it alone (a teacher's masks left out)."""
+    return replace(record, labels=drawn_labels(record, pseudo_label_source))
 
 
 def drawn_label_cases(

@@ -29,6 +29,7 @@ from sn_platform.tracking import BufferedRun
 from sn_platform.training.calibration import (
     calibrated_settings,
     calibration_records,
+    out_of_fold_records,
     threshold_metrics,
 )
 from sn_platform.training.checks import check_run
@@ -236,7 +237,7 @@ def evaluate_ensemble(
             raise ConfigError(
                 "trainer.calibrate_thresholds: an ensemble needs the fold of each member"
             )
-        held_out = [split_subjects(spec.data, fold).validation for fold in folds]
+        held_out = out_of_fold_records(subjects, folds, spec.data.pseudo_label_source)
         spec = _calibrated(spec, runtime, list(zip(model.members, held_out, strict=True)))
         metrics |= threshold_metrics(spec.inference)
     directory = Path(context.checkpoint_dir or spec.trainer.checkpoint_dir)

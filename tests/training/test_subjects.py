@@ -15,7 +15,7 @@ from sn_platform.data.bids import DataValidationError, label_path
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.settings import DataSettings, SplitSettings
 from sn_platform.errors import ConfigError
-from sn_platform.training.calibration import calibration_records
+from sn_platform.training.calibration import calibration_records, out_of_fold_records
 from sn_platform.training.subjects import split_subjects, training_label_counts
 
 LABELS = ("SN", "RN", "CC")
@@ -91,6 +91,11 @@ def test_a_teachers_masks_fill_the_labels_training_subjects_lack_and_no_others(
     assert [sorted(r.labels) for r in calibration_records(subjects, "teacher")] == [["SN"]] * 2
     with_validation = split_subjects(_settings(root, True, 0.5, "teacher"), fold=0)
     assert calibration_records(with_validation, "teacher") == with_validation.validation
+    # A fold ensemble's members: each fold's validation subjects, manual labels alone.
+    folds = [split_subjects(_settings(root, True, 0.5, "teacher"), fold=k) for k in (0, 1)]
+    expected = [split.validation for split in folds]
+    assert out_of_fold_records(subjects, [0, 1], "teacher") == expected
+    assert [sorted(r.labels) for split in expected for r in split] == [["SN"]] * 2
 
 
 def test_a_teacher_mask_on_another_grid_is_refused_naming_it(phantom_cohort, tmp_path):
