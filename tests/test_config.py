@@ -40,7 +40,7 @@ def _compose(*overrides: str, name: str = "config"):
 def test_groups_have_the_expected_options():
     assert _options("model") == ["vnet_milletari", "vnet_paper", "vnet_small"]
     assert _options("loss") == ["dice", "dice_bce", "dice_milletari", "focal_tversky", "tversky"]
-    assert _options("augment") == ["none", "paper", "qsm", "strong", "synth"]
+    assert _options("augment") == ["none", "paper", "protocol", "qsm", "strong", "synth"]
     assert _options("data") == ["bids", "phantom"]
 
 
