@@ -97,7 +97,7 @@ step phantom 60 "${PHANTOM[@]}" "out=$WORK/phantom" subjects=8 seed=5 head=small
 # A 4-trial sweep (2 configurations x 2 folds) in seconds a trial: the sweep's mechanics.
 TINY=(experiment=smoke tune=demo 'data.patch_size=[32,32,3]' data.samples_per_volume=2
   trainer.max_epochs=2 'data.preprocessing.spacing_mm=[1.0,1.0,2.0]' '~tune.selection'
-  '+tune.selection={val/dsc:1.0}' tune.verbose=0 "data.root=$WORK/phantom")
+  '+tune.selection={val/dsc:1.0}' tune.min_structure_dsc=null tune.verbose=0 "data.root=$WORK/phantom")
 sweep() {  # sweep NAME: the sn-sweep command of sweep NAME, in COMMAND
   COMMAND=("${SWEEP[@]}" "${TINY[@]}" "tune.name=$1" "tune.storage_path=$WORK/$1/ray_results"
     "tracking.uri=sqlite:///$WORK/$1/mlflow.db" "tracking.artifact_location=$WORK/$1/mlruns")

@@ -4,6 +4,7 @@ and one line on stderr that names the key, never a traceback."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sn_platform import cli
+from sn_platform.composition import CONFIG_DIR
 
 COMMANDS = ("phantom", "train", "sweep", "infer", "track")
 
@@ -221,6 +223,16 @@ def test_help_shows_usage_options_examples_and_only_the_groups_read(
     section = page.split("Config groups")[1].split("\n\n")[0]
     listed = {line.split()[0].rstrip(":") for line in section.splitlines()[1:] if line.strip()}
     assert set(groups) <= listed and not listed & set(absent)
+
+
+@pytest.mark.parametrize("page", ["sn_train", "sn_sweep", "sn_infer", "sn_phantom"])
+def test_help_lists_every_option_of_the_groups_it_names(page):
+    text = (Path(CONFIG_DIR) / "hydra" / "help" / f"{page}.yaml").read_text()
+    section = text.split("Config groups (GROUP=OPTION):")[1].split("\n\n")[0]
+    for line in section.splitlines()[1:]:
+        group, options = line.strip().split(": ", 1)
+        listed = {o.strip() for o in re.sub(r"\([^)]*\)", "", options).split(",")}
+        assert listed == {p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml")}, group
 
 
 def test_track_help_shows_usage_and_an_example(capsys):

@@ -329,7 +329,12 @@ def collect(plan: SweepPlan, run: SweepRun) -> list[dict[str, Any]]:
     results = read_folds(plan.experiment_dir)
     _deliver_journals([r.tracking for r in results], run.endpoint, plan.resume_hint())
     settings = plan.settings
-    leaderboard = rank(aggregate(results, len(plan.folds)), settings.selection, settings.mode)
+    leaderboard = rank(
+        aggregate(results, len(plan.folds)),
+        settings.selection,
+        settings.mode,
+        settings.min_structure_dsc,
+    )
     check_selectable(leaderboard, settings.selection)
     table = plan.experiment_dir / "leaderboard.tsv"
     write_table(leaderboard, table)

@@ -3,7 +3,9 @@
 Per configuration: mean and SD across folds of every validation metric (``val/dsc``,
 ``val/dsc_sd``, ...) and the **pooled out-of-fold** agreement of the clinical measures
 (``oof/nm_ratio_icc``, ``oof/chi_mean_pearson_r``, ...) over all validation subjects of all
-folds. The selection score is a weighted sum of any of these.
+folds. The selection score is a weighted sum of any of these. A configuration that left a
+structure unlearnt (its cross-validated DSC below a floor: an RN that died, say) is ranked
+after every one that learnt them all, and is never crowned: the slab hangs on the RN.
 """
 
 from __future__ import annotations
@@ -55,17 +57,57 @@ def selection_score(entry: Mapping[str, Any], weights: Mapping[str, float]) -> f
     return total
 
 
+def structure_dscs(entry: Mapping[str, Any]) -> dict[str, float]:
+    """The entry's cross-validated DSC of each structure: ``val/dsc`` (the SN, in the slab)
+    and ``val/dsc_<label>`` (``val/dsc_rn``, ``val/dsc_cc``), not their SDs or the truth's."""
+    return {
+        key: float(value)
+        for key, value in entry.items()
+        if (key == "val/dsc" or key.startswith("val/dsc_"))
+        and key not in ("val/dsc_truth", "val/dsc_sd")
+        and not key.endswith("_fold_sd")
+    }
+
+
+def unlearnt_structures(entry: Mapping[str, Any], min_dsc: float | None) -> str:
+    """Which structures of ``entry`` stayed below ``min_dsc`` (``val/dsc_rn 0.004``, joined
+    by commas); empty when none did or there is no floor (a NaN DSC is not judged)."""
+    if min_dsc is None:
+        return ""
+    return ", ".join(
+        f"{key} {value:.3f}"
+        for key, value in sorted(structure_dscs(entry).items())
+        if value < min_dsc
+    )
+
+
 def rank(
-    entries: Sequence[dict[str, Any]], weights: Mapping[str, float], mode: str = "max"
+    entries: Sequence[dict[str, Any]],
+    weights: Mapping[str, float],
+    mode: str = "max",
+    min_structure_dsc: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Entries with ``score`` and ``rank``, best first; incomplete or NaN scores last."""
+    """Entries with ``score``, ``unlearnt`` and ``rank``, best first: those that learnt every
+    structure (a DSC of at least ``min_structure_dsc`` each; None: no floor), then those that
+    did not, then incomplete or NaN scores."""
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
     scored = [
-        {**e, "score": selection_score(e, weights) if e["complete"] else math.nan} for e in entries
+        {
+            **e,
+            "score": selection_score(e, weights) if e["complete"] else math.nan,
+            "unlearnt": unlearnt_structures(e, min_structure_dsc),
+        }
+        for e in entries
     ]
     sign = -1.0 if mode == "max" else 1.0
-    scored.sort(key=lambda e: (not math.isfinite(e["score"]), sign * np.nan_to_num(e["score"])))
+    scored.sort(
+        key=lambda e: (
+            not math.isfinite(e["score"]),
+            bool(e["unlearnt"]),
+            sign * np.nan_to_num(e["score"]),
+        )
+    )
     for position, entry in enumerate(scored, start=1):
         entry["rank"] = position
     return scored
@@ -73,11 +115,12 @@ def rank(
 
 class NothingToSelect(RuntimeError):
     """Every trial ended, yet no configuration can be selected (none finished all its
-    folds, or none has a finite score)."""
+    folds, none has a finite score, or none learnt every structure)."""
 
 
 def check_selectable(leaderboard: Sequence[Mapping[str, Any]], selection: Iterable[str]) -> None:
-    """Raise NothingToSelect, saying why, unless the leaderboard's best has a finite score."""
+    """Raise NothingToSelect, saying why, unless the leaderboard's best has a finite score
+    and learnt every structure."""
     if not leaderboard:
         raise NothingToSelect("no configuration finished all its folds: nothing to select")
     if not math.isfinite(leaderboard[0]["score"]):
@@ -85,4 +128,14 @@ def check_selectable(leaderboard: Sequence[Mapping[str, Any]], selection: Iterab
             f"no configuration has a finite selection score ({', '.join(selection)}: "
             "undefined on these folds, as an ICC over too few subjects is): nothing to select; "
             "add subjects, or select on metrics these folds define (tune.selection)"
+        )
+    if leaderboard[0].get("unlearnt"):
+        reasons = "; ".join(
+            f"{e['config_id']}: {e['unlearnt']}" for e in leaderboard if e.get("unlearnt")
+        )
+        raise NothingToSelect(
+            f"every configuration left a structure unlearnt ({reasons}; below "
+            "tune.min_structure_dsc): nothing crowned; train longer (trainer.max_epochs), or "
+            "crown the best anyway: the same command with tune.resume=true "
+            "tune.min_structure_dsc=null"
         )

@@ -43,6 +43,8 @@ class TuneSettings:
         ``reuse_actors``), which has the stack imported and the template read already
     cv : the cross-validation folds
     selection : leaderboard score = sum(weight * metric); ``mode`` max or min
+    min_structure_dsc : a configuration whose cross-validated DSC of any structure (SN, RN,
+        CC) is below this is ranked after the others and never crowned; None: no floor
     final : ``refit`` on all development subjects, or the ``ensemble`` of the fold models
     alias : registry alias of the final model
     """
@@ -66,6 +68,7 @@ class TuneSettings:
     cv: CrossValidation = field(default_factory=CrossValidation)
     selection: Mapping[str, float] = field(default_factory=lambda: {"val/dsc": 1.0})
     mode: str = "max"
+    min_structure_dsc: float | None = 0.1
     final: str = "refit"
     alias: str = "champion"
 
@@ -83,6 +86,8 @@ class TuneSettings:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not self.selection:
             raise ValueError("selection: give at least one metric and its weight")
+        if self.min_structure_dsc is not None and not 0.0 <= self.min_structure_dsc < 1.0:
+            raise ValueError(f"min_structure_dsc must be in [0, 1), got {self.min_structure_dsc}")
         if self.search_alg == "optuna" and self.scheduler == "asha" and self.cv.folds > 1:
             raise ValueError(
                 "scheduler: ASHA cannot compare Optuna trials that run several folds "

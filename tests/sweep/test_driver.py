@@ -35,6 +35,8 @@ TINY = [
     # (a dict override merges into the demo's selection, so it is replaced).
     "~tune.selection",
     "+tune.selection={val/dsc:1.0}",
+    # ... and crown one although its RN and CC are not learnt yet (no DSC floor).
+    "tune.min_structure_dsc=null",
 ]
 
 

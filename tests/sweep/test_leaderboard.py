@@ -14,8 +14,11 @@ from sn_platform.sweep.leaderboard import (
     check_selectable,
     rank,
     selection_score,
+    structure_dscs,
+    unlearnt_structures,
 )
 from sn_platform.sweep.results import FoldResult
+from sn_platform.sweep.settings import TuneSettings
 
 
 def _rows(offset: int, chi_auto: list[float], chi_manual: list[float]) -> list[dict]:
@@ -77,3 +80,41 @@ def test_a_leaderboard_without_a_finite_best_says_why_nothing_is_selected():
     with pytest.raises(NothingToSelect, match=r"finite selection score \(oof/chi_mean_icc: "):
         check_selectable(undefined, ["oof/chi_mean_icc"])
     check_selectable([{"config_id": "c00", "score": 0.8}, *undefined], ["val/dsc"])
+
+
+def _entry(config_id: str, sn: float, rn: float, cc: float = 0.7) -> dict[str, object]:
+    return {
+        "config_id": config_id,
+        "complete": True,
+        "val/dsc": sn,
+        "val/dsc_rn": rn,
+        "val/dsc_cc": cc,
+        "val/dsc_rn_fold_sd": 0.001,  # an SD, the truth's DSC and the SD across subjects:
+        "val/dsc_truth": 0.01,  # none is a structure's DSC
+        "val/dsc_sd": 0.02,
+    }
+
+
+def test_a_configuration_whose_rn_died_ranks_after_those_that_learnt_every_structure():
+    dead_rn, learnt = _entry("c00", sn=0.80, rn=0.004), _entry("c01", sn=0.74, rn=0.55)
+    assert structure_dscs(dead_rn) == {"val/dsc": 0.80, "val/dsc_rn": 0.004, "val/dsc_cc": 0.7}
+    ranked = rank([dead_rn, learnt], {"val/dsc": 1.0}, min_structure_dsc=0.1)
+    assert [e["config_id"] for e in ranked] == ["c01", "c00"]
+    assert ranked[0]["unlearnt"] == "" and ranked[1]["unlearnt"] == "val/dsc_rn 0.004"
+    check_selectable(ranked, ["val/dsc"])  # the one that learnt every structure is crowned
+    no_floor = rank([dead_rn, learnt], {"val/dsc": 1.0}, min_structure_dsc=None)
+    assert [e["config_id"] for e in no_floor] == ["c00", "c01"]
+
+
+def test_nothing_is_crowned_when_every_configuration_left_a_structure_unlearnt():
+    entries = [_entry("c00", sn=0.80, rn=0.004), _entry("c01", sn=0.05, rn=0.3, cc=0.02)]
+    ranked = rank(entries, {"val/dsc": 1.0}, min_structure_dsc=0.1)
+    message = (
+        r"every configuration left a structure unlearnt \(c00: val/dsc_rn 0.004; "
+        r"c01: val/dsc 0.050, val/dsc_cc 0.020; .*tune.min_structure_dsc=null"
+    )
+    with pytest.raises(NothingToSelect, match=message):
+        check_selectable(ranked, ["val/dsc"])
+    assert unlearnt_structures({"val/dsc": math.nan}, 0.1) == ""  # NaN is not judged
+    with pytest.raises(ValueError, match=r"min_structure_dsc must be in \[0, 1\), got 1.2"):
+        TuneSettings(min_structure_dsc=1.2)
