@@ -68,6 +68,12 @@ def channel_key(name: str) -> str:
     return name.replace("-", "")
 
 
+def key_echo_number(key: str) -> int | None:
+    """Echo number of the TorchIO key of an ``echo-<n>`` channel (``echo2`` -> 2), the
+    inverse of ``channel_key``; None for another key."""
+    return echo_number(key.replace("echo", "echo-", 1)) if key.startswith("echo") else None
+
+
 def is_magnitude(name: str) -> bool:
     """Whether a channel is a magnitude image (non-negative; not the QSM map)."""
     return name != CHIMAP

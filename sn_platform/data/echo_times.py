@@ -12,14 +12,14 @@ does not depend on the echo time, and any single-echo image are left alone.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
 import torchio as tio
 from torchio.transforms.augmentation.random_transform import RandomTransform
 
-ECHO_KEY = re.compile(r"echo([1-9][0-9]*)")  # the TorchIO key of channel echo-<n>
+from sn_platform.data.channels import key_echo_number
+
 # Steepest decay per echo spacing the fit may report (R2* * dTE): 3 is 400 Hz at 7.5 ms,
 # far beyond iron-rich grey matter; a rising fit (noise, flow) is taken as no decay.
 MAX_DECAY_PER_ECHO = 3.0
@@ -65,18 +65,18 @@ class EchoTimeShift(tio.IntensityTransform):
 
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
         echoes = {
-            int(match.group(1)): image
+            number: image
             for key, image in self.get_images_dict(subject).items()
-            if (match := ECHO_KEY.fullmatch(key))
+            if (number := key_echo_number(key)) is not None
         }
         if len(echoes) < 2:
             return subject
         numbers = sorted(echoes)
         stacked = torch.cat([echoes[n].data.float() for n in numbers])
         slope = echo_log_slope(stacked, torch.tensor(numbers, dtype=torch.float32))
-        for n in numbers:
+        for n, echo in zip(numbers, stacked, strict=True):
             exponent = self.shift + (self.factor - 1.0) * (n - 1)
-            echoes[n].set_data(echoes[n].data.float() * torch.exp(exponent * slope)[None])
+            echoes[n].set_data((echo * torch.exp(exponent * slope))[None])
         return subject
 
 

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from sn_platform.data.bids import DataValidationError, channel_path, discover_subjects
-from sn_platform.data.channels import channel_filename, check_channels, nm_channel
+from sn_platform.data.channels import (
+    channel_filename,
+    channel_key,
+    check_channels,
+    echo_channel,
+    key_echo_number,
+    nm_channel,
+)
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.inference.batch import check_channels_present
 
@@ -43,6 +50,12 @@ def test_the_nm_ratio_is_taken_on_nm_else_echo_1_else_nowhere(names, expected):
 def test_unknown_or_repeated_channels_are_refused(names, problem):
     with pytest.raises(ValueError, match=problem):
         check_channels(names)
+
+
+def test_an_echo_key_gives_back_its_echo_number_and_no_other_key_does():
+    assert [key_echo_number(channel_key(echo_channel(n))) for n in (1, 2, 3, 12)] == [1, 2, 3, 12]
+    for key in ("NM", "Chimap", "echo", "echo0", "echo-1", "echoes"):
+        assert key_echo_number(key) is None
 
 
 def test_a_spec_saved_with_echo_numbers_reads_as_megre_channels():
