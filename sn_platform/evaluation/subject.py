@@ -34,6 +34,12 @@ MEASURE_METRIC_NAMES = {
 SN = "SN"
 
 
+def structure_dsc_key(label: str) -> str:
+    """The row key of a structure's DSC: ``dsc`` for the SN (compared in the slab),
+    ``dsc_<label>`` in lower case for the others (``dsc_rn``, ``dsc_cc``; whole volume)."""
+    return "dsc" if label == SN else f"dsc_{label.lower()}"
+
+
 @dataclass(frozen=True)
 class ReferenceCase:
     """What a prediction of one subject is compared with, on the subject's native grid.
@@ -177,7 +183,7 @@ def evaluate_case(
             **_roi_measures(case, case.manual, manual_reference, compared, settings, "_manual"),
         }
     for name in sorted(set(predicted) & set(case.manual) - {SN}):
-        row[f"dsc_{name.lower()}"] = metrics.dice(predicted[name], case.manual[name])
+        row[structure_dsc_key(name)] = metrics.dice(predicted[name], case.manual[name])
     if SN in case.truth:
         truth_slab = rule.place(case.truth, case.affine)
         compared = truth_slab if truth_slab is not None and truth_slab.found else slab

@@ -334,6 +334,7 @@ def collect(plan: SweepPlan, run: SweepRun) -> list[dict[str, Any]]:
         settings.selection,
         settings.mode,
         settings.min_structure_dsc,
+        list(plan.cfg.data.labels),
     )
     check_selectable(leaderboard, settings.selection)
     table = plan.experiment_dir / "leaderboard.tsv"

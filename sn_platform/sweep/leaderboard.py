@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sn_platform.evaluation.cohort import summarise
+from sn_platform.evaluation.subject import structure_dsc_key
 from sn_platform.sweep.results import FoldResult
 
 
@@ -57,26 +58,23 @@ def selection_score(entry: Mapping[str, Any], weights: Mapping[str, float]) -> f
     return total
 
 
-def structure_dscs(entry: Mapping[str, Any]) -> dict[str, float]:
-    """The entry's cross-validated DSC of each structure: ``val/dsc`` (the SN, in the slab)
-    and ``val/dsc_<label>`` (``val/dsc_rn``, ``val/dsc_cc``), not their SDs or the truth's."""
-    return {
-        key: float(value)
-        for key, value in entry.items()
-        if (key == "val/dsc" or key.startswith("val/dsc_"))
-        and key not in ("val/dsc_truth", "val/dsc_sd")
-        and not key.endswith("_fold_sd")
-    }
+def structure_dscs(entry: Mapping[str, Any], labels: Sequence[str]) -> dict[str, float]:
+    """The entry's cross-validated DSC of each structure of ``labels`` it has a metric for:
+    ``val/dsc`` (the SN, in the slab) and ``val/dsc_<label>`` (``val/dsc_rn``, ...)."""
+    keys = (f"val/{structure_dsc_key(label)}" for label in labels)
+    return {key: float(entry[key]) for key in keys if key in entry}
 
 
-def unlearnt_structures(entry: Mapping[str, Any], min_dsc: float | None) -> str:
+def unlearnt_structures(
+    entry: Mapping[str, Any], labels: Sequence[str], min_dsc: float | None
+) -> str:
     """Which structures of ``entry`` stayed below ``min_dsc`` (``val/dsc_rn 0.004``, joined
     by commas); empty when none did or there is no floor (a NaN DSC is not judged)."""
     if min_dsc is None:
         return ""
     return ", ".join(
         f"{key} {value:.3f}"
-        for key, value in sorted(structure_dscs(entry).items())
+        for key, value in sorted(structure_dscs(entry, labels).items())
         if value < min_dsc
     )
 
@@ -86,17 +84,20 @@ def rank(
     weights: Mapping[str, float],
     mode: str = "max",
     min_structure_dsc: float | None = None,
+    labels: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Entries with ``score``, ``unlearnt`` and ``rank``, best first: those that learnt every
-    structure (a DSC of at least ``min_structure_dsc`` each; None: no floor), then those that
-    did not, then incomplete or NaN scores."""
+    structure of ``labels`` (the network's classes; a DSC of at least ``min_structure_dsc``
+    each; None: no floor), then those that did not, then incomplete or NaN scores."""
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    if min_structure_dsc is not None and not labels:
+        raise ValueError("min_structure_dsc needs the labels whose DSC it judges")
     scored = [
         {
             **e,
             "score": selection_score(e, weights) if e["complete"] else math.nan,
-            "unlearnt": unlearnt_structures(e, min_structure_dsc),
+            "unlearnt": unlearnt_structures(e, labels, min_structure_dsc),
         }
         for e in entries
     ]

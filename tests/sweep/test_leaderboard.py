@@ -82,6 +82,9 @@ def test_a_leaderboard_without_a_finite_best_says_why_nothing_is_selected():
     check_selectable([{"config_id": "c00", "score": 0.8}, *undefined], ["val/dsc"])
 
 
+LABELS = ["SN", "RN", "CC"]
+
+
 def _entry(config_id: str, sn: float, rn: float, cc: float = 0.7) -> dict[str, object]:
     return {
         "config_id": config_id,
@@ -97,8 +100,12 @@ def _entry(config_id: str, sn: float, rn: float, cc: float = 0.7) -> dict[str, o
 
 def test_a_configuration_whose_rn_died_ranks_after_those_that_learnt_every_structure():
     dead_rn, learnt = _entry("c00", sn=0.80, rn=0.004), _entry("c01", sn=0.74, rn=0.55)
-    assert structure_dscs(dead_rn) == {"val/dsc": 0.80, "val/dsc_rn": 0.004, "val/dsc_cc": 0.7}
-    ranked = rank([dead_rn, learnt], {"val/dsc": 1.0}, min_structure_dsc=0.1)
+    assert structure_dscs(dead_rn, LABELS) == {
+        "val/dsc": 0.80, "val/dsc_rn": 0.004, "val/dsc_cc": 0.7
+    }  # fmt: skip
+    # A label the validation subjects never carried (no metric) is not judged.
+    assert structure_dscs(dead_rn, ["SN", "STN"]) == {"val/dsc": 0.80}
+    ranked = rank([dead_rn, learnt], {"val/dsc": 1.0}, min_structure_dsc=0.1, labels=LABELS)
     assert [e["config_id"] for e in ranked] == ["c01", "c00"]
     assert ranked[0]["unlearnt"] == "" and ranked[1]["unlearnt"] == "val/dsc_rn 0.004"
     check_selectable(ranked, ["val/dsc"])  # the one that learnt every structure is crowned
@@ -108,13 +115,18 @@ def test_a_configuration_whose_rn_died_ranks_after_those_that_learnt_every_struc
 
 def test_nothing_is_crowned_when_every_configuration_left_a_structure_unlearnt():
     entries = [_entry("c00", sn=0.80, rn=0.004), _entry("c01", sn=0.05, rn=0.3, cc=0.02)]
-    ranked = rank(entries, {"val/dsc": 1.0}, min_structure_dsc=0.1)
+    ranked = rank(entries, {"val/dsc": 1.0}, min_structure_dsc=0.1, labels=LABELS)
     message = (
         r"every configuration left a structure unlearnt \(c00: val/dsc_rn 0.004; "
         r"c01: val/dsc 0.050, val/dsc_cc 0.020; .*tune.min_structure_dsc=null"
     )
     with pytest.raises(NothingToSelect, match=message):
         check_selectable(ranked, ["val/dsc"])
-    assert unlearnt_structures({"val/dsc": math.nan}, 0.1) == ""  # NaN is not judged
+    assert unlearnt_structures({"val/dsc": math.nan}, LABELS, 0.1) == ""  # NaN is not judged
+    # Only the network's labels are judged: an RN DSC below the floor of a model of SN only
+    # (an RN metric from elsewhere) does not make it unlearnt.
+    assert unlearnt_structures(_entry("c02", sn=0.8, rn=0.0), ["SN"], 0.1) == ""
+    with pytest.raises(ValueError, match="min_structure_dsc needs the labels"):
+        rank(entries, {"val/dsc": 1.0}, min_structure_dsc=0.1)
     with pytest.raises(ValueError, match=r"min_structure_dsc must be in \[0, 1\), got 1.2"):
         TuneSettings(min_structure_dsc=1.2)
