@@ -160,7 +160,10 @@ def save_selection_plot(
         axis.set_xlabel(key)
         axis.set_ylabel("selection score")
     best = leaderboard[0] if leaderboard else {}
-    figure.suptitle(f"best: {best.get('config_id', 'n/a')}  score {best.get('score', np.nan):.4f}")
+    title = f"best: {best.get('config_id', 'n/a')}  score {best.get('score', np.nan):.4f}"
+    if best.get("unlearnt"):
+        title += f"  (not crowned: {best['unlearnt']})"
+    figure.suptitle(title)
     _save(figure, path)
 
 

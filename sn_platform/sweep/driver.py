@@ -33,7 +33,7 @@ from sn_platform.evaluation.tables import write_table
 from sn_platform.inference.ray_engine import start_ray
 from sn_platform.sweep.compose import absolute, compose_training, pinned_paths, training_overrides
 from sn_platform.sweep.final import collect_fold_weights, refit_or_ensemble
-from sn_platform.sweep.leaderboard import aggregate, check_selectable, rank
+from sn_platform.sweep.leaderboard import NothingToSelect, aggregate, check_selectable, rank
 from sn_platform.sweep.registration import register_champion
 from sn_platform.sweep.results import FinalResult, read_folds
 from sn_platform.sweep.settings import TuneSettings
@@ -324,8 +324,10 @@ def _unfinished_trials(experiment_dir: Path, expected: int) -> int:
 
 
 def collect(plan: SweepPlan, run: SweepRun) -> list[dict[str, Any]]:
-    """The recorded folds as a ranked leaderboard (logged to the parent run); their
-    journals delivered. Raises NothingToSelect when no configuration can be selected."""
+    """The recorded folds as a ranked leaderboard (its table and plot written and logged to
+    the parent run, also when nothing can be selected: they say why); their journals
+    delivered. Raises NothingToSelect, naming the table, when no configuration can be
+    selected."""
     results = read_folds(plan.experiment_dir)
     _deliver_journals([r.tracking for r in results], run.endpoint, plan.resume_hint())
     settings = plan.settings
@@ -336,13 +338,18 @@ def collect(plan: SweepPlan, run: SweepRun) -> list[dict[str, Any]]:
         settings.min_structure_dsc,
         list(plan.cfg.data.labels),
     )
-    check_selectable(leaderboard, settings.selection)
     table = plan.experiment_dir / "leaderboard.tsv"
-    write_table(leaderboard, table)
-    figure = plan.experiment_dir / "selection.png"
-    plots.save_selection_plot(leaderboard, list(settings.space), figure)
-    for path in (table, figure):
-        tracking.with_retries(partial(run.parent.log_artifact, path, "leaderboard"))
+    if leaderboard:
+        figure = plan.experiment_dir / "selection.png"
+        write_table(leaderboard, table)
+        plots.save_selection_plot(leaderboard, list(settings.space), figure)
+        for path in (table, figure):
+            tracking.with_retries(partial(run.parent.log_artifact, path, "leaderboard"))
+    try:
+        check_selectable(leaderboard, settings.selection)
+    except NothingToSelect as error:
+        where = f" (leaderboard: {table})" if leaderboard else ""
+        raise NothingToSelect(f"{error}{where}") from None
     return leaderboard
 
 
