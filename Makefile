@@ -141,7 +141,7 @@ real-anatomy: atlases
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check sn_platform tests benchmarks
 	$(BIN)/ruff format --check sn_platform tests benchmarks
-	$(BIN)/mypy sn_platform
+	$(BIN)/mypy sn_platform benchmarks
 	$(BIN)/lint-imports
 
 test: lint browser atlases

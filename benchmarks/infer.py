@@ -43,7 +43,9 @@ def untrained(overrides: list[str]) -> Segmenter:
         spec = run_spec(compose(config_name="config", overrides=overrides))
     model = build_module(spec.model).eval()
     device = torch.device("cpu")
-    return Segmenter(model, spec.data.preprocessing, spec.inference, device, config=spec.model)
+    return Segmenter(
+        model, spec.data.preprocessing, spec.inference, device, config=dict(spec.model)
+    )
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import argparse
 import csv
 import math
 from pathlib import Path
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -29,14 +30,18 @@ from sn_platform.inference.bids_outputs import json_text
 MEASURES = ("nm_volume_ratio", "chi_mean_ppm")
 
 
+def _image(path: Path) -> nib.Nifti1Image:
+    return cast(nib.Nifti1Image, nib.load(path))
+
+
 def _mask(path: Path) -> np.ndarray:
-    return np.asarray(nib.load(path).dataobj) > 0
+    return np.asarray(_image(path).dataobj) > 0
 
 
 def inter_rater_dice(labels: Path, participant_id: str, slab_mm: float = 3.0) -> float:
     """Rater 2's SN against rater 1's, inside the slab below rater 1's RN (``SlabRule``)."""
     rn_path = label_path(labels, "manual", participant_id, "RN")
-    affine = nib.load(rn_path).affine
+    affine = _image(rn_path).affine
     slab = SlabRule(slab_mm).place({"RN": _mask(rn_path)}, affine)
     assert slab is not None
     slab_mask = slab.mask
@@ -51,7 +56,7 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, required=True, help="dataset with derivatives")
     arguments = parser.parse_args()
     with (arguments.output / "measures.tsv").open() as table:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {k: (v if k in ("participant_id", "group", "qc_flag", "roi_source", "slab_source")
                  else float(v) if v not in ("", "n/a") else math.nan) for k, v in row.items()}
             for row in csv.DictReader(table, delimiter="\t")

@@ -16,10 +16,11 @@ import multiprocessing as mp
 import platform
 import resource
 import time
+from typing import Any
 
 import torch
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "vnet_small": dict(depth=3, base_filters=8, kernel_size=3, convs_per_stage=[1, 2, 2]),
     "vnet_paper": dict(depth=4, base_filters=16, kernel_size=3, convs_per_stage=[1, 2, 3, 3]),
     "vnet_milletari": dict(

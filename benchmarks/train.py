@@ -191,10 +191,10 @@ def main() -> None:
         volume = stack_channels(subjects_dataset(records[:1], SPEC, labels=LABELS)[0], SPEC)
         inference = InferenceSettings(labels=LABELS, patch_size=PATCH, patch_overlap=(16, 16, 2))
         reference = predict_array(last_model.cpu(), volume, inference, torch.device("cpu"))
-        model = last_model.to(runtime.device)
+        on_device = last_model.to(runtime.device)
         for precision in ("none", "bf16"):
             start = time.perf_counter()
-            probability = predict_array(model, volume, inference, runtime.device, precision)
+            probability = predict_array(on_device, volume, inference, runtime.device, precision)
             agreement[precision] = {
                 "seconds": round(time.perf_counter() - start, 3),
                 "max_abs_difference_vs_cpu": float((probability - reference).abs().max()),
