@@ -249,7 +249,8 @@ def _infer_task(cfg: DictConfig) -> None:
             print(f"sn-infer: {name:<16} {(job.output / name).resolve()}")
     if errors:
         failed = job.output / "errors.tsv"
-        raise SystemExit(f"sn-infer: {len(errors)} subjects failed; see {failed}")
+        plural = "s" * (len(errors) > 1)
+        raise SystemExit(f"sn-infer: {len(errors)} subject{plural} failed; see {failed}")
 
 
 infer = _entry("sn-infer", "infer", _infer_task)

@@ -7,6 +7,7 @@ the augmentation renders images from it, the tissue label map (``TISSUES_KEY``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ import torchio as tio
 from torch.utils.data import DataLoader
 
 from sn_platform.data.augment import reads_tissues
-from sn_platform.data.bids import SubjectRecord
+from sn_platform.data.bids import DataValidationError, SubjectRecord
 from sn_platform.data.preprocessing import (
     ANNOTATED_KEY,
     LABEL_KEY,
@@ -136,14 +137,40 @@ def spatially_prepared(subject: tio.Subject, spec: PreprocessingSpec) -> tio.Sub
     """The spec's spatial steps; with ``spec.roi_mm`` only the box around the centre of the
     subject's labels (every class), resampled on its own (``spatial_in_box``)."""
     if spec.roi_mm is None:
-        return spec.spatial_transform()(subject)
+        prepared = spec.spatial_transform()(subject)
+        check_contrast(prepared, spec)
+        return prepared
     if LABEL_KEY not in subject:
         raise ValueError(f"sub-{subject['participant_id']}: a region of interest needs labels")
     label = subject.get_image(LABEL_KEY)
     centre = mask_centre(label.data[0].numpy() > 0, label.affine)
     if centre is None:
         raise ValueError(f"sub-{subject['participant_id']}: labels are empty, no region to crop")
-    return spatial_in_box(subject, spec, centre)
+    prepared = spatial_in_box(subject, spec, centre)
+    check_contrast(prepared, spec)
+    return prepared
+
+
+def check_contrast(subject: tio.Subject, spec: PreprocessingSpec) -> None:
+    """Refuse a channel of ``spec`` that is constant in ``subject`` after the spatial steps
+    (a blank series, or a box outside what was imaged): nothing to segment or learn, and
+    its z-score would divide by 0.
+
+    Raises
+    ------
+    DataValidationError
+        naming the channel's file and its one value.
+    """
+    where = "the volume" if spec.roi_mm is None else "the box around the midbrain"
+    for key in spec.channel_keys:
+        image = subject.get_image(key)
+        data = image.data
+        if data.numel() and bool(data.min() == data.max()):
+            source = image.path if isinstance(image.path, Path) else None
+            raise DataValidationError(
+                source or f"sub-{subject.get('participant_id', '?')} channel {key}",
+                f"every voxel of {where} is {float(data.flatten()[0]):g}: no contrast to segment",
+            )
 
 
 def training_queue(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -16,9 +16,8 @@ import torchio as tio
 from numpy.typing import NDArray
 from torch import nn
 
-from sn_platform.data.bids import DataValidationError, Geometry, SubjectRecord
-from sn_platform.data.channels import channel_key
-from sn_platform.data.loaders import make_subject, stack_channels
+from sn_platform.data.bids import Geometry, SubjectRecord
+from sn_platform.data.loaders import check_contrast, make_subject, stack_channels
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.data.roi import spatial_in_box, structures_centre
 from sn_platform.data.slab import METHOD_SLICE_MM, SlabRule
@@ -295,29 +294,10 @@ def preprocess_record(
         if centre_mm is None:
             source = "centre"  # spatial_in_box's default: the volume's centre
         subject = spatial_in_box(subject, spec, centre_mm)
-    check_contrast(subject, record, spec)
+    check_contrast(subject, spec)
     subject = spec.intensity_transform()(subject)
     subject[ROI_SOURCE_KEY] = source
     return subject
-
-
-def check_contrast(subject: tio.Subject, record: SubjectRecord, spec: PreprocessingSpec) -> None:
-    """Refuse a channel that is constant where the network looks (a blank image, or a box
-    outside what was imaged): nothing to segment, and its z-score would divide by 0.
-
-    Raises
-    ------
-    DataValidationError
-        naming the channel's file and its one value.
-    """
-    for name in spec.channels:
-        data = cast(tio.Image, subject[channel_key(name)]).data
-        if data.numel() and bool(data.min() == data.max()):
-            where = "the whole volume" if spec.roi_mm is None else "the box around the midbrain"
-            raise DataValidationError(
-                record.channels[name],
-                f"every voxel of {where} is {float(data.flatten()[0]):g}: no contrast to segment",
-            )
 
 
 class Localiser(Protocol):

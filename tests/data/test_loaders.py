@@ -13,8 +13,13 @@ import torchio as tio
 
 from sn_platform.data.augment import RandomLabelsToEchoes
 from sn_platform.data.batches import training_batches
-from sn_platform.data.bids import discover_subjects, dseg_path
-from sn_platform.data.loaders import make_subject, stack_channels, subjects_dataset
+from sn_platform.data.bids import DataValidationError, discover_subjects, dseg_path
+from sn_platform.data.loaders import (
+    make_subject,
+    prepared_subjects,
+    stack_channels,
+    subjects_dataset,
+)
 from sn_platform.data.preprocessing import (
     ANNOTATED_KEY,
     LABEL_KEY,
@@ -115,6 +120,20 @@ def test_make_subject_rejects_missing_echo(phantom_cohort):
     expected = r"channels \['echo-3'\] requested but \['echo-1', 'echo-2'\] discovered"
     with pytest.raises(ValueError, match=expected):
         make_subject(record, PreprocessingSpec())
+
+
+def test_a_channel_blank_in_the_training_box_is_refused_naming_its_file(phantom_cohort, tmp_path):
+    root = tmp_path / "bids"
+    shutil.copytree(phantom_cohort[0], root)
+    record = discover_subjects(root, labels=("SN",))[0]
+    blank = record.channels["echo-2"]
+    image = nib.load(blank)
+    nib.save(nib.Nifti1Image(np.full(image.shape, 7, np.int16), image.affine), blank)
+    for spec in (PreprocessingSpec(roi_mm=(32.0, 32.0, 16.0)), PreprocessingSpec()):
+        where = "the volume" if spec.roi_mm is None else "the box around the midbrain"
+        with pytest.raises(DataValidationError) as refused:
+            prepared_subjects([record], spec, labels=("SN",))
+        assert str(refused.value) == f"{blank}: every voxel of {where} is 7: no contrast to segment"
 
 
 def test_the_tissue_map_takes_the_spatial_steps_in_register_with_the_images(
