@@ -30,6 +30,7 @@ from sn_platform.data.channels import (
     MEGRE_ECHOES,
     NM,
     channel_filename,
+    channel_filenames,
     describe,
     echo_channel,
     is_magnitude,
@@ -60,6 +61,37 @@ def channel_path(root: Path, participant_id: str, channel: str) -> Path:
     return subject_dir(root, participant_id) / channel_filename(participant_id, channel)
 
 
+def find_channel(root: Path, participant_id: str, channel: str) -> Path | None:
+    """The subject's file of ``channel``: the first of its BIDS names (``channel_filenames``:
+    the canonical one, ``.nii``, a MEGRE echo without ``part``) that exists; None if none."""
+    folder = subject_dir(root, participant_id)
+    for name in channel_filenames(participant_id, channel):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def missing_channel_problem(root: Path, participant_id: str, channel: str) -> str:
+    """Why the subject has no file of ``channel``, where a near miss tells: its files sit
+    in session folders, or a file of the channel carries entities that are not read."""
+    subject = Path(root) / f"sub-{participant_id}"
+    sessions = sorted(p.name for p in subject.glob("ses-*") if p.is_dir())
+    if sessions:
+        return (
+            f"its files are in session folders ({', '.join(sessions[:3])}), which are not "
+            f"read: give one session as a dataset of its own (sub-{participant_id}/anat/)"
+        )
+    prefix, folder = f"sub-{participant_id}", subject_dir(root, participant_id)
+    cores = {
+        name.removeprefix(prefix).removesuffix(".gz").removesuffix(".nii")
+        for name in channel_filenames(participant_id, channel)
+    }
+    near = sorted(p.name for core in cores for p in folder.glob(f"*{core}.nii*") if p.is_file())
+    if near:
+        return f"{near[0]} has entities that are not read; link it as the name above"
+    return ""
+
+
 def echo_path(root: Path, participant_id: str, echo: int) -> Path:
     """Magnitude image of echo ``echo`` (1-based)."""
     return channel_path(root, participant_id, echo_channel(echo))
@@ -78,6 +110,16 @@ def label_path(
         subject_dir(Path(root) / "derivatives" / source, participant_id)
         / f"sub-{participant_id}_label-{label}_{suffix}.nii.gz"
     )
+
+
+def find_label(root: Path, source: str, participant_id: str, label: str) -> Path | None:
+    """The subject's mask of ``label`` under ``derivatives/<source>`` (``label_path``), or
+    its uncompressed ``.nii`` twin; None when neither exists."""
+    path = label_path(root, source, participant_id, label)
+    for candidate in (path, path.with_name(path.name.removesuffix(".gz"))):
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def dseg_path(root: Path, participant_id: str, source: str = "truth") -> Path:
@@ -202,10 +244,11 @@ def discover_subjects(
         label_files = {}
         if label_source is not None:
             for name in (*labels, *optional_labels):
-                path = label_path(root, label_source, participant_id, name)
-                if path.exists():
-                    label_files[name] = path
+                label_file = find_label(root, label_source, participant_id, name)
+                if label_file is not None:
+                    label_files[name] = label_file
                 elif name in labels:
+                    path = label_path(root, label_source, participant_id, name)
                     raise DataValidationError(path, f"missing {name} label")
         tissue_map = dseg_path(root, participant_id) if tissues else None
         if tissue_map is not None and not tissue_map.exists():
@@ -214,13 +257,13 @@ def discover_subjects(
                 "missing tissue label map (dseg), which augment=synth renders images from; "
                 "write one per subject or choose another augmentation",
             )
-        chimap = chimap_path(root, participant_id)
+        chimap = find_channel(root, participant_id, CHIMAP)
         row = participants.get(participant_id, {})
         records.append(
             SubjectRecord(
                 participant_id=participant_id,
                 channels=images,
-                chimap=chimap if chimap.exists() else None,
+                chimap=chimap,
                 labels=label_files,
                 group=row.get("group"),
                 site=row.get("site"),
@@ -241,33 +284,36 @@ def with_labels_from(
         name: path
         for name in names
         if name not in record.labels
-        and (path := label_path(root, source, record.participant_id, name)).exists()
+        and (path := find_label(root, source, record.participant_id, name)) is not None
     }
     return replace(record, labels={**record.labels, **found}) if found else record
 
 
 def missing_channels(root: Path, participant_id: str, channels: Sequence[str]) -> list[str]:
     """The channels among ``channels`` whose file the subject lacks, in channel order."""
-    return [name for name in channels if not channel_path(root, participant_id, name).exists()]
+    return [name for name in channels if find_channel(root, participant_id, name) is None]
 
 
 def _channel_files(root: Path, participant_id: str, channels: Sequence[str]) -> dict[str, Path]:
-    """Channel name -> file of one subject; a missing one raises, naming it and the channels."""
-    missing = missing_channels(root, participant_id, channels)
+    """Channel name -> file of one subject; a missing one raises, naming it and the channels
+    (and a near miss: ``missing_channel_problem``)."""
+    files = {name: find_channel(root, participant_id, name) for name in channels}
+    missing = [name for name, path in files.items() if path is None]
     if missing:
+        hint = missing_channel_problem(root, participant_id, missing[0])
         raise DataValidationError(
             channel_path(root, participant_id, missing[0]),
             f"missing channel {missing[0]}, {describe(missing[0])}, of the channels read "
-            f"{list(channels)}",
+            f"{list(channels)}" + (f"; {hint}" if hint else ""),
         )
-    return {name: channel_path(root, participant_id, name) for name in channels}
+    return {name: path for name, path in files.items() if path is not None}
 
 
 def magnitude_path(root: Path, participant_id: str) -> Path | None:
     """The subject's MEGRE echo 1, else its NM image, where it has one; else None."""
     for name in (echo_channel(1), NM):
-        path = channel_path(root, participant_id, name)
-        if path.exists():
+        path = find_channel(root, participant_id, name)
+        if path is not None:
             return path
     return None
 

@@ -13,6 +13,9 @@ A channel is named by what it is, and every name maps to one BIDS file of ``sub-
   scale, and the NM volume ratio on it would be another measure. Neither is a MEGRE echo:
   it belongs to the multi-echo protocol, whose first echo is ``echo-1``.
 - ``Chimap``: the QSM susceptibility map (ppm), ``sub-<id>_Chimap.nii.gz``.
+
+Each is read as ``.nii`` too, and a MEGRE echo also without its ``part-mag`` entity
+(``sub-<id>_echo-<n>_MEGRE.nii.gz``; ``channel_filenames``).
 """
 
 from __future__ import annotations
@@ -61,6 +64,21 @@ def channel_filename(participant_id: str, name: str) -> str:
     if name == CHIMAP:
         return f"sub-{participant_id}_Chimap.nii.gz"
     return f"sub-{participant_id}_echo-{echo_number(name)}_part-mag_MEGRE.nii.gz"
+
+
+NIFTI_EXTENSIONS = (".nii.gz", ".nii")
+
+
+def channel_filenames(participant_id: str, name: str) -> tuple[str, ...]:
+    """Every BIDS file name channel ``name`` of subject ``participant_id`` may have, the
+    canonical one (``channel_filename``) first: compressed or not (BIDS allows both), and a
+    MEGRE echo also without the ``part`` entity (BIDS before 1.5 had none, and a series
+    that stores only magnitudes may leave it out)."""
+    canonical = channel_filename(participant_id, name).removesuffix(".nii.gz")
+    stems = [canonical]
+    if echo_number(name) is not None:
+        stems.append(canonical.replace("_part-mag_MEGRE", "_MEGRE"))
+    return tuple(stem + extension for stem in stems for extension in NIFTI_EXTENSIONS)
 
 
 def channel_key(name: str) -> str:

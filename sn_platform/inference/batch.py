@@ -26,7 +26,9 @@ from sn_platform.data.bids import (
     SubjectRecord,
     channel_path,
     discover_subjects,
+    find_label,
     label_path,
+    missing_channel_problem,
     missing_channels,
     validate_later_channels,
 )
@@ -143,9 +145,8 @@ def _manual_labels(job: BatchJob, record: SubjectRecord, names: Sequence[str]) -
     found = {
         name: path
         for name in names
-        if (
-            path := label_path(job.labels_root, job.label_source, record.participant_id, name)
-        ).exists()
+        if (path := find_label(job.labels_root, job.label_source, record.participant_id, name))
+        is not None
     }
     return replace(record, labels=found)
 
@@ -254,10 +255,12 @@ def check_channels_present(
     if lacking:
         participant_id, (name, *_) = next(iter(lacking.items()))
         count = len(lacking)
+        hint = missing_channel_problem(root, participant_id, name)
         raise DataValidationError(
             channel_path(root, participant_id, name),
             f"missing channel {name}, {describe(name)}, which the model reads (channels "
-            f"{list(channels)}); {count} of {len(participant_ids)} subjects lack one",
+            f"{list(channels)}); {count} of {len(participant_ids)} subjects lack one"
+            + (f"; {hint}" if hint else ""),
         )
 
 

@@ -69,6 +69,47 @@ def test_missing_echo(tmp_path):
     _expect_error(root, echo_path(root, "02", 2), "missing channel echo-2")
 
 
+def test_uncompressed_files_and_echoes_without_the_part_entity_are_read(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    renamed = {
+        echo_path(root, "01", 1): "sub-01_echo-1_MEGRE.nii.gz",  # BIDS before 1.5: no part
+        echo_path(root, "01", 2): "sub-01_echo-2_part-mag_MEGRE.nii",
+        echo_path(root, "01", 3): "sub-01_echo-3_MEGRE.nii",
+        chimap_path(root, "01"): "sub-01_Chimap.nii",
+        label_path(root, "manual", "01", "SN"): "sub-01_label-SN_mask.nii",
+    }
+    expected = {}
+    for path, name in renamed.items():
+        image = nib.load(path)
+        expected[name] = np.asarray(image.dataobj)
+        nib.save(image, path.with_name(name))  # .nii: uncompressed, as nibabel writes it
+        path.unlink()
+    record = discover_subjects(root)[0]
+    found = [*record.channels.values(), record.chimap, record.labels["SN"]]
+    assert [p.name for p in found if p is not None] == list(renamed.values())
+    for path in found:
+        assert path is not None and np.array_equal(load_volume(path)[0], expected[path.name])
+    assert validate_subject(record).shape == SHAPE
+
+
+def test_a_missing_channel_names_a_near_miss(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    echo = echo_path(root, "02", 2)
+    echo.rename(echo.with_name("sub-02_acq-fast_echo-2_part-mag_MEGRE.nii.gz"))
+    _expect_error(
+        root, echo, "missing channel echo-2, the magnitude of MEGRE echo 2, of the channels "
+        "read ['echo-1', 'echo-2', 'echo-3']; sub-02_acq-fast_echo-2_part-mag_MEGRE.nii.gz "
+        "has entities that are not read; link it as the name above",
+    )  # fmt: skip
+    session = root / "sub-01" / "ses-01"
+    session.mkdir()
+    (root / "sub-01" / "anat").rename(session / "anat")  # a longitudinal study's layout
+    _expect_error(
+        root, echo_path(root, "01", 1), "its files are in session folders (ses-01), which are "
+        "not read: give one session as a dataset of its own (sub-01/anat/)",
+    )  # fmt: skip
+
+
 def test_missing_label(tmp_path):
     root = _tiny_dataset(tmp_path)
     label_path(root, "manual", "01", "SN").unlink()
