@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from sn_platform.composition import CONFIG_DIR, build
 from sn_platform.cpu_quota import limit_threads_to_quota
 from sn_platform.errors import ConfigError, StorageError, one_line
-from sn_platform.usage import one_line_mistakes, refuse
+from sn_platform.usage import one_line_mistakes, quote_plain_values, refuse
 
 if TYPE_CHECKING:
     from sn_platform.phantom.settings import PhantomConfig
@@ -106,6 +106,7 @@ def _entry(
     app = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(guarded)
 
     def main() -> None:
+        sys.argv[1:] = quote_plain_values(sys.argv[1:])
         check_group_choices(command, sys.argv[1:])
         limit_threads_to_quota()  # before torch, NumPy or SimpleITK start their threads
         with one_line_mistakes(command):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
-from hydra.errors import ConfigCompositionException, OverrideParseException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, HydraException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from sn_platform.errors import UsageError, one_line
@@ -26,6 +27,35 @@ def refuse(command: str, message: str) -> NoReturn:
     """Print ``command: message`` on stderr and exit with code 2."""
     print(f"{command}: {message}", file=sys.stderr)
     raise SystemExit(USAGE_MISTAKE)
+
+
+def quote_plain_values(arguments: Sequence[str]) -> list[str]:
+    """``arguments`` with each ``key=value`` that Hydra's grammar cannot read bare, but can
+    in quotes, given quoted: a path with a letter outside ASCII or another character the
+    grammar reserves (``input=/data/Müller (3T)``) is what it says, as in any other tool.
+    Every other argument is left as it is (a list, a dict, a quoted value, a flag, or a
+    value quoting does not mend, which Hydra then refuses on one line)."""
+    parser = OverridesParser.create()
+    quoted = []
+    for argument in arguments:
+        key, equals, value = argument.partition("=")
+        candidate = argument
+        if equals and value and not argument.startswith("-") and value[0] not in "[{'\"":
+            quote = '"' if "'" in value else "'"
+            if quote not in value and not value.endswith("\\"):
+                candidate = f"{key}={quote}{value}{quote}"
+        mended = candidate != argument and not _parses(parser, argument)
+        quoted.append(candidate if mended and _parses(parser, candidate) else argument)
+    return quoted
+
+
+def _parses(parser: OverridesParser, argument: str) -> bool:
+    """Whether Hydra's grammar reads ``argument`` (its lexer and parser raise alike)."""
+    try:
+        parser.parse_override(argument)
+    except HydraException:
+        return False
+    return True
 
 
 def override_problem(command: str, error: Exception) -> str:

@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sn_platform import cli
 from sn_platform.composition import CONFIG_DIR
+from sn_platform.usage import quote_plain_values
 
 COMMANDS = ("phantom", "train", "sweep", "infer", "track")
 
@@ -261,6 +263,34 @@ def test_no_traceback_reaches_a_user(tmp_path, command, arguments, line):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(line), result.stderr
+
+
+def test_a_path_hydra_cannot_read_bare_is_read_as_written():
+    arguments = [
+        "input=/data/Müller/bids", "output=/data/Scan (3T)/out", "out=/data/it's ü",
+        "subjects=[1,2]", "tune=demo", "+tune.selection={val/dsc:1.0}", "a.b=/plain/path",
+        "x='quoted ü'", "--help", "k=a'b\"ü",
+    ]  # fmt: skip
+    assert quote_plain_values(arguments) == [
+        "input='/data/Müller/bids'", "output='/data/Scan (3T)/out'", 'out="/data/it\'s ü"',
+        *arguments[3:],  # what Hydra reads bare, a quoted value, a flag, and both quotes
+    ]  # fmt: skip
+    parser = OverridesParser.create()
+    for argument in quote_plain_values(arguments[:3]):  # the grammar reads them as written
+        override = parser.parse_override(argument)
+        assert f"{override.key_or_group}={override.value()}" in arguments
+
+
+def test_sn_infer_reads_a_path_with_letters_outside_ascii(tmp_path):
+    executable = Path(sys.executable).with_name("sn-infer")
+    environment = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])}
+    missing = tmp_path / "Müller (3T)" / "bids"
+    result = subprocess.run(
+        [str(executable), f"input={missing}", f"output={tmp_path}/out", "model_uri=unused"],
+        capture_output=True, text=True, cwd=tmp_path, env=environment, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"sn-infer: {missing}: input folder does not exist"
 
 
 def test_a_bug_still_shows_its_traceback(tmp_path, monkeypatch, capsys):
