@@ -189,7 +189,7 @@ sweep = _entry("sn-sweep", "sweep", _sweep_task)
 def _infer_task(cfg: DictConfig) -> None:
     """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
     from sn_platform import tracking
-    from sn_platform.evaluation.cohort import report_lines
+    from sn_platform.evaluation.cohort import group_effect_note, report_lines
     from sn_platform.inference.batch import (
         check_channels_present,
         local_engine,
@@ -245,6 +245,8 @@ def _infer_task(cfg: DictConfig) -> None:
         report = json.loads((job.output / "agreement.json").read_text())
         for line in report_lines(report, ("nm_volume_ratio", "chi_mean_ppm")):
             print(f"sn-infer: {line}")
+        if note := group_effect_note(rows):
+            print(f"sn-infer: {note}")
     for name in ("measures.tsv", "agreement.json", "index.html", "errors.tsv"):
         if (job.output / name).exists():
             print(f"sn-infer: {name:<16} {(job.output / name).resolve()}")

@@ -98,6 +98,21 @@ def group_effects(rows: Sequence[dict[str, Any]], measure: str) -> dict[str, flo
     return effects
 
 
+def group_effect_note(rows: Sequence[dict[str, Any]]) -> str:
+    """Why Cohen's d PD-HC is n/a where a group has fewer than 2 subjects (the ``group``
+    column of ``participants.tsv`` names them ``PD`` and ``HC``), with the other values the
+    column holds; empty when both groups have 2 or more."""
+    counts = {group: sum(r.get("group") == group for r in rows) for group in GROUPS}
+    if all(count >= 2 for count in counts.values()):
+        return ""
+    others = sorted({str(r.get("group", "n/a")) for r in rows} - set(GROUPS))
+    found = f"; other values: {', '.join(others)}" if others else ""
+    return (
+        "Cohen's d PD-HC needs 2 or more subjects in each group (the group column of "
+        f"participants.tsv: PD {counts['PD']}, HC {counts['HC']}{found})"
+    )
+
+
 def truth_bias(rows: Sequence[dict[str, Any]], measure: str) -> dict[str, float]:
     """Bland-Altman bias (mean difference) of the automatic and the manual ROI's measure
     against the truth ROI's (phantom data); empty without truth."""

@@ -135,3 +135,16 @@ def test_report_lines_read_the_json_report_where_nan_is_null():
     report = {"chi_mean_ppm": {"pearson_r": None, "icc_2_1": 0.9, "cohens_d": {"automatic": None}}}
     (line,) = cohort.report_lines(report, ["chi_mean_ppm"])
     assert line == "chi_mean_ppm: pearson_r n/a; icc_2_1 0.900; Cohen's d PD-HC automatic n/a"
+
+
+def test_cohens_d_says_why_it_is_missing_when_a_group_is_too_small():
+    groups = [("control", 0.5), ("patient", 0.3), ("PD", 0.2), ("HC", 0.6), ("HC", 0.55)]
+    rows = [{"group": group, "nm_volume_ratio": value} for group, value in groups]
+    assert math.isnan(cohort.group_effects(rows, "nm_volume_ratio")["automatic"])
+    assert cohort.group_effect_note(rows) == (
+        "Cohen's d PD-HC needs 2 or more subjects in each group (the group column of "
+        "participants.tsv: PD 1, HC 2; other values: control, patient)"
+    )
+    rows.append({"group": "PD", "nm_volume_ratio": 0.25})
+    assert cohort.group_effect_note(rows) == ""
+    assert math.isfinite(cohort.group_effects(rows, "nm_volume_ratio")["automatic"])
