@@ -81,15 +81,20 @@ def missing_channel_problem(root: Path, participant_id: str, channel: str) -> st
             f"its files are in session folders ({', '.join(sessions[:3])}), which are not "
             f"read: give one session as a dataset of its own (sub-{participant_id}/anat/)"
         )
-    prefix, folder = f"sub-{participant_id}", subject_dir(root, participant_id)
-    cores = {
-        name.removeprefix(prefix).removesuffix(".gz").removesuffix(".nii")
-        for name in channel_filenames(participant_id, channel)
-    }
-    near = sorted(p.name for core in cores for p in folder.glob(f"*{core}.nii*") if p.is_file())
+    wanted = [_entities(name) for name in channel_filenames(participant_id, channel)]
+    near = sorted(
+        path.name
+        for path in subject_dir(root, participant_id).glob("*.nii*")
+        if path.is_file() and any(entities <= _entities(path.name) for entities in wanted)
+    )
     if near:
         return f"{near[0]} has entities that are not read; link it as the name above"
     return ""
+
+
+def _entities(filename: str) -> set[str]:
+    """The ``key-value`` entities and the suffix of a BIDS file name (``echo-1``, ``MEGRE``)."""
+    return set(filename.split(".", 1)[0].split("_"))
 
 
 def echo_path(root: Path, participant_id: str, echo: int) -> Path:

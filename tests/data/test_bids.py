@@ -17,6 +17,7 @@ from sn_platform.data.bids import (
     echo_path,
     label_path,
     load_volume,
+    missing_channel_problem,
     validate_subject,
 )
 
@@ -101,6 +102,12 @@ def test_a_missing_channel_names_a_near_miss(tmp_path):
         "read ['echo-1', 'echo-2', 'echo-3']; sub-02_acq-fast_echo-2_part-mag_MEGRE.nii.gz "
         "has entities that are not read; link it as the name above",
     )  # fmt: skip
+    chimap = chimap_path(root, "02")
+    chimap.rename(chimap.with_name("sub-02_rec-star_run-2_Chimap.nii"))
+    assert "sub-02_rec-star_run-2_Chimap.nii has entities" in missing_channel_problem(
+        root, "02", "Chimap"
+    )
+    assert missing_channel_problem(root, "02", "NM") == ""  # nothing like an NM image
     session = root / "sub-01" / "ses-01"
     session.mkdir()
     (root / "sub-01" / "anat").rename(session / "anat")  # a longitudinal study's layout
