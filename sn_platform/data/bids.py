@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from sn_platform.data.channels import (
     CHIMAP,
     MEGRE_ECHOES,
+    NIFTI_EXTENSIONS,
     NM,
     channel_filename,
     channel_filenames,
@@ -119,10 +120,11 @@ def label_path(
 
 def find_label(root: Path, source: str, participant_id: str, label: str) -> Path | None:
     """The subject's mask of ``label`` under ``derivatives/<source>`` (``label_path``), or
-    its uncompressed ``.nii`` twin; None when neither exists."""
+    its uncompressed ``.nii`` twin (``NIFTI_EXTENSIONS``); None when neither exists."""
     path = label_path(root, source, participant_id, label)
-    for candidate in (path, path.with_name(path.name.removesuffix(".gz"))):
-        if candidate.exists():
+    stem = path.name.removesuffix(".nii.gz")
+    for extension in NIFTI_EXTENSIONS:
+        if (candidate := path.with_name(stem + extension)).exists():
             return candidate
     return None
 

@@ -138,15 +138,16 @@ def spatially_prepared(subject: tio.Subject, spec: PreprocessingSpec) -> tio.Sub
     subject's labels (every class), resampled on its own (``spatial_in_box``)."""
     if spec.roi_mm is None:
         prepared = spec.spatial_transform()(subject)
-        check_contrast(prepared, spec)
-        return prepared
-    if LABEL_KEY not in subject:
-        raise ValueError(f"sub-{subject['participant_id']}: a region of interest needs labels")
-    label = subject.get_image(LABEL_KEY)
-    centre = mask_centre(label.data[0].numpy() > 0, label.affine)
-    if centre is None:
-        raise ValueError(f"sub-{subject['participant_id']}: labels are empty, no region to crop")
-    prepared = spatial_in_box(subject, spec, centre)
+    else:
+        if LABEL_KEY not in subject:
+            raise ValueError(f"sub-{subject['participant_id']}: a region of interest needs labels")
+        label = subject.get_image(LABEL_KEY)
+        centre = mask_centre(label.data[0].numpy() > 0, label.affine)
+        if centre is None:
+            raise ValueError(
+                f"sub-{subject['participant_id']}: labels are empty, no region to crop"
+            )
+        prepared = spatial_in_box(subject, spec, centre)
     check_contrast(prepared, spec)
     return prepared
 
