@@ -189,6 +189,7 @@ sweep = _entry("sn-sweep", "sweep", _sweep_task)
 def _infer_task(cfg: DictConfig) -> None:
     """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
     from sn_platform import tracking
+    from sn_platform.data.bids import scans_in_words
     from sn_platform.evaluation.cohort import group_effect_note, report_lines
     from sn_platform.inference.batch import (
         check_channels_present,
@@ -217,14 +218,14 @@ def _infer_task(cfg: DictConfig) -> None:
         check_model_uri(uri, bool(cfg.allow_remote_code))
     tracking_uri = tracking.absolute_uri(str(cfg.tracking.uri))
     load_segmenters = partial(tracking.load_segmenters, uris, tracking_uri)
-    participant_ids = select_subjects(job.root, cfg.subjects)
+    scans = select_subjects(job.root, cfg.subjects)
     try:
         segmenters = prepare(load_segmenters(), job.options)
     except Exception as error:  # MLflow raises many types for a bad URI
         raise ConfigError(
             f"model_uri: cannot load {uris} from {tracking_uri}: {one_line(error)}"
         ) from None
-    check_channels_present(job.root, participant_ids, segmenters[0].spec.channels)
+    check_channels_present(job.root, scans, segmenters[0].spec.channels)
     if job.options.engine == "ray":
         from sn_platform.inference.ray_engine import ray_engine
 
@@ -233,12 +234,12 @@ def _infer_task(cfg: DictConfig) -> None:
         engine = local_engine(segmenters, job)
     start = time.perf_counter()
     try:
-        rows, errors = write_reports(job.output, engine(participant_ids), uris, job.root)
+        rows, errors = write_reports(job.output, engine(scans), uris, job.root)
     except StorageError as error:
         raise SystemExit(f"sn-infer: {error}; finished subjects are kept and skipped") from None
     flagged = sum(r["qc_flag"] != "ok" for r in rows)
     print(
-        f"sn-infer: {len(rows)} of {len(participant_ids)} subjects segmented "
+        f"sn-infer: {len(rows)} of {len(scans)} {scans_in_words(scans)} segmented "
         f"({flagged} flagged for review) in {time.perf_counter() - start:.1f} s"
     )
     if (job.output / "agreement.json").exists():

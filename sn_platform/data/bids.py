@@ -8,6 +8,11 @@ Layout (METHOD.md; the channels a model may read are in ``sn_platform.data.chann
     derivatives/<source>/sub-<id>/anat/sub-<id>_label-<name>_mask.nii.gz
     derivatives/truth/sub-<id>/anat/sub-<id>_dseg.nii.gz   (phantom: tissue classes, dseg.tsv)
 
+A dataset with sessions has one more folder and entity, in the inputs, the labels and the
+outputs alike: ``sub-<id>/ses-<label>/anat/sub-<id>_ses-<label>_Chimap.nii.gz``. Each
+session is a scan of its own, named by its scan id (``scan_id``: ``01`` without sessions,
+``01_ses-pre`` with them), the part of its file names after ``sub-``.
+
 Every problem a user's data can have raises ``DataValidationError`` whose message starts
 with the offending file and says what is wrong, on one line.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -52,40 +57,74 @@ class DataValidationError(UsageError):
         super().__init__(f"{path}: {problem}")
 
 
-def subject_dir(root: Path, participant_id: str) -> Path:
-    """``root/sub-<id>/anat``."""
-    return Path(root) / f"sub-{participant_id}" / "anat"
+SESSION_ENTITY = "_ses-"
 
 
-def channel_path(root: Path, participant_id: str, channel: str) -> Path:
-    """The file of channel ``channel`` (``echo-1``, ``NM``, ``Chimap``) of a subject."""
-    return subject_dir(root, participant_id) / channel_filename(participant_id, channel)
+def scan_id(participant_id: str, session: str | None = None) -> str:
+    """The id of one scan: the participant label (``01``), with its session where the
+    dataset has sessions (``01_ses-pre``); ``sub-<scan id>`` starts each of its file names."""
+    return participant_id if session is None else f"{participant_id}{SESSION_ENTITY}{session}"
 
 
-def find_channel(root: Path, participant_id: str, channel: str) -> Path | None:
-    """The subject's file of ``channel``: the first of its BIDS names (``channel_filenames``:
+def split_scan_id(scan: str) -> tuple[str, str | None]:
+    """(participant label, session label or None) of a scan id (``scan_id``'s inverse)."""
+    participant_id, _, session = scan.partition(SESSION_ENTITY)
+    return participant_id, session or None
+
+
+def scans_in_words(scans: Sequence[str]) -> str:
+    """``subjects``, or ``scans (N subjects, sessions)`` where ``scans`` has sessions."""
+    participants = {split_scan_id(scan)[0] for scan in scans}
+    if len(participants) == len(scans):
+        return "subjects"
+    return f"scans ({len(participants)} subjects, sessions)"
+
+
+def scan_columns(scan: str) -> dict[str, str]:
+    """The BIDS table columns that name a scan: ``participant_id`` (``sub-01``) and, for a
+    session, ``session_id`` (``ses-pre``)."""
+    participant_id, session = split_scan_id(scan)
+    columns = {"participant_id": f"sub-{participant_id}"}
+    return columns if session is None else {**columns, "session_id": f"ses-{session}"}
+
+
+def scan_of_row(row: Mapping[str, object]) -> str:
+    """The scan id of a table row that ``scan_columns`` named (``scan_columns``' inverse)."""
+    session = row.get("session_id")
+    participant_id = str(row["participant_id"]).removeprefix("sub-")
+    return scan_id(participant_id, None if session in (None, "", "n/a") else str(session)[4:])
+
+
+def subject_dir(root: Path, scan: str) -> Path:
+    """``root/sub-<id>/anat``, or ``root/sub-<id>/ses-<label>/anat`` for a session's scan
+    id (``scan_id``)."""
+    participant_id, session = split_scan_id(scan)
+    subject = Path(root) / f"sub-{participant_id}"
+    return (subject if session is None else subject / f"ses-{session}") / "anat"
+
+
+def channel_path(root: Path, scan: str, channel: str) -> Path:
+    """The file of channel ``channel`` (``echo-1``, ``NM``, ``Chimap``) of a scan."""
+    return subject_dir(root, scan) / channel_filename(scan, channel)
+
+
+def find_channel(root: Path, scan: str, channel: str) -> Path | None:
+    """The scan's file of ``channel``: the first of its BIDS names (``channel_filenames``:
     the canonical one, ``.nii``, a MEGRE echo without ``part``) that exists; None if none."""
-    folder = subject_dir(root, participant_id)
-    for name in channel_filenames(participant_id, channel):
+    folder = subject_dir(root, scan)
+    for name in channel_filenames(scan, channel):
         if (folder / name).exists():
             return folder / name
     return None
 
 
-def missing_channel_problem(root: Path, participant_id: str, channel: str) -> str:
-    """Why the subject has no file of ``channel``, where a near miss tells: its files sit
-    in session folders, or a file of the channel carries entities that are not read."""
-    subject = Path(root) / f"sub-{participant_id}"
-    sessions = sorted(p.name for p in subject.glob("ses-*") if p.is_dir())
-    if sessions:
-        return (
-            f"its files are in session folders ({', '.join(sessions[:3])}), which are not "
-            f"read: give one session as a dataset of its own (sub-{participant_id}/anat/)"
-        )
-    wanted = [_entities(name) for name in channel_filenames(participant_id, channel)]
+def missing_channel_problem(root: Path, scan: str, channel: str) -> str:
+    """Why the scan has no file of ``channel``, where a near miss tells: a file of the
+    channel carries entities that are not read."""
+    wanted = [_entities(name) for name in channel_filenames(scan, channel)]
     near = sorted(
         path.name
-        for path in subject_dir(root, participant_id).glob("*.nii*")
+        for path in subject_dir(root, scan).glob("*.nii*")
         if path.is_file() and any(entities <= _entities(path.name) for entities in wanted)
     )
     if near:
@@ -98,30 +137,28 @@ def _entities(filename: str) -> set[str]:
     return set(filename.split(".", 1)[0].split("_"))
 
 
-def echo_path(root: Path, participant_id: str, echo: int) -> Path:
+def echo_path(root: Path, scan: str, echo: int) -> Path:
     """Magnitude image of echo ``echo`` (1-based)."""
-    return channel_path(root, participant_id, echo_channel(echo))
+    return channel_path(root, scan, echo_channel(echo))
 
 
-def chimap_path(root: Path, participant_id: str) -> Path:
+def chimap_path(root: Path, scan: str) -> Path:
     """QSM susceptibility map (ppm)."""
-    return channel_path(root, participant_id, CHIMAP)
+    return channel_path(root, scan, CHIMAP)
 
 
-def label_path(
-    root: Path, source: str, participant_id: str, label: str, suffix: str = "mask"
-) -> Path:
+def label_path(root: Path, source: str, scan: str, label: str, suffix: str = "mask") -> Path:
     """Label image under ``derivatives/<source>`` (``suffix`` mask or probseg)."""
     return (
-        subject_dir(Path(root) / "derivatives" / source, participant_id)
-        / f"sub-{participant_id}_label-{label}_{suffix}.nii.gz"
+        subject_dir(Path(root) / "derivatives" / source, scan)
+        / f"sub-{scan}_label-{label}_{suffix}.nii.gz"
     )
 
 
-def find_label(root: Path, source: str, participant_id: str, label: str) -> Path | None:
-    """The subject's mask of ``label`` under ``derivatives/<source>`` (``label_path``), or
+def find_label(root: Path, source: str, scan: str, label: str) -> Path | None:
+    """The scan's mask of ``label`` under ``derivatives/<source>`` (``label_path``), or
     its uncompressed ``.nii`` twin (``NIFTI_EXTENSIONS``); None when neither exists."""
-    path = label_path(root, source, participant_id, label)
+    path = label_path(root, source, scan, label)
     stem = path.name.removesuffix(".nii.gz")
     for extension in NIFTI_EXTENSIONS:
         if (candidate := path.with_name(stem + extension)).exists():
@@ -129,13 +166,10 @@ def find_label(root: Path, source: str, participant_id: str, label: str) -> Path
     return None
 
 
-def dseg_path(root: Path, participant_id: str, source: str = "truth") -> Path:
+def dseg_path(root: Path, scan: str, source: str = "truth") -> Path:
     """Tissue label map (one integer class per voxel) under ``derivatives/<source>``; its
     classes are listed in ``dseg_table_path``."""
-    return (
-        subject_dir(Path(root) / "derivatives" / source, participant_id)
-        / f"sub-{participant_id}_dseg.nii.gz"
-    )
+    return subject_dir(Path(root) / "derivatives" / source, scan) / f"sub-{scan}_dseg.nii.gz"
 
 
 def dseg_table_path(root: Path, source: str = "truth") -> Path:
@@ -145,8 +179,9 @@ def dseg_table_path(root: Path, source: str = "truth") -> Path:
 
 @dataclass(frozen=True)
 class SubjectRecord:
-    """Files of one subject.
+    """Files of one scan: a subject, or one session of a subject.
 
+    ``session`` is the session label where the dataset has sessions (else None);
     ``channels`` maps each channel a model reads (``echo-1``, ``NM``, ``Chimap``), in
     channel order, to its file; the first is the grid everything is predicted onto.
     ``chimap`` is the QSM map where the subject has one (read or not), ``anatomy`` a
@@ -164,6 +199,12 @@ class SubjectRecord:
     site: str | None = None
     tissues: Path | None = None
     anatomy: Path | None = None
+    session: str | None = None
+
+    @property
+    def scan(self) -> str:
+        """The scan id (``scan_id``): what ``sub-`` precedes in each of its file names."""
+        return scan_id(self.participant_id, self.session)
 
     @property
     def grid_image(self) -> Path:
@@ -200,6 +241,76 @@ def read_participants(root: Path) -> dict[str, dict[str, str]]:
     return {row["participant_id"].removeprefix("sub-"): row for row in named}
 
 
+def find_scans(root: Path) -> list[str]:
+    """The scan ids (``scan_id``) of a dataset, sorted: one per ``sub-<id>`` folder, or one
+    per ``ses-<label>`` folder of a subject that has sessions. A folder whose name is no
+    BIDS label is listed as it is, for ``check_scan_id`` to refuse where it is read."""
+    scans = []
+    for subject in sorted(p for p in Path(root).glob("sub-*") if p.is_dir()):
+        participant_id = subject.name.removeprefix("sub-")
+        sessions = [
+            folder.name.removeprefix("ses-")
+            for folder in sorted(subject.glob("ses-*"))
+            if folder.is_dir() and BIDS_LABEL.fullmatch(participant_id)
+        ]
+        scans += [scan_id(participant_id, session) for session in sessions] or [participant_id]
+    return scans
+
+
+def check_scan_id(root: Path, scan: str) -> None:
+    """Refuse a scan id whose participant or session label is not a BIDS label (letters
+    and digits: nothing that leads out of the dataset).
+
+    Raises
+    ------
+    DataValidationError
+        naming the scan's folder.
+    """
+    participant_id, session = split_scan_id(scan)
+    for entity, label in (("participant", participant_id), ("session", session)):
+        if label is not None and not BIDS_LABEL.fullmatch(label):
+            raise DataValidationError(
+                subject_dir(root, scan).parent,
+                f"not a BIDS {entity} label (letters and digits only)",
+            )
+
+
+def select_scans(root: Path, found: Sequence[str], wanted: Iterable[str | int]) -> list[str]:
+    """The scans of ``found`` that ``wanted`` names, in ``found``'s order: a participant
+    (``01``, ``sub-01``, or 1 for ``sub-01``) names each of its sessions, a scan id
+    (``01_ses-pre``) one session.
+
+    Raises
+    ------
+    DataValidationError
+        on ``root`` naming what ``wanted`` holds that no folder matches, or on a wanted
+        folder whose name is no BIDS label (``check_scan_id``).
+    """
+    matched: set[str] = set()
+    unknown = []
+    for item in wanted:
+        text = str(item).removeprefix("sub-")
+        check_scan_id(root, text)
+        participant_id, session = split_scan_id(text)
+        matches = {
+            scan
+            for scan in found
+            if _same_label(split_scan_id(scan)[0], participant_id)
+            and (session is None or split_scan_id(scan)[1] == session)
+        }
+        if not matches:
+            unknown.append(text)
+        matched |= matches
+    if unknown:
+        raise DataValidationError(root, f"no folder for subjects {', '.join(unknown)}")
+    return [scan for scan in found if scan in matched]
+
+
+def _same_label(found: str, wanted: str) -> bool:
+    """Whether a participant label names a folder's: equal, or equal as numbers (1, 01)."""
+    return found == wanted or (found.isdigit() and wanted.isdigit() and int(found) == int(wanted))
+
+
 def discover_subjects(
     root: Path | str,
     channels: Sequence[str] = MEGRE_ECHOES,
@@ -209,17 +320,18 @@ def discover_subjects(
     subjects: Iterable[str] | None = None,
     tissues: bool = False,
 ) -> list[SubjectRecord]:
-    """Find the subjects of a BIDS dataset and the files the platform reads.
+    """Find the scans of a BIDS dataset (a subject's sessions each one; ``find_scans``) and
+    the files the platform reads.
 
     Parameters
     ----------
     root : dataset root (holds ``sub-*`` folders)
     channels : the images read (``sn_platform.data.channels``), in channel order
     label_source : derivatives folder of the labels (``manual``), or None for no labels
-    labels : labels every subject must have
+    labels : labels every scan must have
     optional_labels : labels used when present (the RN picks the slab)
-    subjects : ids to keep (without ``sub-``); all when None
-    tissues : also find every subject's tissue label map (``dseg_path``, ``derivatives/truth``),
+    subjects : participants or scan ids to keep (``select_scans``); all when None
+    tissues : also find every scan's tissue label map (``dseg_path``, ``derivatives/truth``),
         which synthetic contrasts are rendered from in training
 
     Raises
@@ -231,51 +343,45 @@ def discover_subjects(
     root = Path(root)
     if not root.is_dir():
         raise DataValidationError(root, "dataset folder does not exist")
-    found = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
-    wanted = found if subjects is None else [str(s).removeprefix("sub-") for s in subjects]
-    for participant_id in wanted:
-        if not BIDS_LABEL.fullmatch(participant_id):
-            raise DataValidationError(
-                root / f"sub-{participant_id}",
-                "not a BIDS participant label (letters and digits only)",
-            )
-    unknown = sorted(set(wanted) - set(found))
-    if unknown:
-        raise DataValidationError(root, f"no folder for subjects {', '.join(unknown)}")
+    found = find_scans(root)
+    wanted = found if subjects is None else select_scans(root, found, subjects)
     if not wanted:
         raise DataValidationError(root, "no sub-* folders found")
+    for scan in wanted:
+        check_scan_id(root, scan)
     participants = read_participants(root)
     records = []
-    for participant_id in wanted:
-        images = _channel_files(root, participant_id, channels)
+    for scan in wanted:
+        images = _channel_files(root, scan, channels)
         label_files = {}
         if label_source is not None:
             for name in (*labels, *optional_labels):
-                label_file = find_label(root, label_source, participant_id, name)
+                label_file = find_label(root, label_source, scan, name)
                 if label_file is not None:
                     label_files[name] = label_file
                 elif name in labels:
-                    path = label_path(root, label_source, participant_id, name)
+                    path = label_path(root, label_source, scan, name)
                     raise DataValidationError(path, f"missing {name} label")
-        tissue_map = dseg_path(root, participant_id) if tissues else None
+        tissue_map = dseg_path(root, scan) if tissues else None
         if tissue_map is not None and not tissue_map.exists():
             raise DataValidationError(
                 tissue_map,
                 "missing tissue label map (dseg), which augment=synth renders images from; "
                 "write one per subject or choose another augmentation",
             )
-        chimap = find_channel(root, participant_id, CHIMAP)
+        participant_id, session = split_scan_id(scan)
         row = participants.get(participant_id, {})
         records.append(
             SubjectRecord(
                 participant_id=participant_id,
                 channels=images,
-                chimap=chimap,
+                chimap=find_channel(root, scan, CHIMAP),
                 labels=label_files,
                 group=row.get("group"),
                 site=row.get("site"),
                 tissues=tissue_map,
-                anatomy=_anatomy(root, participant_id, channels),
+                anatomy=_anatomy(root, scan, channels),
+                session=session,
             )
         )
     return records
@@ -291,46 +397,46 @@ def with_labels_from(
         name: path
         for name in names
         if name not in record.labels
-        and (path := find_label(root, source, record.participant_id, name)) is not None
+        and (path := find_label(root, source, record.scan, name)) is not None
     }
     return replace(record, labels={**record.labels, **found}) if found else record
 
 
-def missing_channels(root: Path, participant_id: str, channels: Sequence[str]) -> list[str]:
-    """The channels among ``channels`` whose file the subject lacks, in channel order."""
-    return [name for name in channels if find_channel(root, participant_id, name) is None]
+def missing_channels(root: Path, scan: str, channels: Sequence[str]) -> list[str]:
+    """The channels among ``channels`` whose file the scan lacks, in channel order."""
+    return [name for name in channels if find_channel(root, scan, name) is None]
 
 
-def _channel_files(root: Path, participant_id: str, channels: Sequence[str]) -> dict[str, Path]:
-    """Channel name -> file of one subject; a missing one raises, naming it and the channels
+def _channel_files(root: Path, scan: str, channels: Sequence[str]) -> dict[str, Path]:
+    """Channel name -> file of one scan; a missing one raises, naming it and the channels
     (and a near miss: ``missing_channel_problem``)."""
-    files = {name: find_channel(root, participant_id, name) for name in channels}
+    files = {name: find_channel(root, scan, name) for name in channels}
     missing = [name for name, path in files.items() if path is None]
     if missing:
-        hint = missing_channel_problem(root, participant_id, missing[0])
+        hint = missing_channel_problem(root, scan, missing[0])
         raise DataValidationError(
-            channel_path(root, participant_id, missing[0]),
+            channel_path(root, scan, missing[0]),
             f"missing channel {missing[0]}, {describe(missing[0])}, of the channels read "
             f"{list(channels)}" + (f"; {hint}" if hint else ""),
         )
     return {name: path for name, path in files.items() if path is not None}
 
 
-def magnitude_path(root: Path, participant_id: str) -> Path | None:
-    """The subject's MEGRE echo 1, else its NM image, where it has one; else None."""
+def magnitude_path(root: Path, scan: str) -> Path | None:
+    """The scan's MEGRE echo 1, else its NM image, where it has one; else None."""
     for name in (echo_channel(1), NM):
-        path = find_channel(root, participant_id, name)
+        path = find_channel(root, scan, name)
         if path is not None:
             return path
     return None
 
 
-def _anatomy(root: Path, participant_id: str, channels: Sequence[str]) -> Path | None:
+def _anatomy(root: Path, scan: str, channels: Sequence[str]) -> Path | None:
     """For channels without a magnitude image (a QSM-only model), ``magnitude_path``; else
     None (``SubjectRecord.anatomical_image``)."""
     if any(is_magnitude(name) for name in channels):
         return None
-    return magnitude_path(root, participant_id)
+    return magnitude_path(root, scan)
 
 
 @dataclass(frozen=True)
@@ -508,7 +614,7 @@ def validate_later_channels(
 def dataset_fingerprint(records: Sequence[SubjectRecord]) -> str:
     """SHA-256 (first 16 hex digits) of the contents of every file the records use."""
     digest = hashlib.sha256()
-    for record in sorted(records, key=lambda r: r.participant_id):
+    for record in sorted(records, key=lambda r: r.scan):
         paths = list(dict.fromkeys([*record.channels.values(), *filter(None, [record.chimap])]))
         paths += [record.labels[name] for name in sorted(record.labels)]
         paths += [record.tissues] if record.tissues else []

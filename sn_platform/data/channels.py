@@ -1,6 +1,8 @@
 """The images a model reads (its channels) and the BIDS file each one is.
 
-A channel is named by what it is, and every name maps to one BIDS file of ``sub-<id>/anat``:
+A channel is named by what it is, and every name maps to one BIDS file of ``sub-<id>/anat``
+(of ``sub-<id>/ses-<label>/anat``, its names ``sub-<id>_ses-<label>_...``, in a dataset with
+sessions: ``data.bids.scan_id``):
 
 - ``echo-<n>``: the magnitude of echo ``n`` of a multi-echo GRE,
   ``sub-<id>_echo-<n>_part-mag_MEGRE.nii.gz``. Echo 1 of the method's sequence is
@@ -56,25 +58,26 @@ def check_channels(names: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def channel_filename(participant_id: str, name: str) -> str:
-    """BIDS file name of channel ``name`` of subject ``participant_id`` (no ``sub-``)."""
+def channel_filename(scan: str, name: str) -> str:
+    """BIDS file name of channel ``name`` of scan ``scan`` (no ``sub-``: ``01``, or
+    ``01_ses-pre`` for a session, ``data.bids.scan_id``)."""
     check_channels([name])
     if name == NM:
-        return f"sub-{participant_id}_acq-NM_T1w.nii.gz"
+        return f"sub-{scan}_acq-NM_T1w.nii.gz"
     if name == CHIMAP:
-        return f"sub-{participant_id}_Chimap.nii.gz"
-    return f"sub-{participant_id}_echo-{echo_number(name)}_part-mag_MEGRE.nii.gz"
+        return f"sub-{scan}_Chimap.nii.gz"
+    return f"sub-{scan}_echo-{echo_number(name)}_part-mag_MEGRE.nii.gz"
 
 
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
 
 
-def channel_filenames(participant_id: str, name: str) -> tuple[str, ...]:
-    """Every BIDS file name channel ``name`` of subject ``participant_id`` may have, the
+def channel_filenames(scan: str, name: str) -> tuple[str, ...]:
+    """Every BIDS file name channel ``name`` of scan ``scan`` may have, the
     canonical one (``channel_filename``) first: compressed or not (BIDS allows both), and a
     MEGRE echo also without the ``part`` entity (BIDS before 1.5 had none, and a series
     that stores only magnitudes may leave it out)."""
-    canonical = channel_filename(participant_id, name).removesuffix(".nii.gz")
+    canonical = channel_filename(scan, name).removesuffix(".nii.gz")
     stems = [canonical]
     if echo_number(name) is not None:
         stems.append(canonical.replace("_part-mag_MEGRE", "_MEGRE"))

@@ -60,7 +60,7 @@ def make_subject(
     missing = [name for name in spec.channels if name not in record.channels]
     if missing:
         raise ValueError(
-            f"sub-{record.participant_id}: channels {missing} requested "
+            f"sub-{record.scan}: channels {missing} requested "
             f"but {list(record.channels)} discovered"
         )
     images: dict[str, object] = {
@@ -75,13 +75,11 @@ def make_subject(
     if tissues:
         if record.tissues is None:
             raise ValueError(
-                f"sub-{record.participant_id}: no tissue label map discovered "
+                f"sub-{record.scan}: no tissue label map discovered "
                 "(discover_subjects(..., tissues=True))"
             )
         images[TISSUES_KEY] = tio.LabelMap(record.tissues)
-    return tio.Subject(
-        participant_id=record.participant_id, group=record.group or "n/a", **extra, **images
-    )
+    return tio.Subject(scan=record.scan, group=record.group or "n/a", **extra, **images)
 
 
 def stack_channels(batch: Mapping[str, Any], spec: PreprocessingSpec) -> torch.Tensor:
@@ -140,13 +138,11 @@ def spatially_prepared(subject: tio.Subject, spec: PreprocessingSpec) -> tio.Sub
         prepared = spec.spatial_transform()(subject)
     else:
         if LABEL_KEY not in subject:
-            raise ValueError(f"sub-{subject['participant_id']}: a region of interest needs labels")
+            raise ValueError(f"sub-{subject['scan']}: a region of interest needs labels")
         label = subject.get_image(LABEL_KEY)
         centre = mask_centre(label.data[0].numpy() > 0, label.affine)
         if centre is None:
-            raise ValueError(
-                f"sub-{subject['participant_id']}: labels are empty, no region to crop"
-            )
+            raise ValueError(f"sub-{subject['scan']}: labels are empty, no region to crop")
         prepared = spatial_in_box(subject, spec, centre)
     check_contrast(prepared, spec)
     return prepared
@@ -169,7 +165,7 @@ def check_contrast(subject: tio.Subject, spec: PreprocessingSpec) -> None:
         if data.numel() and bool(data.min() == data.max()):
             source = image.path if isinstance(image.path, Path) else None
             raise DataValidationError(
-                source or f"sub-{subject.get('participant_id', '?')} channel {key}",
+                source or f"sub-{subject.get('scan', '?')} channel {key}",
                 f"every voxel of {where} is {float(data.flatten()[0]):g}: no contrast to segment",
             )
 

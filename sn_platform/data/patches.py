@@ -162,7 +162,7 @@ class PatchGroups(Dataset[Patches]):
     ):
         for subject in subjects:
             if LABEL_KEY not in subject:
-                raise ValueError(f"sub-{subject['participant_id']}: a training box needs labels")
+                raise ValueError(f"sub-{subject['scan']}: a training box needs labels")
             for image in subject.get_images(intensity_only=False):
                 # Resampled images come from SimpleITK transposed: make each pass read in order.
                 image.set_data(image.data.contiguous().share_memory_())

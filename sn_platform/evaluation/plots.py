@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
+from sn_platform.data.bids import scan_of_row
 from sn_platform.data.orientation import canonical_array
 from sn_platform.evaluation.measures import agreement
 from sn_platform.evaluation.subject import MEASURES, ReferenceCase
@@ -129,12 +130,10 @@ def save_overlays(
     picks = {"best": ranked[-1], "median": ranked[len(ranked) // 2], "worst": ranked[0]}
     figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), squeeze=False)
     for axis, (title, row) in zip(axes[0], picks.items(), strict=True):
-        participant = str(row["participant_id"]).removeprefix("sub-")
-        case = cases[participant]
-        label = f"{title}: sub-{participant}  DSC {row['dsc']:.3f}"
-        _draw_axial(
-            axis, case.image, case.affine, predictions[participant], case.manual.get("SN"), label
-        )
+        scan = scan_of_row(row)
+        case = cases[scan]
+        label = f"{title}: sub-{scan}  DSC {row['dsc']:.3f}"
+        _draw_axial(axis, case.image, case.affine, predictions[scan], case.manual.get("SN"), label)
     figure.suptitle("first channel: manual (green) and automatic (red) SN", fontsize=10)
     _save(figure, path)
 

@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sn_platform.data.bids import Geometry, SubjectRecord, check_same_grid, load_volume
+from sn_platform.data.bids import (
+    Geometry,
+    SubjectRecord,
+    check_same_grid,
+    load_volume,
+    scan_columns,
+)
 from sn_platform.data.slab import Slab, SlabRule, axial_axis
 from sn_platform.evaluation import metrics
 from sn_platform.evaluation.reference import roi_measures
@@ -42,7 +48,8 @@ def structure_dsc_key(label: str) -> str:
 
 @dataclass(frozen=True)
 class ReferenceCase:
-    """What a prediction of one subject is compared with, on the subject's native grid.
+    """What a prediction of one scan (``scan``: ``bids.scan_id``) is compared with, on its
+    native grid.
 
     ``image`` (X, Y, Z) the first channel (the grid; shown in QC panels), ``nm`` (X, Y, Z)
     the NM-weighted image the NM volume ratio is taken on or None (a QSM-only model),
@@ -51,7 +58,7 @@ class ReferenceCase:
     ``affine`` (4, 4) mm.
     """
 
-    participant_id: str
+    scan: str
     group: str
     affine: NDArray[np.float64]
     image: NDArray[np.float64]
@@ -84,7 +91,7 @@ def load_reference_case(
         return {name: read(path, "label") > 0.5 for name, path in paths.items() if path.exists()}
 
     return ReferenceCase(
-        participant_id=record.participant_id,
+        scan=record.scan,
         group=record.group or "n/a",
         affine=geometry.affine,
         image=image,
@@ -149,7 +156,7 @@ def evaluate_case(
     sn = predicted[SN]
     left, right = metrics.hemisphere_volumes_mm3(sn & slab.mask, case.affine)
     row: dict[str, Any] = {
-        "participant_id": f"sub-{case.participant_id}",
+        **scan_columns(case.scan),
         "group": case.group,
         "sn_volume_mm3": metrics.volume_mm3(sn & slab.mask, spacing),
         "sn_volume_left_mm3": left,

@@ -13,7 +13,10 @@ from sn_platform.data.io import write_text
 
 
 def table_text(rows: Sequence[dict[str, Any]]) -> str:
-    """Tab-separated table of rows (columns in first-seen order; floats to 6 significant digits)."""
+    """Tab-separated table of rows (columns in first-seen order; floats to 6 significant
+    digits); where any row names a session, ``session_id`` follows ``participant_id``
+    (``with_session_column``)."""
+    rows = with_session_column(rows)
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
@@ -23,6 +26,17 @@ def table_text(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow([_format(row.get(column, "n/a")) for column in columns])
     return buffer.getvalue()
+
+
+def with_session_column(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows``, each with a ``session_id`` right after its ``participant_id`` (``n/a`` for
+    a subject without sessions), where any row has one; as they are where none has."""
+    if not any("session_id" in row for row in rows):
+        return list(rows)
+    return [
+        {"participant_id": row["participant_id"], "session_id": row.get("session_id", "n/a"), **row}
+        for row in rows
+    ]
 
 
 def _format(value: Any) -> str:

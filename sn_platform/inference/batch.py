@@ -27,9 +27,14 @@ from sn_platform.data.bids import (
     channel_path,
     discover_subjects,
     find_label,
+    find_scans,
     label_path,
     missing_channel_problem,
     missing_channels,
+    scan_columns,
+    scan_of_row,
+    select_scans,
+    subject_dir,
     validate_later_channels,
 )
 from sn_platform.data.channels import describe
@@ -73,13 +78,14 @@ class OutputPaths:
     measures: Path
 
     @classmethod
-    def of(cls, output: Path, participant_id: str) -> OutputPaths:
-        anat = Path(output) / f"sub-{participant_id}" / "anat"
-        stem = f"sub-{participant_id}_label-{LABEL}"
+    def of(cls, output: Path, scan: str) -> OutputPaths:
+        """The outputs of scan ``scan`` (``bids.scan_id``) under ``output``."""
+        anat = subject_dir(output, scan)
+        stem = f"sub-{scan}_label-{LABEL}"
         return cls(
             mask=anat / f"{stem}_mask.nii.gz",
             probseg=anat / f"{stem}_probseg.nii.gz",
-            slab=anat / f"sub-{participant_id}_desc-slab_mask.nii.gz",
+            slab=anat / f"sub-{scan}_desc-slab_mask.nii.gz",
             figure=Path(output) / "figures" / f"{stem}_qc.png",
             measures=anat / f"{stem}_measures.json",
         )
@@ -123,18 +129,19 @@ def predict_ensemble(segmenters: Sequence[Segmenter], record: SubjectRecord) -> 
 
 
 def _ordered(row: dict[str, Any]) -> dict[str, Any]:
-    first = [c for c in (*REQUIRED_COLUMNS, *MANUAL_COLUMNS) if c in row]
+    """``row`` with the required columns first (a session's ``session_id`` after the
+    ``participant_id``), the manual ones next."""
+    order = (REQUIRED_COLUMNS[0], "session_id", *REQUIRED_COLUMNS[1:], *MANUAL_COLUMNS)
+    first = [c for c in order if c in row]
     return {**{c: row[c] for c in first}, **{k: v for k, v in row.items() if k not in first}}
 
 
-def _truth_paths(
-    job: BatchJob, participant_id: str, settings: InferenceSettings
-) -> dict[str, Path]:
+def _truth_paths(job: BatchJob, scan: str, settings: InferenceSettings) -> dict[str, Path]:
     """Truth label files (SN, slab reference, NM reference) under ``job.truth_source``."""
     if job.truth_source is None:
         return {}
     names = {LABEL, settings.slab_reference, job.measures.reference_label}
-    return {n: label_path(job.reference_root, job.truth_source, participant_id, n) for n in names}
+    return {n: label_path(job.reference_root, job.truth_source, scan, n) for n in names}
 
 
 def _manual_labels(job: BatchJob, record: SubjectRecord, names: Sequence[str]) -> SubjectRecord:
@@ -145,8 +152,7 @@ def _manual_labels(job: BatchJob, record: SubjectRecord, names: Sequence[str]) -
     found = {
         name: path
         for name in names
-        if (path := find_label(job.labels_root, job.label_source, record.participant_id, name))
-        is not None
+        if (path := find_label(job.labels_root, job.label_source, record.scan, name)) is not None
     }
     return replace(record, labels=found)
 
@@ -172,7 +178,7 @@ def segment_subject(
     options = job.options
     settings = segmenters[0].settings
     # Reads and checks the first channel, the QSM map and every label; then the other channels.
-    case = load_reference_case(record, _truth_paths(job, record.participant_id, settings))
+    case = load_reference_case(record, _truth_paths(job, record.scan, settings))
     validate_later_channels(record, Geometry(case.image.shape, case.affine))
     prediction = predict_ensemble(segmenters, record)
     found = localise(
@@ -191,7 +197,7 @@ def segment_subject(
         row, prediction, found, settings, options.qc, job.measures.reference_label
     )
     row = _ordered(row)
-    paths = OutputPaths.of(output, record.participant_id)
+    paths = OutputPaths.of(output, record.scan)
     header = cast(nib.Nifti1Header, nib.load(record.grid_image).header)
     for label, mask in found.masks.items():
         write_nifti(paths.label_mask(label), mask.astype(np.uint8), prediction.affine, like=header)
@@ -201,7 +207,7 @@ def segment_subject(
     write_nifti(paths.slab, found.slab.mask.astype(np.uint8), prediction.affine, like=header)
     others = [paths.label_mask(label) for label in found.masks if label != LABEL]
     write_image_sidecars([*paths.images(), *others], list(record.channels.values()))
-    title = f"sub-{record.participant_id}  {row['group']}  QC: {row['qc_flag']}"
+    title = f"sub-{record.scan}  {row['group']}  QC: {row['qc_flag']}"
     if "dsc" in row:
         title += f"  DSC {row['dsc']:.3f}"
     plots.save_subject_panel(
@@ -212,11 +218,10 @@ def segment_subject(
     return row
 
 
-def run_subject(
-    segmenters: Sequence[Segmenter], job: BatchJob, participant_id: str
-) -> dict[str, Any]:
-    """One subject end to end: ``{"row": ...}``, or ``{"error": ...}`` naming the problem."""
-    paths = OutputPaths.of(job.output, participant_id)
+def run_subject(segmenters: Sequence[Segmenter], job: BatchJob, scan: str) -> dict[str, Any]:
+    """One scan (``bids.scan_id``) end to end: ``{"row": ...}``, or ``{"error": ...}``
+    naming the problem."""
+    paths = OutputPaths.of(job.output, scan)
     if paths.complete() and not job.options.overwrite:
         return {"row": read_measures(paths.measures), "skipped": True}
     names = (LABEL, segmenters[0].settings.slab_reference, job.measures.reference_label)
@@ -227,7 +232,7 @@ def run_subject(
             label_source=job.label_source if job.labels_root is None else None,
             labels=(),
             optional_labels=names,
-            subjects=[participant_id],
+            subjects=[scan],
         )
         record = _manual_labels(job, record, names)
         return {"row": segment_subject(segmenters, record, job.output, job)}
@@ -237,12 +242,10 @@ def run_subject(
         reason = one_line(error)
         if not isinstance(error, DataValidationError | ValueError | OSError):
             reason = f"{type(error).__name__}: {reason}"
-        return {"error": {"participant_id": f"sub-{participant_id}", "reason": reason}}
+        return {"error": {**scan_columns(scan), "reason": reason}}
 
 
-def check_channels_present(
-    root: Path, participant_ids: Sequence[str], channels: Sequence[str]
-) -> None:
+def check_channels_present(root: Path, scans: Sequence[str], channels: Sequence[str]) -> None:
     """Refuse a dataset in which a subject lacks a channel the model reads, before any work.
 
     Raises
@@ -250,22 +253,24 @@ def check_channels_present(
     DataValidationError
         naming the first subject's missing file and channel, and how many subjects lack one.
     """
-    lacking = {p: missing_channels(root, p, channels) for p in participant_ids}
-    lacking = {p: names for p, names in lacking.items() if names}
+    lacking = {scan: missing_channels(root, scan, channels) for scan in scans}
+    lacking = {scan: names for scan, names in lacking.items() if names}
     if lacking:
-        participant_id, (name, *_) = next(iter(lacking.items()))
+        scan, (name, *_) = next(iter(lacking.items()))
         count = len(lacking)
-        hint = missing_channel_problem(root, participant_id, name)
+        hint = missing_channel_problem(root, scan, name)
         raise DataValidationError(
-            channel_path(root, participant_id, name),
+            channel_path(root, scan, name),
             f"missing channel {name}, {describe(name)}, which the model reads (channels "
-            f"{list(channels)}); {count} of {len(participant_ids)} subjects lack one"
+            f"{list(channels)}); {count} of {len(scans)} subjects lack one"
             + (f"; {hint}" if hint else ""),
         )
 
 
 def select_subjects(root: Path, wanted: Iterable[str | int] | None) -> list[str]:
-    """Subject ids (no ``sub-``) in ``root``; ``wanted`` may give 1 for ``sub-01``.
+    """Scan ids (``bids.scan_id``: ``01``, or ``01_ses-pre`` for each session of a dataset
+    with sessions) in ``root``; ``wanted`` may give 1 for ``sub-01`` (each of its sessions)
+    or one session (``01_ses-pre``).
 
     Raises
     ------
@@ -275,23 +280,10 @@ def select_subjects(root: Path, wanted: Iterable[str | int] | None) -> list[str]
     root = Path(root)
     if not root.is_dir():
         raise DataValidationError(root, "input folder does not exist")
-    found = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
+    found = find_scans(root)
     if not found:
         raise DataValidationError(root, "no sub-* folders found")
-    if wanted is None:
-        return found
-    selected: list[str] = []
-    for item in wanted:
-        text = str(item).removeprefix("sub-")
-        matches = [
-            f
-            for f in found
-            if f == text or (f.isdigit() and text.isdigit() and int(f) == int(text))
-        ]
-        if not matches:
-            raise DataValidationError(root, f"no folder for subject {text}")
-        selected.extend(m for m in matches if m not in selected)
-    return selected
+    return found if wanted is None else select_scans(root, found, wanted)
 
 
 Engine = Callable[[list[str]], list[dict[str, Any]]]
@@ -313,18 +305,17 @@ def local_engine(segmenters: Sequence[Segmenter], job: BatchJob) -> Engine:
     """Runs subjects one after another in this process, with a progress bar; another
     sn-infer on the same output folder shares the work (``work_sharing.share_work``)."""
 
-    def run(participant_ids: list[str]) -> list[dict[str, Any]]:
+    def run(scans: list[str]) -> list[dict[str, Any]]:
         with tqdm(
-            total=len(participant_ids), desc="sn-infer", unit="subject",
-            disable=not job.options.progress,
-        ) as bar:  # fmt: skip
+            total=len(scans), desc="sn-infer", unit="subject", disable=not job.options.progress
+        ) as bar:
 
-            def one(participant_id: str) -> dict[str, Any]:
-                result = run_subject(segmenters, job, participant_id)
+            def one(scan: str) -> dict[str, Any]:
+                result = run_subject(segmenters, job, scan)
                 bar.update()
                 return result
 
-            return share_work(job.output, participant_ids, one, _held_elsewhere(job.output))
+            return share_work(job.output, scans, one, _held_elsewhere(job.output))
 
     return run
 
@@ -353,7 +344,7 @@ def write_reports(
     Returns the rows and the errors.
     """
     output = Path(output)
-    rows = sorted((r["row"] for r in results if "row" in r), key=lambda r: r["participant_id"])
+    rows = sorted((r["row"] for r in results if "row" in r), key=scan_of_row)
     errors = [r["error"] for r in results if "error" in r]
     empty_table = "\t".join(REQUIRED_COLUMNS) + "\n"
     write_text(output / "measures.tsv", table_text(rows) if rows else empty_table)
@@ -368,8 +359,6 @@ def write_reports(
         write_text(output / "agreement.json", json_text(report))
         cohort_figures = cohort_plots(rows, report, output / "figures")
     write_dataset_files(output, root, model_uris, table_columns(output / "measures.tsv"))
-    figures = [
-        OutputPaths.of(output, r["participant_id"].removeprefix("sub-")).figure for r in rows
-    ]
+    figures = [OutputPaths.of(output, scan_of_row(r)).figure for r in rows]
     write_index(output, rows, errors, figures, cohort_figures)
     return rows, errors

@@ -17,19 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from sn_platform import __version__
+from sn_platform.data.bids import scan_id, subject_dir
 from sn_platform.data.io import write_text
 
 BIDS_VERSION = "1.10.0"
 RAW = "raw"  # the DatasetLinks name of the input dataset in BIDS URIs
 BIDSIGNORE = (
     "measures.tsv", "measures.json", "agreement.json", "errors.tsv", "index.html",
-    "figures", "sub-*/anat/*_measures.json",
+    "figures", "sub-*/anat/*_measures.json", "sub-*/ses-*/anat/*_measures.json",
 )  # fmt: skip
 STRUCTURES = {"SN": "substantia nigra", "RN": "red nucleus", "CC": "crus cerebri"}
 UNIT_SUFFIXES = {"_mm3": "mm^3", "_mm": "mm", "_ppm": "ppm"}
 # What each measures.tsv column holds (its units follow from the name: UNIT_SUFFIXES).
 DESCRIPTIONS: dict[str, str] = {
     "participant_id": "subject label, as in the input dataset",
+    "session_id": "session label, as in the input dataset (datasets with sessions)",
     "group": "diagnostic group, from the input's participants.tsv",
     "sn_volume_mm3": "volume of the automatic SN mask in the slab",
     "sn_volume_left_mm3": "volume of the automatic SN mask in the slab, left side",
@@ -123,17 +125,18 @@ def image_sidecar(image: Path, inputs: Sequence[Path], images: Sequence[Path]) -
 
     Parameters
     ----------
-    image : a ``_mask`` or ``_probseg`` NIfTI in the subject's ``anat`` folder
+    image : a ``_mask`` or ``_probseg`` NIfTI in the scan's ``anat`` folder
     inputs : the images the network read (its channels, the grid's first)
     images : all output images of the subject; a ``label-X_mask`` is derived from the
         ``label-X_probseg`` among them when there is one, otherwise from the inputs
     """
     entities = _entities(image)
-    raw = [f"bids:{RAW}:sub-{entities['sub']}/anat/{path.name}" for path in inputs]
+    folder = subject_dir(Path(), scan_id(entities["sub"], entities.get("ses"))).as_posix()
+    raw = [f"bids:{RAW}:{folder}/{path.name}" for path in inputs]
     label = entities.get("label")
     structure = STRUCTURES.get(label or "", label)
     probseg = image.name.replace("_mask.", "_probseg.")
-    sources = [f"bids::{image.parent.parent.name}/anat/{probseg}"] if any(
+    sources = [f"bids::{folder}/{probseg}"] if any(
         other.name == probseg and other != image for other in images
     ) else raw  # fmt: skip
     sidecar: dict[str, Any] = {"Sources": sources, "SpatialReference": raw[0]}
@@ -198,7 +201,8 @@ README = """# sn-platform substantia nigra segmentation
 
 Written by `sn-infer` (sn-platform {version}) from `{source}` with {models}.
 
-Per subject, in `sub-<id>/anat/`: `_label-SN_mask` (automatic SN mask, uint8, on the grid
+Per subject, in `sub-<id>/anat/` (`sub-<id>/ses-<label>/anat/` for each session of a
+dataset with sessions): `_label-SN_mask` (automatic SN mask, uint8, on the grid
 and header of the first input), `_label-SN_probseg` (its probability), `_desc-slab_mask` (the
 voxels analysed), each with a JSON sidecar; `_label-SN_measures.json` (the subject's row).
 Cohort: `measures.tsv` (dictionary: `measures.json`), `agreement.json` (automatic vs

@@ -54,10 +54,7 @@ class SegmentationActor:
         self.segmenters = prepare(load_segmenters(), job.options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [
-            run_subject(self.segmenters, self.job, str(participant_id))
-            for participant_id in batch["participant_id"]
-        ]
+        results = [run_subject(self.segmenters, self.job, str(scan)) for scan in batch["scan"]]
         return {"result": np.array([json.dumps(r) for r in results])}
 
 
@@ -68,9 +65,9 @@ def ray_engine(load_segmenters: SegmenterLoader, job: BatchJob) -> Engine:
     pool = job.options.ray
     job = replace(job, root=Path(job.root).resolve(), output=Path(job.output).resolve())
 
-    def run(participant_ids: list[str]) -> list[dict[str, Any]]:
+    def run(scans: list[str]) -> list[dict[str, Any]]:
         start_ray(pool.address)
-        items = [{"participant_id": p} for p in participant_ids]
+        items = [{"scan": scan} for scan in scans]
         dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
         results = dataset.map_batches(
             SegmentationActor,

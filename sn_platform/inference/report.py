@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sn_platform.data.bids import scan_of_row
 from sn_platform.data.io import write_text
 
-SUMMARY = ("participant_id", "group", "qc_flag", "roi_source", "sn_volume_mm3",
+SUMMARY = ("participant_id", "session_id", "group", "qc_flag", "roi_source", "sn_volume_mm3",
            "nm_volume_ratio", "chi_mean_ppm", "dsc")  # fmt: skip
 DETAILS = (
     "sn_volume_mm3", "sn_volume_left_mm3", "sn_volume_right_mm3", "sn_volume_whole_mm3",
@@ -51,8 +52,13 @@ def _image(path: Path, output: Path, alt: str) -> str:
     return f"<img src='{source}' alt='{html.escape(alt, quote=True)}'>"
 
 
+def _name(row: dict[str, Any]) -> str:
+    """``sub-01``, or ``sub-01_ses-pre`` for a session (``bids.scan_of_row``)."""
+    return f"sub-{scan_of_row(row)}"
+
+
 def _anchor(row: dict[str, Any]) -> str:
-    return html.escape(str(row.get("participant_id", "")), quote=True)
+    return html.escape(_name(row), quote=True)
 
 
 def _summary(rows: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]]) -> list[str]:
@@ -104,8 +110,7 @@ def write_index(
     if errors:
         lines.append("<h2>Failed</h2><table><tr><th>subject</th><th>reason</th></tr>")
         lines += [
-            f"<tr><td>{_cell(e['participant_id'])}</td><td>{_cell(e['reason'])}</td></tr>"
-            for e in errors
+            f"<tr><td>{_cell(_name(e))}</td><td>{_cell(e['reason'])}</td></tr>" for e in errors
         ]
         lines.append("</table>")
     columns = [c for c in SUMMARY if any(c in r for r in rows)]
@@ -124,9 +129,9 @@ def write_index(
         state = "ok" if row.get("qc_flag") == "ok" else "flagged"
         lines += [
             f"<section id='{_anchor(row)}'>",
-            f"<h3>{_cell(row.get('participant_id'))} ({_cell(row.get('group', 'n/a'))})</h3>",
+            f"<h3>{_cell(_name(row))} ({_cell(row.get('group', 'n/a'))})</h3>",
             f"<p class='{state}'>QC: {_cell(row.get('qc_flag', 'n/a'))}</p>",
-            _image(figures[i], output, f"QC panel of {row.get('participant_id')}"),
+            _image(figures[i], output, f"QC panel of {_name(row)}"),
             "<div class='wide'><table>",
             *(
                 f"<tr><td>{html.escape(c)}</td><td>{_cell(row[c])}</td></tr>"

@@ -14,7 +14,7 @@ from sn_platform.data.bids import SubjectRecord, load_volume
 from sn_platform.data.roi import mask_centre
 from sn_platform.evaluation.thresholds import calibrate_thresholds
 from sn_platform.inference.predictor import InferenceSettings, Segmenter, preprocess_record
-from sn_platform.training.subjects import SubjectSplit, drawn_labels
+from sn_platform.training.subjects import SubjectSplit, drawn_labels, scans_of
 
 Masks = dict[str, NDArray[np.bool_]]
 Probabilities = dict[str, NDArray[np.float32]]
@@ -36,8 +36,8 @@ def out_of_fold_records(
 ) -> list[list[SubjectRecord]]:
     """The validation subjects of each of ``folds`` (the subjects a fold model never saw),
     from the splits and records ``subjects`` already holds, with their drawn labels."""
-    by_id = {r.participant_id: _drawn_only(r, pseudo_label_source) for r in subjects.all}
-    return [[by_id[i] for i in subjects.splits.fold(fold)[1]] for fold in folds]
+    records = [_drawn_only(r, pseudo_label_source) for r in subjects.all]
+    return [scans_of(records, subjects.splits.fold(fold)[1]) for fold in folds]
 
 
 def _drawn_only(record: SubjectRecord, pseudo_label_source: str | None) -> SubjectRecord:

@@ -78,7 +78,8 @@ def check_run(spec: RunSpec) -> None:
             f"smaller than the patch {list(data.patch_size)}",
         )
     if preprocessing.spacing_mm is not None:
-        for echo in sorted(root.glob("sub-*/anat/*_echo-1_part-mag_MEGRE.nii*")):
+        pattern = "anat/*_echo-1_part-mag_MEGRE.nii*"
+        for echo in sorted([*root.glob(f"sub-*/{pattern}"), *root.glob(f"sub-*/ses-*/{pattern}")]):
             voxels = canonical_extent_mm(echo) / np.array(preprocessing.spacing_mm)
             _check(
                 not (patch[:2] > np.floor(voxels[:2]) + 1).any(),

@@ -36,8 +36,10 @@ class SubjectSplit:
 
 def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) -> SubjectSplit:
     """Discover and validate the dataset; pick the subjects of ``fold`` (None: all
-    development subjects train, none validate). With ``tissues`` every subject must have
-    its tissue label map (the augmentation renders images from it). With
+    development subjects train, none validate). The splits are of participants: each
+    session of a participant (``SubjectRecord.session``) goes where the participant goes.
+    With ``tissues`` every subject must have its tissue label map (the augmentation renders
+    images from it). With
     ``data.partial_labels`` a subject needs only one of ``data.labels``; with
     ``data.pseudo_label_source`` a training subject's missing labels come from that folder
     (validation and test subjects keep ``data.label_source``'s alone)."""
@@ -54,7 +56,7 @@ def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) 
     for record in records:
         validate_subject(record)
         if not record.labels:
-            path = label_path(root, data.label_source, record.participant_id, data.labels[0])
+            path = label_path(root, data.label_source, record.scan, data.labels[0])
             raise DataValidationError(path.parent, f"none of the labels {list(data.labels)}")
     splits = load_or_create_splits(
         data.splits.file,
@@ -63,23 +65,36 @@ def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) 
         data.splits.seed,
         data.splits.test_fraction,
     )
-    by_id = {r.participant_id: r for r in records}
     if fold is None:
         train_ids, validation_ids = splits.development, list[str]()
     else:
         train_ids, validation_ids = splits.fold(fold)
-    train = [by_id[i] for i in train_ids]
+    train = scans_of(records, train_ids)
     if data.pseudo_label_source is not None:
-        train = [with_labels_from(r, root, data.pseudo_label_source, data.labels) for r in train]
-        for record in train:
-            if record is not by_id[record.participant_id]:  # a teacher's mask was added
+        taught = [with_labels_from(r, root, data.pseudo_label_source, data.labels) for r in train]
+        for record, original in zip(taught, train, strict=True):
+            if record is not original:  # a teacher's mask was added
                 validate_subject(record)
+        train = taught
     return SubjectSplit(
         train=train,
-        validation=[by_id[i] for i in validation_ids],
-        test=[by_id[i] for i in splits.test],
+        validation=scans_of(records, validation_ids),
+        test=scans_of(records, splits.test),
         splits=splits,
     )
+
+
+def scans_of(
+    records: Sequence[SubjectRecord], participant_ids: Sequence[str]
+) -> list[SubjectRecord]:
+    """The records of ``participant_ids``, each participant's sessions together, in the
+    order of ``participant_ids``."""
+    return [
+        r
+        for participant_id in participant_ids
+        for r in records
+        if r.participant_id == participant_id
+    ]
 
 
 def training_label_counts(
@@ -115,12 +130,9 @@ def _in_source(path: Path, source: str | None) -> bool:
 def truth_label_paths(
     root: Path, records: Sequence[SubjectRecord], labels: Sequence[str]
 ) -> dict[str, dict[str, Path]]:
-    """Truth labels (``derivatives/truth``, phantom data): subject id -> label -> file, for
+    """Truth labels (``derivatives/truth``, phantom data): scan id -> label -> file, for
     the labels that exist."""
     paths = {
-        r.participant_id: {
-            name: label_path(root, "truth", r.participant_id, name) for name in labels
-        }
-        for r in records
+        r.scan: {name: label_path(root, "truth", r.scan, name) for name in labels} for r in records
     }
     return {k: {name: p for name, p in v.items() if p.exists()} for k, v in paths.items()}

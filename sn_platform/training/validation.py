@@ -73,21 +73,20 @@ class Validator:
         self.spec, self.settings, self.runtime, self.prefix = spec, settings, runtime, prefix
         self.measures = measures or MeasureSettings()
         self.cases: dict[str, ReferenceCase] = {
-            r.participant_id: load_reference_case(r, truth_paths.get(r.participant_id))
-            for r in records
+            r.scan: load_reference_case(r, truth_paths.get(r.scan)) for r in records
         }
         self.localiser = localiser
         self.inputs: dict[str, tio.Subject] = {
-            r.participant_id: preprocess_record(
-                r, spec, localiser, None if localiser else self._labels_centre(r.participant_id)
+            r.scan: preprocess_record(
+                r, spec, localiser, None if localiser else self._labels_centre(r.scan)
             )
             for r in records
         }
         self._last: tuple[str, Evaluation] | None = None
 
-    def _labels_centre(self, participant_id: str) -> np.ndarray | None:
-        """World centre (mm) of a subject's manual labels (None without any)."""
-        case = self.cases[participant_id]
+    def _labels_centre(self, scan: str) -> np.ndarray | None:
+        """World centre (mm) of a scan's manual labels (None without any)."""
+        case = self.cases[scan]
         if not case.manual:
             return None
         return mask_centre(np.logical_or.reduce(list(case.manual.values())), case.affine)
@@ -104,16 +103,16 @@ class Validator:
             localiser=self.localiser,
         )  # fmt: skip
         rows, masks = [], {}
-        for participant_id, case in self.cases.items():
+        for scan, case in self.cases.items():
             prediction = segmenter.predict_preprocessed(
-                self.inputs[participant_id], case.image.shape, case.affine
+                self.inputs[scan], case.image.shape, case.affine
             )
             found = localise(prediction, self.settings)
-            masks[participant_id] = found.masks["SN"]
+            masks[scan] = found.masks["SN"]
             row = evaluate_case(
                 case, found.masks, found.slab, self.measures, self.settings.slab_rule
             )
-            rows.append(row | self._centre_error(participant_id, prediction))
+            rows.append(row | self._centre_error(scan, prediction))
         evaluation = Evaluation(rows, summarise(rows, self.prefix), masks)
         self._last = (weights, evaluation)
         return evaluation
@@ -124,11 +123,11 @@ class Validator:
         other.settings, other._last = settings, None
         return other
 
-    def _centre_error(self, participant_id: str, prediction: NativePrediction) -> dict[str, float]:
+    def _centre_error(self, scan: str, prediction: NativePrediction) -> dict[str, float]:
         """``centre_error_mm``: distance (mm) between the centre of the structures the
         model found (``structures_centre``) and that of the manual labels; NaN when
         either has none."""
-        reference = self._labels_centre(participant_id)
+        reference = self._labels_centre(scan)
         foreground = prediction.probabilities.max(axis=0)
         centre = structures_centre(foreground, prediction.affine, self.settings.threshold)
         if reference is None or centre is None:

@@ -18,8 +18,12 @@ from sn_platform.data.bids import (
     label_path,
     load_volume,
     missing_channel_problem,
+    scan_columns,
+    scan_of_row,
+    scans_in_words,
     validate_subject,
 )
+from tests.data.sessions import into_sessions
 
 SHAPE = (8, 7, 4)
 AFFINE = np.diag([0.5, 0.5, 1.0, 1.0])
@@ -108,13 +112,6 @@ def test_a_missing_channel_names_a_near_miss(tmp_path):
         root, "02", "Chimap"
     )
     assert missing_channel_problem(root, "02", "NM") == ""  # nothing like an NM image
-    session = root / "sub-01" / "ses-01"
-    session.mkdir()
-    (root / "sub-01" / "anat").rename(session / "anat")  # a longitudinal study's layout
-    _expect_error(
-        root, echo_path(root, "01", 1), "its files are in session folders (ses-01), which are "
-        "not read: give one session as a dataset of its own (sub-01/anat/)",
-    )  # fmt: skip
 
 
 def test_missing_label(tmp_path):
@@ -260,3 +257,41 @@ def test_a_tissue_map_of_other_values_than_classes_is_refused(tmp_path):
         validate_subject(discover_subjects(root, tissues=True)[0])
     problem = "dseg holds values that are not classes (-1, 2.5)"
     assert str(info.value) == f"{dseg_path(root, '01')}: {problem}"
+
+
+def test_each_session_is_a_scan_with_its_own_files_and_labels(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    into_sessions(root, "01", ("pre", "post"))
+    records = discover_subjects(root)
+    assert [(r.participant_id, r.session, r.scan) for r in records] == [
+        ("01", "post", "01_ses-post"), ("01", "pre", "01_ses-pre"), ("02", None, "02"),
+    ]  # fmt: skip
+    post = records[0]
+    assert post.group == "HC"  # participants.tsv names the participant, not the session
+    anat = root / "sub-01" / "ses-post" / "anat"
+    assert post.channels["echo-2"] == anat / "sub-01_ses-post_echo-2_part-mag_MEGRE.nii.gz"
+    assert post.chimap == anat / "sub-01_ses-post_Chimap.nii.gz"
+    assert post.labels["SN"] == (
+        root / "derivatives/manual/sub-01/ses-post/anat/sub-01_ses-post_label-SN_mask.nii.gz"
+    )
+    assert validate_subject(post).shape == SHAPE
+    assert scan_columns(post.scan) == {"participant_id": "sub-01", "session_id": "ses-post"}
+    assert scan_columns("02") == {"participant_id": "sub-02"}
+    for record in records:
+        assert scan_of_row(scan_columns(record.scan)) == record.scan
+    assert scans_in_words([r.scan for r in records]) == "scans (2 subjects, sessions)"
+    assert scans_in_words(["01", "02"]) == "subjects"
+    # A participant names each of its sessions; a scan id one session.
+    assert [r.scan for r in discover_subjects(root, subjects=[1])] == ["01_ses-post", "01_ses-pre"]
+    assert [r.scan for r in discover_subjects(root, subjects=["sub-01_ses-pre", "02"])] == [
+        "01_ses-pre", "02",
+    ]  # fmt: skip
+    with pytest.raises(DataValidationError, match="no folder for subjects 01_ses-base"):
+        discover_subjects(root, subjects=["01_ses-base"])
+    # A session's missing file is named where it should be.
+    (anat / "sub-01_ses-post_echo-3_part-mag_MEGRE.nii.gz").unlink()
+    _expect_error(
+        root, anat / "sub-01_ses-post_echo-3_part-mag_MEGRE.nii.gz", "missing channel echo-3"
+    )
+    (root / "sub-02" / "ses-1 b").mkdir()
+    _expect_error(root, root / "sub-02" / "ses-1 b", "not a BIDS session label")

@@ -3,6 +3,7 @@ official validator's verdict on a real output with a failed subject."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -20,6 +21,7 @@ from sn_platform.inference.bids_outputs import (
     sidecar_path,
 )
 from sn_platform.inference.options import InferenceOptions
+from tests.data.sessions import into_sessions
 
 ANAT = Path("out/sub-07/anat")
 ECHOES = [Path(f"in/sub-07/anat/sub-07_echo-{n}_part-mag_MEGRE.nii.gz") for n in (1, 2)]
@@ -96,25 +98,62 @@ def test_the_official_validator_finds_no_error_in_sn_infer_output(
     two_site_cohort, registered_model, tmp_path, bids_errors
 ):
     from sn_platform import tracking
-    from sn_platform.inference.batch import local_engine, prepare, write_reports
+    from sn_platform.inference.batch import (
+        local_engine,
+        prepare,
+        select_subjects,
+        write_reports,
+    )
     from sn_platform.inference.options import BatchJob
 
     root = tmp_path / "bids"
     shutil.copytree(two_site_cohort, root)
     echo_path(root, "002", 2).write_bytes(b"truncated")  # errors.tsv is written too
+    into_sessions(root, "005", ("pre", "post"))  # a longitudinal subject: two sessions
     tracking.configure(registered_model)
     options = InferenceOptions(progress=False)
     segmenters = prepare([tracking.load_segmenter("models:/sn-vnet@champion")], options)
     output = tmp_path / "derivatives"
-    results = local_engine(segmenters, BatchJob(root, output, options))(["001", "002", "005"])
+    scans = select_subjects(root, ["001", "002", "005"])
+    assert scans == ["001", "002", "005_ses-post", "005_ses-pre"]
+    results = local_engine(segmenters, BatchJob(root, output, options))(scans)
     write_reports(output, results, ["models:/sn-vnet@champion"], root)
 
     assert (output / "errors.tsv").exists() and (output / "agreement.json").exists()
     assert bids_errors(output) == []
     dictionary = json.loads((output / "measures.json").read_text())
     header = (output / "measures.tsv").read_text().splitlines()[0].split("\t")
-    assert list(dictionary) == header
+    assert list(dictionary) == header and header[:3] == ["participant_id", "session_id", "group"]
     sidecar = json.loads((output / "sub-001/anat/sub-001_label-SN_probseg.json").read_text())
     assert sidecar["Sources"][0] == "bids:raw:sub-001/anat/sub-001_echo-1_part-mag_MEGRE.nii.gz"
+    # Each session written in its folder, measured as the same images without sessions are.
+    rows = {(r["participant_id"], r["session_id"]): r for r in _table(output / "measures.tsv")}
+    assert list(rows) == [("sub-001", "n/a"), ("sub-005", "ses-post"), ("sub-005", "ses-pre")]
+    session = output / "sub-005/ses-pre/anat"
+    sidecar = json.loads((session / "sub-005_ses-pre_label-SN_mask.json").read_text())
+    assert sidecar["Sources"] == [
+        "bids::sub-005/ses-pre/anat/sub-005_ses-pre_label-SN_probseg.nii.gz"
+    ]
+    assert sidecar["SpatialReference"] == (
+        "bids:raw:sub-005/ses-pre/anat/sub-005_ses-pre_echo-1_part-mag_MEGRE.nii.gz"
+    )
+    alone = local_engine(segmenters, BatchJob(two_site_cohort, tmp_path / "alone", options))(
+        ["005"]
+    )
+    for column, value in alone[0]["row"].items():
+        if column not in ("participant_id", "group") and isinstance(value, float):
+            for key in (("sub-005", "ses-post"), ("sub-005", "ses-pre")):
+                written = float("nan") if rows[key][column] == "n/a" else float(rows[key][column])
+                assert written == pytest.approx(value, rel=1e-5, nan_ok=True), column
+    errors = _table(output / "errors.tsv")
+    assert [(e["participant_id"], e.get("session_id", "n/a")) for e in errors] == [
+        ("sub-002", "n/a")
+    ]
+    assert "sub-005_ses-pre" in (output / "index.html").read_text()
     links = json.loads((output / "dataset_description.json").read_text())["DatasetLinks"]
     assert links["raw"] == root.resolve().as_uri()
+
+
+def _table(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))

@@ -17,6 +17,7 @@ from sn_platform.data.settings import DataSettings, SplitSettings
 from sn_platform.errors import ConfigError
 from sn_platform.training.calibration import calibration_records, out_of_fold_records
 from sn_platform.training.subjects import split_subjects, training_label_counts
+from tests.data.sessions import into_sessions
 
 LABELS = ("SN", "RN", "CC")
 
@@ -124,3 +125,26 @@ def test_a_teacher_folder_that_cannot_fill_partial_labels_is_refused(
 ):
     with pytest.raises((ValueError, ConfigError), match=re.escape(message)):
         _settings(tmp_path, partial, pseudo=pseudo)
+
+
+def test_a_participants_sessions_stay_together_in_every_split(phantom_cohort, tmp_path):
+    root = tmp_path / "longitudinal"
+    shutil.copytree(phantom_cohort[0], root)
+    for participant_id in ("001", "004"):
+        into_sessions(root, participant_id, ("1", "2"))
+    settings = _settings(root, partial=False, test_fraction=0.25)
+    expected = ["001_ses-1", "001_ses-2", "002", "003", "004_ses-1", "004_ses-2"]
+    for fold in (0, 1):
+        subjects = split_subjects(settings, fold=fold)
+        parts = [
+            [r.scan for r in part] for part in (subjects.train, subjects.validation, subjects.test)
+        ]
+        assert sorted(scan for part in parts for scan in part) == expected  # each in one part
+        for participant_id in ("001", "004"):
+            sessions = [
+                [scan for scan in part if scan.startswith(participant_id)] for part in parts
+            ]
+            assert sorted(map(len, sessions)) == [0, 0, 2], sessions
+    development = sorted(r.scan for r in [*subjects.train, *subjects.validation])
+    folds = out_of_fold_records(subjects, [0, 1], None)
+    assert sorted(r.scan for records in folds for r in records) == development
