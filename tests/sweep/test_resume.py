@@ -1,5 +1,6 @@
 """A lost driver: the driver's process group (its local Ray too) and its private MLflow
-server killed with SIGKILL at a chosen moment, then ``tune.resume=true``."""
+server killed with SIGKILL at each moment of a sweep in turn (before any trial ends, once
+some have, during the final refit, during registration), each time ``tune.resume=true``."""
 
 from __future__ import annotations
 
@@ -87,28 +88,31 @@ def undisturbed(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFactory)
     return _board(outcome.leaderboard)
 
 
-@pytest.mark.parametrize(
-    "moment",
-    [_before_any_trial_ends, _some_trials_finished, _during_final_refit, _during_registration],
-)
-def test_a_lost_driver_resumes_to_the_undisturbed_champion(
-    two_site_cohort, tmp_path, undisturbed, moment
+MOMENTS = (_before_any_trial_ends, _some_trials_finished, _during_final_refit, _during_registration)
+
+
+def test_a_driver_lost_at_each_moment_in_turn_resumes_to_the_undisturbed_champion(
+    two_site_cohort, tmp_path, undisturbed
 ):
+    """One sweep, its driver lost at each moment in turn (each resume lost again at the
+    next), then resumed to the end: the same leaderboard and champion as never lost."""
     overrides = sweep_overrides(two_site_cohort, tmp_path, *EXTRA)
     command = [sys.executable, "-c", "from sn_platform.cli import sweep; sweep()", *overrides]
-    _lose_driver([*command, f"hydra.run.dir={tmp_path}/hydra"], tmp_path, moment)
     folds = tmp_path / "ray_results" / "demo" / "folds"
-    before = {p.name: p.stat().st_mtime_ns for p in folds.glob("*.json")}
-
+    for attempt, moment in enumerate(MOMENTS):
+        before = {p.name: p.stat().st_mtime_ns for p in folds.glob("*.json")}
+        resume = ["tune.resume=true"] if attempt else []
+        _lose_driver(
+            [*command, *resume, f"hydra.run.dir={tmp_path}/hydra{attempt}"], tmp_path, moment
+        )
+        # No fold that had finished trained again.
+        after = {p.name: p.stat().st_mtime_ns for p in folds.glob("*.json") if p.name in before}
+        assert before == after, moment.__name__
     resumed = subprocess.run(
-        [*command, "tune.resume=true", f"hydra.run.dir={tmp_path}/hydra2"],
+        [*command, "tune.resume=true", f"hydra.run.dir={tmp_path}/hydra-end"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    # No fold that had finished trained again.
-    assert before == {
-        p.name: p.stat().st_mtime_ns for p in folds.glob("*.json") if p.name in before
-    }
     parents, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     keys = sorted(c.data.tags[tracking.RUN_KEY_TAG] for c in children)
