@@ -128,10 +128,17 @@ def truth_bias(rows: Sequence[dict[str, Any]], measure: str) -> dict[str, float]
     }
 
 
+def sessions_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The sessions (``ses-pre``) the rows name, sorted; empty without sessions."""
+    return sorted({str(r["session_id"]) for r in rows if r.get("session_id") not in (None, "n/a")})
+
+
 def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per measure, for JSON: the agreement statistics of the automatic vs the manual ROI
     (over the rows with a manual value), the Bland-Altman bias of each ROI against truth
-    (phantom), and the HC-vs-PD effect size (Cohen's d) from each ROI."""
+    (phantom), and the HC-vs-PD effect size (Cohen's d) from each ROI. Where the rows are
+    scans of sessions, ``cohens_d`` counts a participant once per session, and
+    ``cohens_d_by_session`` gives each session's own (each participant once)."""
     report: dict[str, dict[str, Any]] = {}
     for measure in MEASURES:
         entry: dict[str, Any] = {}
@@ -140,6 +147,11 @@ def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]
             entry |= _measure_agreement(with_manual, measure).to_dict()
         entry |= truth_bias(rows, measure)
         entry["cohens_d"] = group_effects(rows, measure)
+        if sessions := sessions_of(rows):
+            entry["cohens_d_by_session"] = {
+                session: group_effects([r for r in rows if r.get("session_id") == session], measure)
+                for session in sessions
+            }
         report[measure] = entry
     return report
 
@@ -165,10 +177,15 @@ def report_lines(report: dict[str, dict[str, Any]], names: Sequence[str]) -> lis
             if key in entry
         ]
         effects = entry.get("cohens_d", {})
+        by_session = entry.get("cohens_d_by_session", {})
         if effects:
-            parts.append(
-                "Cohen's d PD-HC "
-                + ", ".join(f"{k} {_number(v, '.2f')}" for k, v in effects.items())
-            )
+            scans = " (every scan)" if by_session else ""
+            parts.append(f"Cohen's d PD-HC{scans} {_effects_text(effects)}")
+        parts += [f"{session} {_effects_text(values)}" for session, values in by_session.items()]
         lines.append(f"{measure}: " + ("; ".join(parts) or "n/a"))
     return lines
+
+
+def _effects_text(effects: dict[str, Any]) -> str:
+    """``automatic 1.23, manual 1.10``: Cohen's d from each ROI."""
+    return ", ".join(f"{source} {_number(d, '.2f')}" for source, d in effects.items())

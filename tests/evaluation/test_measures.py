@@ -148,3 +148,36 @@ def test_cohens_d_says_why_it_is_missing_when_a_group_is_too_small():
     rows.append({"group": "PD", "nm_volume_ratio": 0.25})
     assert cohort.group_effect_note(rows) == ""
     assert math.isfinite(cohort.group_effects(rows, "nm_volume_ratio")["automatic"])
+
+
+def test_cohens_d_of_each_session_counts_each_participant_once():
+    values = {  # (participant, group): NM ratio at ses-1, ses-2
+        ("01", "PD"): (0.10, 0.05), ("02", "PD"): (0.20, 0.15),
+        ("03", "HC"): (0.30, 0.30), ("04", "HC"): (0.40, 0.40),
+    }  # fmt: skip
+    rows = [
+        {
+            "participant_id": f"sub-{p}",
+            "session_id": f"ses-{k + 1}",
+            "group": g,
+            "nm_volume_ratio": v,
+        }
+        for (p, g), pair in values.items()
+        for k, v in enumerate(pair)
+    ]
+    report = cohort.agreement_report(rows)["nm_volume_ratio"]
+    by_session = report["cohens_d_by_session"]
+    assert list(by_session) == ["ses-1", "ses-2"]
+    # Each session: PD and HC SD 0.0707 alike; means differ by 0.20 and 0.25.
+    sd = statistics.stdev([0.10, 0.20])
+    assert by_session["ses-1"]["automatic"] == pytest.approx(-0.20 / sd)
+    assert by_session["ses-2"]["automatic"] == pytest.approx(-0.25 / sd)
+    pooled = measures.cohens_d([0.10, 0.05, 0.20, 0.15], [0.30, 0.30, 0.40, 0.40])
+    assert report["cohens_d"]["automatic"] == pytest.approx(pooled)
+    (line,) = cohort.report_lines({"nm_volume_ratio": report}, ["nm_volume_ratio"])
+    assert line == (
+        f"nm_volume_ratio: Cohen's d PD-HC (every scan) automatic {pooled:.2f}; "
+        f"ses-1 automatic {-0.20 / sd:.2f}; ses-2 automatic {-0.25 / sd:.2f}"
+    )
+    without_sessions = [{k: v for k, v in r.items() if k != "session_id"} for r in rows]
+    assert "cohens_d_by_session" not in cohort.agreement_report(without_sessions)["nm_volume_ratio"]
