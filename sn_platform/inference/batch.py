@@ -246,23 +246,25 @@ def run_subject(segmenters: Sequence[Segmenter], job: BatchJob, scan: str) -> di
 
 
 def check_channels_present(root: Path, scans: Sequence[str], channels: Sequence[str]) -> None:
-    """Refuse a dataset in which a subject lacks a channel the model reads, before any work.
+    """Refuse, before any work, a dataset whose every scan lacks a channel the model reads:
+    the model does not fit the dataset (an NM model given multi-echo scans). Where some
+    scans have them all, the others end as one line each in ``errors.tsv``, as any
+    scan that fails does.
 
     Raises
     ------
     DataValidationError
-        naming the first subject's missing file and channel, and how many subjects lack one.
+        naming the first scan's missing file and channel.
     """
     lacking = {scan: missing_channels(root, scan, channels) for scan in scans}
-    lacking = {scan: names for scan, names in lacking.items() if names}
-    if lacking:
-        scan, (name, *_) = next(iter(lacking.items()))
-        count = len(lacking)
+    if scans and all(lacking.values()):
+        scan = scans[0]
+        name = lacking[scan][0]
         hint = missing_channel_problem(root, scan, name)
         raise DataValidationError(
             channel_path(root, scan, name),
             f"missing channel {name}, {describe(name)}, which the model reads (channels "
-            f"{list(channels)}); {count} of {len(scans)} subjects lack one"
+            f"{list(channels)}); none of the {len(scans)} subjects has them all"
             + (f"; {hint}" if hint else ""),
         )
 

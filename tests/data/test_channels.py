@@ -82,12 +82,17 @@ def test_an_nm_model_refuses_a_multi_echo_dataset_naming_subject_and_channel(tmp
         check_channels_present(tmp_path, ["01", "02"], ["NM"])
     message = str(refusal.value)
     assert message.startswith(str(tmp_path / "sub-01/anat/sub-01_acq-NM_T1w.nii.gz"))
-    assert "missing channel NM" in message and "2 of 2 subjects" in message
+    assert "missing channel NM" in message and "none of the 2 subjects has them all" in message
     assert "\n" not in message
 
 
 def test_a_multi_echo_model_refuses_a_single_echo_nm_dataset(tmp_path):
     _write(channel_path(tmp_path, "01", "NM"))
-    with pytest.raises(DataValidationError, match=r"missing channel echo-1, .*1 of 1 subjects"):
-        check_channels_present(tmp_path, ["01"], ["echo-1", "echo-2", "echo-3"])
+    multi_echo = ["echo-1", "echo-2", "echo-3"]
+    with pytest.raises(DataValidationError, match=r"missing channel echo-1, .*none of the 1 sub"):
+        check_channels_present(tmp_path, ["01"], multi_echo)
     check_channels_present(tmp_path, ["01"], ["NM"])  # the NM model's own input: accepted
+    # A scan that has them beside: the model fits; the other ends in errors.tsv.
+    for name in multi_echo:
+        _write(channel_path(tmp_path, "02", name))
+    check_channels_present(tmp_path, ["01", "02"], multi_echo)

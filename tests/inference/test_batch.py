@@ -159,19 +159,22 @@ def test_a_corrupt_subject_is_reported_and_the_others_are_written(
     nib.save(nib.Nifti1Image(data.astype(np.float32), image.affine), nan_echo)
     blank = echo_path(root, "005", 3)  # a blank series: zeros where the midbrain should be
     nib.save(nib.Nifti1Image(np.zeros(image.shape, np.int16), image.affine), blank)
+    missing = echo_path(root, "006", 3)  # a series not acquired: the others still run
+    missing.unlink()
     output = tmp_path / "out"
     result = sn_infer(
-        tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1,2,3,4,5]"
+        tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1,2,3,4,5,6]"
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("sn-infer: 3 subjects failed")
+    assert result.stderr.strip().splitlines()[-1].startswith("sn-infer: 4 subjects failed")
     errors = read_table(output / "errors.tsv")
-    assert [e["participant_id"] for e in errors] == ["sub-002", "sub-003", "sub-005"]
+    assert [e["participant_id"] for e in errors] == ["sub-002", "sub-003", "sub-005", "sub-006"]
     assert str(broken) in errors[0]["reason"] and "\n" not in errors[0]["reason"]
     assert "NaN" in errors[1]["reason"]
     assert errors[2]["reason"] == (
         f"{blank}: every voxel of the box around the midbrain is 0: no contrast to segment"
     )
+    assert errors[3]["reason"].startswith(f"{missing}: missing channel echo-3, the magnitude")
     rows = read_table(output / "measures.tsv")
     assert [r["participant_id"] for r in rows] == ["sub-001", "sub-004"]
     assert not any(p.name.startswith(".tmp-") for p in output.rglob("*"))
