@@ -57,7 +57,8 @@ def main() -> None:
     arguments = parser.parse_args()
     with (arguments.output / "measures.tsv").open() as table:
         rows: list[dict[str, Any]] = [
-            {k: (v if k in ("participant_id", "group", "qc_flag", "roi_source", "slab_source")
+            {k: (v if k in ("participant_id", "session_id", "group", "qc_flag", "roi_source",
+                            "slab_source")
                  else float(v) if v not in ("", "n/a") else math.nan) for k, v in row.items()}
             for row in csv.DictReader(table, delimiter="\t")
         ]  # fmt: skip

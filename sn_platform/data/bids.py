@@ -68,8 +68,8 @@ def scan_id(participant_id: str, session: str | None = None) -> str:
 
 def split_scan_id(scan: str) -> tuple[str, str | None]:
     """(participant label, session label or None) of a scan id (``scan_id``'s inverse)."""
-    participant_id, _, session = scan.partition(SESSION_ENTITY)
-    return participant_id, session or None
+    participant_id, separator, session = scan.partition(SESSION_ENTITY)
+    return participant_id, session if separator else None
 
 
 def scans_in_words(scans: Sequence[str]) -> str:
@@ -242,19 +242,24 @@ def read_participants(root: Path) -> dict[str, dict[str, str]]:
 
 
 def find_scans(root: Path) -> list[str]:
-    """The scan ids (``scan_id``) of a dataset, sorted: one per ``sub-<id>`` folder, or one
-    per ``ses-<label>`` folder of a subject that has sessions. A folder whose name is no
-    BIDS label is listed as it is, for ``check_scan_id`` to refuse where it is read."""
+    """The scan ids (``scan_id``) of a dataset, sorted: one per ``sub-<id>`` folder with an
+    ``anat`` folder, and one per ``ses-<label>`` folder of it with an ``anat`` folder (a
+    subject with neither is listed, for its missing files to be named). A folder whose name
+    is no BIDS label is listed as it is, for ``check_scan_id`` to refuse where it is read."""
     scans = []
     for subject in sorted(p for p in Path(root).glob("sub-*") if p.is_dir()):
         participant_id = subject.name.removeprefix("sub-")
+        if not BIDS_LABEL.fullmatch(participant_id):
+            scans.append(participant_id)
+            continue
         sessions = [
-            folder.name.removeprefix("ses-")
+            scan_id(participant_id, folder.name.removeprefix("ses-"))
             for folder in sorted(subject.glob("ses-*"))
-            if folder.is_dir() and BIDS_LABEL.fullmatch(participant_id)
+            if (folder / "anat").is_dir()
         ]
-        scans += [scan_id(participant_id, session) for session in sessions] or [participant_id]
-    return scans
+        alone = (subject / "anat").is_dir() or not sessions
+        scans += [participant_id] * alone + sessions
+    return list(dict.fromkeys(scans))
 
 
 def check_scan_id(root: Path, scan: str) -> None:
@@ -266,6 +271,11 @@ def check_scan_id(root: Path, scan: str) -> None:
     DataValidationError
         naming the scan's folder.
     """
+    listed_as_is = Path(root) / f"sub-{scan}"  # a folder such as sub-01_ses-pre
+    if listed_as_is.is_dir() and not BIDS_LABEL.fullmatch(scan):
+        raise DataValidationError(
+            listed_as_is, "not a BIDS participant label (letters and digits only)"
+        )
     participant_id, session = split_scan_id(scan)
     for entity, label in (("participant", participant_id), ("session", session)):
         if label is not None and not BIDS_LABEL.fullmatch(label):
@@ -292,12 +302,16 @@ def select_scans(root: Path, found: Sequence[str], wanted: Iterable[str | int]) 
         text = str(item).removeprefix("sub-")
         check_scan_id(root, text)
         participant_id, session = split_scan_id(text)
-        matches = {
-            scan
-            for scan in found
-            if _same_label(split_scan_id(scan)[0], participant_id)
-            and (session is None or split_scan_id(scan)[1] == session)
-        }
+        matches = (
+            {text}
+            if text in found
+            else {  # a folder's own id names it alone
+                scan
+                for scan in found
+                if _same_label(split_scan_id(scan)[0], participant_id)
+                and (session is None or split_scan_id(scan)[1] == session)
+            }
+        )
         if not matches:
             unknown.append(text)
         matched |= matches

@@ -126,9 +126,7 @@ def cohort_figures(root: Path | str) -> dict[str, dict[str, dict[str, float]]]:
     records = discover_subjects(root, channels=(), label_source=None)
     by_group: dict[str, list[dict[str, float]]] = {}
     for record in records:
-        by_group.setdefault(record.group or "n/a", []).append(
-            subject_figures(root, record.participant_id)
-        )
+        by_group.setdefault(record.group or "n/a", []).append(subject_figures(root, record.scan))
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for group, rows in sorted(by_group.items()):
         summary[group] = {}

@@ -15,6 +15,7 @@ from sn_platform.data.bids import (
     discover_subjects,
     dseg_path,
     echo_path,
+    find_scans,
     label_path,
     load_volume,
     missing_channel_problem,
@@ -293,5 +294,15 @@ def test_each_session_is_a_scan_with_its_own_files_and_labels(tmp_path):
     _expect_error(
         root, anat / "sub-01_ses-post_echo-3_part-mag_MEGRE.nii.gz", "missing channel echo-3"
     )
-    (root / "sub-02" / "ses-1 b").mkdir()
+    (root / "sub-02" / "ses-x" / "func").mkdir(parents=True)  # no anat: not a scan here
+    assert find_scans(root) == ["01_ses-post", "01_ses-pre", "02"]
+    (root / "sub-02" / "ses-1 b" / "anat").mkdir(parents=True)
     _expect_error(root, root / "sub-02" / "ses-1 b", "not a BIDS session label")
+
+
+def test_a_folder_named_like_a_session_is_refused_and_a_folder_id_names_itself(tmp_path):
+    root = _tiny_dataset(tmp_path, ("01", "1"))
+    assert [r.scan for r in discover_subjects(root, subjects=["01"])] == ["01"]
+    assert [r.scan for r in discover_subjects(root, subjects=["1"])] == ["1"]
+    (root / "sub-01").rename(root / "sub-01_ses-pre")  # not a session folder
+    _expect_error(root, root / "sub-01_ses-pre", "not a BIDS participant label")
