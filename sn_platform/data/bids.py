@@ -92,7 +92,9 @@ def scan_of_row(row: Mapping[str, object]) -> str:
     """The scan id of a table row that ``scan_columns`` named (``scan_columns``' inverse)."""
     session = row.get("session_id")
     participant_id = str(row["participant_id"]).removeprefix("sub-")
-    return scan_id(participant_id, None if session in (None, "", "n/a") else str(session)[4:])
+    if session in (None, "", "n/a"):
+        return scan_id(participant_id)
+    return scan_id(participant_id, str(session).removeprefix("ses-"))
 
 
 def subject_dir(root: Path, scan: str) -> Path:

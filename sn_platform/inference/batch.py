@@ -256,17 +256,17 @@ def check_channels_present(root: Path, scans: Sequence[str], channels: Sequence[
     DataValidationError
         naming the first scan's missing file and channel.
     """
-    lacking = {scan: missing_channels(root, scan, channels) for scan in scans}
-    if scans and all(lacking.values()):
-        scan = scans[0]
-        name = lacking[scan][0]
-        hint = missing_channel_problem(root, scan, name)
-        raise DataValidationError(
-            channel_path(root, scan, name),
-            f"missing channel {name}, {describe(name)}, which the model reads (channels "
-            f"{list(channels)}); none of the {len(scans)} subjects has them all"
-            + (f"; {hint}" if hint else ""),
-        )
+    if not scans or any(not missing_channels(root, scan, channels) for scan in scans):
+        return
+    scan = scans[0]
+    name = missing_channels(root, scan, channels)[0]
+    hint = missing_channel_problem(root, scan, name)
+    raise DataValidationError(
+        channel_path(root, scan, name),
+        f"missing channel {name}, {describe(name)}, which the model reads (channels "
+        f"{list(channels)}); none of the {len(scans)} subjects has them all"
+        + (f"; {hint}" if hint else ""),
+    )
 
 
 def select_subjects(root: Path, wanted: Iterable[str | int] | None) -> list[str]:

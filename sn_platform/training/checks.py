@@ -9,7 +9,8 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
-from sn_platform.data.bids import Geometry
+from sn_platform.data.bids import Geometry, find_channel, find_scans
+from sn_platform.data.channels import echo_channel
 from sn_platform.devices import select_device
 from sn_platform.errors import ConfigError, one_line
 from sn_platform.training.spec import RunSpec
@@ -78,8 +79,8 @@ def check_run(spec: RunSpec) -> None:
             f"smaller than the patch {list(data.patch_size)}",
         )
     if preprocessing.spacing_mm is not None:
-        pattern = "anat/*_echo-1_part-mag_MEGRE.nii*"
-        for echo in sorted([*root.glob(f"sub-*/{pattern}"), *root.glob(f"sub-*/ses-*/{pattern}")]):
+        echoes = (find_channel(root, scan, echo_channel(1)) for scan in find_scans(root))
+        for echo in filter(None, echoes):
             voxels = canonical_extent_mm(echo) / np.array(preprocessing.spacing_mm)
             _check(
                 not (patch[:2] > np.floor(voxels[:2]) + 1).any(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ from sn_platform.training.checks import check_run
 from sn_platform.training.engine import read_checkpoint
 from sn_platform.training.run import initial_model, train_and_evaluate
 from sn_platform.training.spec import RunContext
+from tests.data.sessions import into_sessions
 
 pytestmark = pytest.mark.slow
 
@@ -276,3 +278,20 @@ def test_localiser_atlas_selects_the_registered_template(tmp_path):
     cfg = compose_training(tmp_path, tmp_path, "localiser=atlas")
     spec = run_spec(cfg)
     assert spec.localiser == AtlasLocaliser() and spec.localiser_uri == "atlas"
+
+
+def test_a_patch_larger_than_a_sessions_volume_is_refused_naming_its_echo(
+    two_site_cohort, tmp_path
+):
+    root = tmp_path / "longitudinal"
+    shutil.copytree(two_site_cohort, root)
+    into_sessions(root, "001", ("1", "2"))
+    cfg = compose_training(
+        root, tmp_path, "data.preprocessing.roi_mm=null", "data.patch_size=[512,512,3]"
+    )
+    message = (
+        r"\[512, 512, 3\] is larger than the preprocessed volume \[\d+, \d+, \d+\] of "
+        r"sub-001_ses-1_echo-1_part-mag_MEGRE\.nii\.gz"
+    )
+    with pytest.raises(ConfigError, match=message):
+        check_run(run_spec(cfg))
