@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sn_platform.composition import CONFIG_DIR, build
 from sn_platform.cpu_quota import limit_threads_to_quota
+from sn_platform.data.bids_filter import BidsFilter
 from sn_platform.errors import ConfigError, StorageError, one_line
 from sn_platform.usage import one_line_mistakes, quote_plain_values, refuse
 
@@ -186,6 +187,14 @@ def _sweep_task(cfg: DictConfig) -> None:
 sweep = _entry("sn-sweep", "sweep", _sweep_task)
 
 
+def _bids_filter(queries: DictConfig | None) -> BidsFilter:
+    """``bids_filter`` of sn-infer's config, a malformed one a ConfigError."""
+    try:
+        return BidsFilter(queries or {})
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _infer_task(cfg: DictConfig) -> None:
     """``sn-infer``: segment a BIDS dataset with a logged or registered model."""
     from sn_platform import tracking
@@ -213,6 +222,7 @@ def _infer_task(cfg: DictConfig) -> None:
         build(cfg, "measures"),
         cfg.truth_source,
         Path(cfg.labels_root) if cfg.get("labels_root") else None,
+        _bids_filter(cfg.get("bids_filter")),
     )
     for uri in uris:
         check_model_uri(uri, bool(cfg.allow_remote_code))
@@ -225,7 +235,7 @@ def _infer_task(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model_uri: cannot load {uris} from {tracking_uri}: {one_line(error)}"
         ) from None
-    check_channels_present(job.root, scans, segmenters[0].spec.channels)
+    check_channels_present(job.root, scans, segmenters[0].spec.channels, job.bids_filter)
     if job.options.engine == "ray":
         from sn_platform.inference.ray_engine import ray_engine
 

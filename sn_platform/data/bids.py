@@ -30,15 +30,24 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
+from sn_platform.data.bids_filter import (
+    MEGRE,
+    NO_FILTER,
+    BidsFilter,
+    choose_file,
+    fitting_files,
+    parse_bids_name,
+    scan_files,
+)
 from sn_platform.data.channels import (
     CHIMAP,
     MEGRE_ECHOES,
     NIFTI_EXTENSIONS,
     NM,
     channel_filename,
-    channel_filenames,
     describe,
     echo_channel,
+    echo_number,
     is_magnitude,
     nm_channel,
 )
@@ -110,33 +119,67 @@ def channel_path(root: Path, scan: str, channel: str) -> Path:
     return subject_dir(root, scan) / channel_filename(scan, channel)
 
 
-def find_channel(root: Path, scan: str, channel: str) -> Path | None:
-    """The scan's file of ``channel``: the first of its BIDS names (``channel_filenames``:
-    the canonical one, ``.nii``, a MEGRE echo without ``part``) that exists; None if none."""
+def find_channel(
+    root: Path, scan: str, channel: str, bids_filter: BidsFilter = NO_FILTER
+) -> Path | None:
+    """The scan's file of ``channel`` (``sn_platform.data.bids_filter``: the file with the
+    channel's suffix and entities, as ``bids_filter`` chooses them, nearest the canonical
+    name); None if no file fits.
+
+    Raises
+    ------
+    DataValidationError
+        naming the files, when several fit alike (``run-1`` and ``run-2``).
+    """
+    participant_id, session = split_scan_id(scan)
     folder = subject_dir(root, scan)
-    for name in channel_filenames(scan, channel):
-        if (folder / name).exists():
-            return folder / name
-    return None
+    query = bids_filter.query(channel)
+    path, alike = choose_file(fitting_files(folder, participant_id, session, query), query)
+    if alike:
+        names = ", ".join(p.name for p in alike)
+        example = _filter_example(channel, alike)
+        raise DataValidationError(
+            folder,
+            f"{len(alike)} files are channel {channel}, {describe(channel)} ({names}): "
+            f"choose one with a bids_filter, e.g. {example}",
+        )
+    return path
 
 
-def missing_channel_problem(root: Path, scan: str, channel: str) -> str:
-    """Why the scan has no file of ``channel``, where a near miss tells: a file of the
-    channel carries entities that are not read."""
-    wanted = [_entities(name) for name in channel_filenames(scan, channel)]
-    near = sorted(
-        path.name
-        for path in subject_dir(root, scan).glob("*.nii*")
-        if path.is_file() and any(entities <= _entities(path.name) for entities in wanted)
-    )
-    if near:
-        return f"{near[0]} has entities that are not read; link it as the name above"
+def _filter_example(channel: str, alike: Sequence[Path]) -> str:
+    """A filter that picks the first of ``alike`` (by an entity whose values differ)."""
+    names = [parse_bids_name(path.name) for path in alike]
+    first = names[0]
+    assert first is not None  # fitting files have BIDS names
+    key = MEGRE if echo_number(channel) is not None else channel
+    for entity, value in first.entities.items():
+        if any(n is not None and n.entities.get(entity) != value for n in names[1:]):
+            return "{" + f"{key}: {{{entity}: {value}}}" + "}"
+    return "{" + f"{key}: {{run: 1}}" + "}"
+
+
+def missing_channel_problem(
+    root: Path, scan: str, channel: str, bids_filter: BidsFilter = NO_FILTER
+) -> str:
+    """Why the scan has no file of ``channel``, where a near miss tells: a file with the
+    channel's suffix (and echo) whose entity differs from the one read."""
+    participant_id, session = split_scan_id(scan)
+    query = bids_filter.query(channel)
+    for path, name in scan_files(subject_dir(root, scan), participant_id, session):
+        conflict = query.conflict(name)
+        if name.suffix != query.suffix or conflict is None:
+            continue
+        key, found, wanted = conflict
+        if key == "echo":
+            continue
+        has = f"{key}-{found}" if found is not None else f"no {key}"
+        reads = f"{key}-{wanted}" if wanted is not None else f"no {key}"
+        hint = f"{path.name} has {has} where {reads} is read"
+        if key != "part" and found is not None:
+            filter_key = MEGRE if echo_number(channel) is not None else channel
+            hint += f"; bids_filter={{{filter_key}: {{{key}: {found}}}}} reads it"
+        return hint
     return ""
-
-
-def _entities(filename: str) -> set[str]:
-    """The ``key-value`` entities and the suffix of a BIDS file name (``echo-1``, ``MEGRE``)."""
-    return set(filename.split(".", 1)[0].split("_"))
 
 
 def echo_path(root: Path, scan: str, echo: int) -> Path:
@@ -335,6 +378,7 @@ def discover_subjects(
     optional_labels: Sequence[str] = ("RN",),
     subjects: Iterable[str] | None = None,
     tissues: bool = False,
+    bids_filter: BidsFilter = NO_FILTER,
 ) -> list[SubjectRecord]:
     """Find the scans of a BIDS dataset (a subject's sessions each one; ``find_scans``) and
     the files the platform reads.
@@ -349,12 +393,13 @@ def discover_subjects(
     subjects : participants or scan ids to keep (``select_scans``); all when None
     tissues : also find every scan's tissue label map (``dseg_path``, ``derivatives/truth``),
         which synthetic contrasts are rendered from in training
+    bids_filter : which file each channel is where several fit (``bids_filter``)
 
     Raises
     ------
     DataValidationError
         naming the missing file, when a channel, a required label or (with ``tissues``) the
-        tissue label map is missing.
+        tissue label map is missing, or the files, when several fit a channel alike.
     """
     root = Path(root)
     if not root.is_dir():
@@ -368,7 +413,7 @@ def discover_subjects(
     participants = read_participants(root)
     records = []
     for scan in wanted:
-        images = _channel_files(root, scan, channels)
+        images = _channel_files(root, scan, channels, bids_filter)
         label_files = {}
         if label_source is not None:
             for name in (*labels, *optional_labels):
@@ -391,12 +436,12 @@ def discover_subjects(
             SubjectRecord(
                 participant_id=participant_id,
                 channels=images,
-                chimap=find_channel(root, scan, CHIMAP),
+                chimap=find_channel(root, scan, CHIMAP, bids_filter),
                 labels=label_files,
                 group=row.get("group"),
                 site=row.get("site"),
                 tissues=tissue_map,
-                anatomy=_anatomy(root, scan, channels),
+                anatomy=_anatomy(root, scan, channels, bids_filter),
                 session=session,
             )
         )
@@ -418,18 +463,29 @@ def with_labels_from(
     return replace(record, labels={**record.labels, **found}) if found else record
 
 
-def missing_channels(root: Path, scan: str, channels: Sequence[str]) -> list[str]:
-    """The channels among ``channels`` whose file the scan lacks, in channel order."""
-    return [name for name in channels if find_channel(root, scan, name) is None]
+def missing_channels(
+    root: Path, scan: str, channels: Sequence[str], bids_filter: BidsFilter = NO_FILTER
+) -> list[str]:
+    """The channels among ``channels`` no file of the scan fits, in channel order (one
+    that several files fit is not missing: ``find_channel`` names them)."""
+    participant_id, session = split_scan_id(scan)
+    folder = subject_dir(root, scan)
+    return [
+        name
+        for name in channels
+        if not fitting_files(folder, participant_id, session, bids_filter.query(name))
+    ]
 
 
-def _channel_files(root: Path, scan: str, channels: Sequence[str]) -> dict[str, Path]:
+def _channel_files(
+    root: Path, scan: str, channels: Sequence[str], bids_filter: BidsFilter
+) -> dict[str, Path]:
     """Channel name -> file of one scan; a missing one raises, naming it and the channels
     (and a near miss: ``missing_channel_problem``)."""
-    files = {name: find_channel(root, scan, name) for name in channels}
+    files = {name: find_channel(root, scan, name, bids_filter) for name in channels}
     missing = [name for name, path in files.items() if path is None]
     if missing:
-        hint = missing_channel_problem(root, scan, missing[0])
+        hint = missing_channel_problem(root, scan, missing[0], bids_filter)
         raise DataValidationError(
             channel_path(root, scan, missing[0]),
             f"missing channel {missing[0]}, {describe(missing[0])}, of the channels read "
@@ -438,21 +494,23 @@ def _channel_files(root: Path, scan: str, channels: Sequence[str]) -> dict[str, 
     return {name: path for name, path in files.items() if path is not None}
 
 
-def magnitude_path(root: Path, scan: str) -> Path | None:
+def magnitude_path(root: Path, scan: str, bids_filter: BidsFilter = NO_FILTER) -> Path | None:
     """The scan's MEGRE echo 1, else its NM image, where it has one; else None."""
     for name in (echo_channel(1), NM):
-        path = find_channel(root, scan, name)
+        path = find_channel(root, scan, name, bids_filter)
         if path is not None:
             return path
     return None
 
 
-def _anatomy(root: Path, scan: str, channels: Sequence[str]) -> Path | None:
+def _anatomy(
+    root: Path, scan: str, channels: Sequence[str], bids_filter: BidsFilter
+) -> Path | None:
     """For channels without a magnitude image (a QSM-only model), ``magnitude_path``; else
     None (``SubjectRecord.anatomical_image``)."""
     if any(is_magnitude(name) for name in channels):
         return None
-    return magnitude_path(root, scan)
+    return magnitude_path(root, scan, bids_filter)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ sessions: ``data.bids.scan_id``):
   it belongs to the multi-echo protocol, whose first echo is ``echo-1``.
 - ``Chimap``: the QSM susceptibility map (ppm), ``sub-<id>_Chimap.nii.gz``.
 
-Each is read as ``.nii`` too, and a MEGRE echo also without its ``part-mag`` entity
-(``sub-<id>_echo-<n>_MEGRE.nii.gz``; ``channel_filenames``).
+Each is read as ``.nii`` too, a MEGRE echo also without its ``part-mag`` entity
+(``sub-<id>_echo-<n>_MEGRE.nii.gz``), and a file with other entities (``acq-``, ``run-``)
+too, chosen by a dataset's filter where several fit (``sn_platform.data.bids_filter``).
 """
 
 from __future__ import annotations
@@ -70,18 +71,6 @@ def channel_filename(scan: str, name: str) -> str:
 
 
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
-
-
-def channel_filenames(scan: str, name: str) -> tuple[str, ...]:
-    """Every BIDS file name channel ``name`` of scan ``scan`` may have, the
-    canonical one (``channel_filename``) first: compressed or not (BIDS allows both), and a
-    MEGRE echo also without the ``part`` entity (BIDS before 1.5 had none, and a series
-    that stores only magnitudes may leave it out)."""
-    canonical = channel_filename(scan, name).removesuffix(".nii.gz")
-    stems = [canonical]
-    if echo_number(name) is not None:
-        stems.append(canonical.replace("_part-mag_MEGRE", "_MEGRE"))
-    return tuple(stem + extension for stem in stems for extension in NIFTI_EXTENSIONS)
 
 
 def channel_key(name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sn_platform.data.bids_filter import NO_FILTER, BidsFilter
 from sn_platform.data.channels import MEGRE_ECHOES, check_channels
 from sn_platform.data.preprocessing import PreprocessingSpec
 from sn_platform.errors import folder_name
@@ -69,6 +70,8 @@ class DataSettings:
         model's masks (``sn-infer output=ROOT/derivatives/NAME``): a label a training
         subject lacks in ``label_source`` is taken from it (self-training); validation and
         test subjects are scored on ``label_source`` alone. None: no teacher
+    bids_filter : which file each channel is where several fit: channel (or ``MEGRE``, every
+        echo) -> entity -> value, e.g. ``{MEGRE: {run: 2}}`` (``data.bids_filter``)
     """
 
     root: str | None
@@ -86,6 +89,7 @@ class DataSettings:
     label_probabilities: Mapping[int, float] = field(default_factory=lambda: {0: 0.5, 1: 0.5})
     partial_labels: bool = False
     pseudo_label_source: str | None = None
+    bids_filter: BidsFilter = NO_FILTER
 
     def __post_init__(self) -> None:
         folder_name("data.label_source", self.label_source)
@@ -103,6 +107,8 @@ class DataSettings:
         object.__setattr__(self, "patch_size", tuple(int(n) for n in self.patch_size))
         object.__setattr__(self, "labels", tuple(str(name) for name in self.labels))
         object.__setattr__(self, "channels", check_channels(self.channels))
+        if not isinstance(self.bids_filter, BidsFilter):
+            object.__setattr__(self, "bids_filter", BidsFilter(self.bids_filter or {}))
         if self.channels != self.preprocessing.channels:
             raise ValueError(
                 f"data.channels {list(self.channels)} and data.preprocessing.channels "

@@ -101,15 +101,26 @@ def group_effects(rows: Sequence[dict[str, Any]], measure: str) -> dict[str, flo
 def group_effect_note(rows: Sequence[dict[str, Any]]) -> str:
     """Why Cohen's d PD-HC is n/a where a group has fewer than 2 subjects (the ``group``
     column of ``participants.tsv`` names them ``PD`` and ``HC``), with the other values the
-    column holds; empty when both groups have 2 or more."""
-    counts = {group: sum(r.get("group") == group for r in rows) for group in GROUPS}
-    if all(count >= 2 for count in counts.values()):
+    column holds; where the rows are scans of sessions, why each session's is (each
+    participant counted once in it); empty when every group has 2 or more."""
+    sessions = sessions_of(rows)
+    parts = [("", rows)] if not sessions else [
+        (f"{session}: ", [r for r in rows if r.get("session_id") == session])
+        for session in sessions
+    ]  # fmt: skip
+    short = []
+    for where, part in parts:
+        counts = {group: sum(r.get("group") == group for r in part) for group in GROUPS}
+        if any(count < 2 for count in counts.values()):
+            short.append(f"{where}PD {counts['PD']}, HC {counts['HC']}")
+    if not short:
         return ""
     others = sorted({str(r.get("group", "n/a")) for r in rows} - set(GROUPS))
     found = f"; other values: {', '.join(others)}" if others else ""
+    subjects = "participants of a session" if sessions else "subjects"
     return (
-        "Cohen's d PD-HC needs 2 or more subjects in each group (the group column of "
-        f"participants.tsv: PD {counts['PD']}, HC {counts['HC']}{found})"
+        f"Cohen's d PD-HC needs 2 or more {subjects} in each group (the group column of "
+        f"participants.tsv: {'; '.join(short)}{found})"
     )
 
 

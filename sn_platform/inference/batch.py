@@ -37,6 +37,7 @@ from sn_platform.data.bids import (
     subject_dir,
     validate_later_channels,
 )
+from sn_platform.data.bids_filter import NO_FILTER, BidsFilter
 from sn_platform.data.channels import describe
 from sn_platform.data.io import write_nifti, write_text
 from sn_platform.errors import StorageError, one_line
@@ -233,6 +234,7 @@ def run_subject(segmenters: Sequence[Segmenter], job: BatchJob, scan: str) -> di
             labels=(),
             optional_labels=names,
             subjects=[scan],
+            bids_filter=job.bids_filter,
         )
         record = _manual_labels(job, record, names)
         return {"row": segment_subject(segmenters, record, job.output, job)}
@@ -245,7 +247,9 @@ def run_subject(segmenters: Sequence[Segmenter], job: BatchJob, scan: str) -> di
         return {"error": {**scan_columns(scan), "reason": reason}}
 
 
-def check_channels_present(root: Path, scans: Sequence[str], channels: Sequence[str]) -> None:
+def check_channels_present(
+    root: Path, scans: Sequence[str], channels: Sequence[str], bids_filter: BidsFilter = NO_FILTER
+) -> None:
     """Refuse, before any work, a dataset whose every scan lacks a channel the model reads:
     the model does not fit the dataset (an NM model given multi-echo scans). Where some
     scans have them all, the others end as one line each in ``errors.tsv``, as any
@@ -256,11 +260,11 @@ def check_channels_present(root: Path, scans: Sequence[str], channels: Sequence[
     DataValidationError
         naming the first scan's missing file and channel.
     """
-    if not scans or any(not missing_channels(root, scan, channels) for scan in scans):
+    if not scans or any(not missing_channels(root, scan, channels, bids_filter) for scan in scans):
         return
     scan = scans[0]
-    name = missing_channels(root, scan, channels)[0]
-    hint = missing_channel_problem(root, scan, name)
+    name = missing_channels(root, scan, channels, bids_filter)[0]
+    hint = missing_channel_problem(root, scan, name, bids_filter)
     raise DataValidationError(
         channel_path(root, scan, name),
         f"missing channel {name}, {describe(name)}, which the model reads (channels "

@@ -18,6 +18,7 @@ from typing import Any
 
 from sn_platform import __version__
 from sn_platform.data.bids import scan_id, subject_dir
+from sn_platform.data.bids_filter import parse_bids_name
 from sn_platform.data.io import write_text
 
 BIDS_VERSION = "1.10.0"
@@ -115,9 +116,10 @@ def sidecar_path(image: Path) -> Path:
 
 def _entities(image: Path) -> dict[str, str]:
     """``sub-01_label-SN_mask.nii.gz`` -> ``{"sub": "01", "label": "SN", "suffix": "mask"}``."""
-    stem = image.name.split(".")[0]
-    *pairs, suffix = stem.split("_")
-    return {**dict(p.split("-", 1) for p in pairs), "suffix": suffix}
+    name = parse_bids_name(image.name)
+    if name is None:
+        raise ValueError(f"{image.name}: not a BIDS file name")
+    return {**name.entities, "suffix": name.suffix}
 
 
 def image_sidecar(image: Path, inputs: Sequence[Path], images: Sequence[Path]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sn_platform.data.bids_filter import NO_FILTER, BidsFilter
 from sn_platform.errors import folder_name
 from sn_platform.evaluation.settings import MeasureSettings
 from sn_platform.inference.localise import SLAB_SOURCES
@@ -123,6 +124,8 @@ class BatchJob:
     None reads none. ``measures`` says how the measures are taken. ``labels_root`` is
     the BIDS dataset whose ``derivatives/`` hold those labels when they are kept apart
     from the input (a copy without derivatives, as a new patient's); None: the input.
+    ``bids_filter`` says which file each channel is where several fit
+    (``sn_platform.data.bids_filter``).
     """
 
     root: Path
@@ -132,6 +135,7 @@ class BatchJob:
     measures: MeasureSettings = field(default_factory=MeasureSettings)
     truth_source: str | None = "truth"
     labels_root: Path | None = None
+    bids_filter: BidsFilter = NO_FILTER
 
     @property
     def reference_root(self) -> Path:

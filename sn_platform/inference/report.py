@@ -68,11 +68,18 @@ def _summary(rows: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]]) -
         if row.get("qc_flag") != "ok"
         for reason in str(row.get("qc_flag", "")).split("; ")
     )
-    groups = Counter(str(r.get("group", "n/a")) for r in rows)
+    sessions = any(r.get("session_id") not in (None, "n/a") for r in rows)
+    participants = {str(r.get("participant_id")): r for r in rows}  # each counted once
+    groups = Counter(str(r.get("group", "n/a")) for r in participants.values())
     flagged = sum(r.get("qc_flag") != "ok" for r in rows)
+    counted = (
+        [("scans segmented", len(rows)), ("participants", len(participants))]
+        if sessions
+        else [("subjects segmented", len(rows))]
+    )
     lines = [
         "<h2>Cohort</h2><table>",
-        f"<tr><td>subjects segmented</td><td>{len(rows)}</td></tr>",
+        *(f"<tr><td>{label}</td><td>{n}</td></tr>" for label, n in counted),
         f"<tr><td>flagged for review</td><td>{flagged}</td></tr>",
         f"<tr><td>failed</td><td>{len(errors)}</td></tr>",
         *(f"<tr><td>group {_cell(g)}</td><td>{n}</td></tr>" for g, n in sorted(groups.items())),

@@ -79,7 +79,9 @@ def check_run(spec: RunSpec) -> None:
             f"smaller than the patch {list(data.patch_size)}",
         )
     if preprocessing.spacing_mm is not None:
-        echoes = (find_channel(root, scan, echo_channel(1)) for scan in find_scans(root))
+        echoes = (
+            find_channel(root, scan, echo_channel(1), data.bids_filter) for scan in find_scans(root)
+        )
         for echo in filter(None, echoes):
             voxels = canonical_extent_mm(echo) / np.array(preprocessing.spacing_mm)
             _check(

@@ -52,6 +52,7 @@ def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) 
         labels=() if data.partial_labels else data.labels,
         optional_labels=data.labels if data.partial_labels else (),
         tissues=tissues,
+        bids_filter=data.bids_filter,
     )
     for record in records:
         validate_subject(record)

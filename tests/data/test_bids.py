@@ -18,7 +18,6 @@ from sn_platform.data.bids import (
     find_scans,
     label_path,
     load_volume,
-    missing_channel_problem,
     scan_columns,
     scan_of_row,
     scans_in_words,
@@ -96,23 +95,6 @@ def test_uncompressed_files_and_echoes_without_the_part_entity_are_read(tmp_path
     for path in found:
         assert path is not None and np.array_equal(load_volume(path)[0], expected[path.name])
     assert validate_subject(record).shape == SHAPE
-
-
-def test_a_missing_channel_names_a_near_miss(tmp_path):
-    root = _tiny_dataset(tmp_path)
-    echo = echo_path(root, "02", 2)
-    echo.rename(echo.with_name("sub-02_acq-fast_echo-2_part-mag_MEGRE.nii.gz"))
-    _expect_error(
-        root, echo, "missing channel echo-2, the magnitude of MEGRE echo 2, of the channels "
-        "read ['echo-1', 'echo-2', 'echo-3']; sub-02_acq-fast_echo-2_part-mag_MEGRE.nii.gz "
-        "has entities that are not read; link it as the name above",
-    )  # fmt: skip
-    chimap = chimap_path(root, "02")
-    chimap.rename(chimap.with_name("sub-02_rec-star_run-2_Chimap.nii"))
-    assert "sub-02_rec-star_run-2_Chimap.nii has entities" in missing_channel_problem(
-        root, "02", "Chimap"
-    )
-    assert missing_channel_problem(root, "02", "NM") == ""  # nothing like an NM image
 
 
 def test_missing_label(tmp_path):

@@ -148,6 +148,17 @@ def test_cohens_d_says_why_it_is_missing_when_a_group_is_too_small():
     rows.append({"group": "PD", "nm_volume_ratio": 0.25})
     assert cohort.group_effect_note(rows) == ""
     assert math.isfinite(cohort.group_effects(rows, "nm_volume_ratio")["automatic"])
+    # Two sessions of the same participants: 4 scans of PD, yet each session has 2 PD, 1 HC.
+    visits = [
+        {"group": group, "session_id": session, "nm_volume_ratio": 0.4}
+        for session in ("ses-1", "ses-2")
+        for group in ("PD", "PD", "HC")
+    ]
+    visits.append({"group": "HC", "session_id": "ses-1", "nm_volume_ratio": 0.5})
+    assert cohort.group_effect_note(visits) == (
+        "Cohen's d PD-HC needs 2 or more participants of a session in each group (the group "
+        "column of participants.tsv: ses-2: PD 2, HC 1)"
+    )
 
 
 def test_cohens_d_of_each_session_counts_each_participant_once():

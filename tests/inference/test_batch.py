@@ -25,6 +25,7 @@ from sn_platform.inference.batch import (
     prepare,
     write_reports,
 )
+from sn_platform.inference.bids_outputs import sidecar_path
 from sn_platform.inference.options import BatchJob, InferenceOptions
 
 pytestmark = pytest.mark.slow
@@ -161,14 +162,22 @@ def test_a_corrupt_subject_is_reported_and_the_others_are_written(
     nib.save(nib.Nifti1Image(np.zeros(image.shape, np.int16), image.affine), blank)
     missing = echo_path(root, "006", 3)  # a series not acquired: the others still run
     missing.unlink()
+    for number in (1, 2, 3):  # two runs of a series: ambiguous until a filter chooses
+        echo = echo_path(root, "004", number)
+        shutil.copy(echo, echo.with_name(f"sub-004_run-2_echo-{number}_part-mag_MEGRE.nii.gz"))
+        echo.rename(echo.with_name(f"sub-004_run-1_echo-{number}_part-mag_MEGRE.nii.gz"))
     output = tmp_path / "out"
     result = sn_infer(
         tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1,2,3,4,5,6]"
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("sn-infer: 4 subjects failed")
+    assert result.stderr.strip().splitlines()[-1].startswith("sn-infer: 5 subjects failed")
     errors = read_table(output / "errors.tsv")
-    assert [e["participant_id"] for e in errors] == ["sub-002", "sub-003", "sub-005", "sub-006"]
+    failed = ["sub-002", "sub-003", "sub-004", "sub-005", "sub-006"]
+    assert [e["participant_id"] for e in errors] == failed
+    runs = errors.pop(2)["reason"]
+    assert runs.startswith(f"{echo_path(root, '004', 1).parent}: 2 files are channel echo-1")
+    assert runs.endswith("choose one with a bids_filter, e.g. {MEGRE: {run: 1}}")
     assert str(broken) in errors[0]["reason"] and "\n" not in errors[0]["reason"]
     assert "NaN" in errors[1]["reason"]
     assert errors[2]["reason"] == (
@@ -176,15 +185,19 @@ def test_a_corrupt_subject_is_reported_and_the_others_are_written(
     )
     assert errors[3]["reason"].startswith(f"{missing}: missing channel echo-3, the magnitude")
     rows = read_table(output / "measures.tsv")
-    assert [r["participant_id"] for r in rows] == ["sub-001", "sub-004"]
+    assert [r["participant_id"] for r in rows] == ["sub-001"]
     assert not any(p.name.startswith(".tmp-") for p in output.rglob("*"))
 
     done = OutputPaths.of(output, "001").mask
     stamp = done.stat().st_mtime_ns
     again = sn_infer(
-        tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1,4]"
-    )
+        tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1,4]",
+        "bids_filter={MEGRE: {run: 2}}",
+    )  # fmt: skip
     assert again.returncode == 0 and done.stat().st_mtime_ns == stamp  # skipped, not redone
+    sidecar = json.loads(sidecar_path(OutputPaths.of(output, "004").mask).read_text())
+    run_2 = "bids:raw:sub-004/anat/sub-004_run-2_echo-1_part-mag_MEGRE.nii.gz"
+    assert sidecar["SpatialReference"] == run_2
     rerun = sn_infer(
         tmp_path, registered_model, f"input={root}", f"output={output}", "subjects=[1]",
         "overwrite=true",

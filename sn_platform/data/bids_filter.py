@@ -1,0 +1,213 @@
+"""Which file of a scan each channel is: the channel's BIDS entities, a dataset's filter
+over them (fMRIPrep's ``--bids-filter-file`` habit), and the choice among the files that fit.
+
+A channel (``sn_platform.data.channels``) is a query: a suffix and entities, e.g. ``echo-2``
+is ``MEGRE`` with ``echo-2`` and ``part-mag`` (or no ``part``: BIDS before 1.5). A file of
+the scan's ``anat`` folder fits when it has the suffix and every entity of the query;
+entities the query does not name (``acq-``, ``rec-``, ``run-`` ...) are allowed. Where
+several files fit, the one with the fewest such entities is read (the canonical name wins);
+two of them alike (``run-1``, ``run-2``) are ambiguous and a filter chooses:
+``{MEGRE: {run: 2}}`` (every echo), ``{NM: {acq: neuromelanin}}`` (a lab's own ``acq``
+label for its NM slab), ``{Chimap: {rec: null}}`` (no ``rec`` entity).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sn_platform.data.channels import CHIMAP, NIFTI_EXTENSIONS, NM, check_channels, echo_number
+
+MEGRE = "MEGRE"  # a filter key for every echo channel
+# BIDS entities a filter may set: ``sub``/``ses`` are the scan's and ``echo`` the channel's.
+FILTER_ENTITIES = ("acq", "ce", "rec", "dir", "run", "mod", "flip", "inv", "mt", "part", "chunk")
+INDEX = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class BidsName:
+    """A BIDS file name split: ``sub-01_echo-1_part-mag_MEGRE.nii.gz`` ->
+    entities ``{"sub": "01", "echo": "1", "part": "mag"}``, suffix ``MEGRE``, extension
+    ``.nii.gz``."""
+
+    entities: dict[str, str]
+    suffix: str
+    stem: str
+    extension: str
+
+
+def parse_bids_name(filename: str) -> BidsName | None:
+    """``filename`` split into entities, suffix and extension; None for a name that is not
+    ``key-value_..._suffix.ext``."""
+    stem, dot, rest = filename.partition(".")
+    *pairs, suffix = stem.split("_")
+    if not pairs or not suffix or "-" in suffix or any(p.count("-") != 1 for p in pairs):
+        return None
+    entities = dict(pair.split("-", 1) for pair in pairs)
+    if len(entities) != len(pairs) or not all(entities.values()):
+        return None
+    return BidsName(entities, suffix, stem, dot + rest)
+
+
+def _same_value(found: str, wanted: str) -> bool:
+    """Entity values equal, an index as a number (``run-01`` is run 1)."""
+    if INDEX.fullmatch(found) and INDEX.fullmatch(wanted):
+        return int(found) == int(wanted)
+    return found == wanted
+
+
+@dataclass(frozen=True)
+class ChannelQuery:
+    """The BIDS file of a channel: ``suffix``, ``entities`` it must have (a None value:
+    must not have), and those of them a file may also lack (``part`` of a MEGRE echo)."""
+
+    suffix: str
+    entities: dict[str, str | None]
+    may_lack: frozenset[str] = frozenset()
+
+    def conflict(self, name: BidsName) -> tuple[str, str | None, str | None] | None:
+        """The first entity of ``name`` at odds with the query, as (key, found, wanted);
+        None when it fits (the suffix aside)."""
+        for key, wanted in self.entities.items():
+            found = name.entities.get(key)
+            if wanted is None:
+                if found is not None:
+                    return key, found, None
+            elif found is None:
+                if key not in self.may_lack:
+                    return key, None, wanted
+            elif not _same_value(found, wanted):
+                return key, found, wanted
+        return None
+
+    def rank(self, name: BidsName) -> tuple[int, int]:
+        """How far a fitting file is from the canonical name: (entities the query does not
+        name, entities it lacks); the lowest is read."""
+        extra = len(set(name.entities) - set(self.entities) - {"sub", "ses"})
+        return extra, sum(key not in name.entities for key in self.may_lack)
+
+
+def channel_query(channel: str) -> ChannelQuery:
+    """The BIDS query of ``channel`` (``sn_platform.data.channels``), before any filter."""
+    check_channels([channel])
+    if channel == NM:
+        return ChannelQuery("T1w", {"acq": "NM"})
+    if channel == CHIMAP:
+        return ChannelQuery("Chimap", {})
+    entities: dict[str, str | None] = {"echo": str(echo_number(channel)), "part": "mag"}
+    return ChannelQuery(MEGRE, entities, frozenset({"part"}))
+
+
+@dataclass(frozen=True)
+class BidsFilter:
+    """A dataset's choice among the files that fit a channel: channel name (``echo-2``,
+    ``NM``, ``Chimap``) or ``MEGRE`` (every echo) -> entity -> value (None: the file must
+    not have it). A channel's own entry is applied after ``MEGRE``'s.
+
+    Raises
+    ------
+    ValueError
+        naming an unknown key or entity, or a value that is no BIDS label.
+    """
+
+    queries: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        queries = {}
+        for key, entities in dict(self.queries or {}).items():
+            key = str(key)
+            if key != MEGRE:
+                try:
+                    check_channels([key])
+                except ValueError as error:
+                    raise ValueError(f"bids_filter: {error}; or {MEGRE} (every echo)") from None
+            if not isinstance(entities, Mapping):
+                raise ValueError(f"bids_filter: {key}: an entity -> value map, got {entities!r}")
+            queries[key] = {
+                _filter_entity(key, entity): _filter_value(key, entity, value)
+                for entity, value in entities.items()
+            }
+        object.__setattr__(self, "queries", queries)
+
+    def query(self, channel: str) -> ChannelQuery:
+        """``channel_query(channel)`` with this filter's entries for it."""
+        base = channel_query(channel)
+        keys = ([MEGRE] if echo_number(channel) is not None else []) + [channel]
+        chosen: dict[str, str | None] = {}
+        for key in keys:
+            chosen |= self.queries.get(key, {})
+        return ChannelQuery(base.suffix, {**base.entities, **chosen}, base.may_lack - set(chosen))
+
+
+NO_FILTER = BidsFilter()
+
+
+def _filter_entity(key: str, entity: object) -> str:
+    entity = str(entity)
+    if entity not in FILTER_ENTITIES:
+        raise ValueError(
+            f"bids_filter: {key}: entity {entity!r} cannot be chosen; one of "
+            f"{', '.join(FILTER_ENTITIES)} (sub and ses are the scan's, echo the channel's)"
+        )
+    return entity
+
+
+def _filter_value(key: str, entity: str, value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9]+", text):
+        raise ValueError(
+            f"bids_filter: {key}: {entity}={text!r} is no BIDS label (letters, digits)"
+        )
+    return text
+
+
+def fitting_files(
+    folder: Path, participant_id: str, session: str | None, query: ChannelQuery
+) -> list[tuple[Path, BidsName]]:
+    """The NIfTI files of ``folder`` named for the scan (its ``sub`` and ``ses``) with the
+    query's suffix and entities, sorted by name."""
+    fits = []
+    for path, name in scan_files(folder, participant_id, session):
+        if name.suffix == query.suffix and query.conflict(name) is None:
+            fits.append((path, name))
+    return fits
+
+
+def scan_files(
+    folder: Path, participant_id: str, session: str | None
+) -> list[tuple[Path, BidsName]]:
+    """The NIfTI files of ``folder`` whose names are BIDS names of the scan, sorted."""
+    files = []
+    for path in sorted(folder.glob("sub-*.nii*")) if folder.is_dir() else []:
+        name = parse_bids_name(path.name)
+        if (
+            name is None
+            or name.extension not in NIFTI_EXTENSIONS
+            or not path.is_file()
+            or name.entities.get("sub") != participant_id
+            or name.entities.get("ses") != session
+        ):
+            continue
+        files.append((path, name))
+    return files
+
+
+def choose_file(
+    fits: Sequence[tuple[Path, BidsName]], query: ChannelQuery
+) -> tuple[Path | None, list[Path]]:
+    """The file read among ``fits``: the one nearest the canonical name
+    (``ChannelQuery.rank``; ``.nii.gz`` before ``.nii`` of the same name), and the other
+    files as near as it when it is not the only one (ambiguous: then no file)."""
+    if not fits:
+        return None, []
+    best = min(query.rank(name) for _, name in fits)
+    nearest = [(path, name) for path, name in fits if query.rank(name) == best]
+    stems = sorted({name.stem for _, name in nearest})
+    if len(stems) > 1:
+        return None, [path for path, _ in nearest]
+    by_extension = sorted(nearest, key=lambda item: NIFTI_EXTENSIONS.index(item[1].extension))
+    return by_extension[0][0], []
