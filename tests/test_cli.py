@@ -78,6 +78,11 @@ MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     ("sweep", ("tune=demo", "tune.cv.folds=6"), "tune.cv.folds"),
     ("sweep", ("tune=demo", "data.root={missing}"), "data.root"),
     ("sweep", ("tune=demo", "data.root={cohort}"), "data.splits.folds"),
+    (
+        "sweep",
+        ("tune=demo", "data.root={cohort}", "data.splits.folds=2", "data.splits.test_fraction=0"),
+        "tune.final=ensemble: the fold ensemble is evaluated on the test split",
+    ),
     ("infer", (), "input"),
     ("infer", ("input={cohort}",), "output"),
     ("infer", ("tracking=cloud", "input={cohort}", "output={empty}"), "tracking"),

@@ -31,12 +31,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sn_platform.data.bids_filter import (
-    MEGRE,
     NO_FILTER,
     BidsFilter,
+    ambiguity_problem,
     choose_file,
     fitting_files,
-    parse_bids_name,
+    near_miss_problem,
+    one_series_problem,
     scan_files,
 )
 from sn_platform.data.channels import (
@@ -136,50 +137,18 @@ def find_channel(
     query = bids_filter.query(channel)
     path, alike = choose_file(fitting_files(folder, participant_id, session, query), query)
     if alike:
-        names = ", ".join(p.name for p in alike)
-        example = _filter_example(channel, alike)
-        raise DataValidationError(
-            folder,
-            f"{len(alike)} files are channel {channel}, {describe(channel)} ({names}): "
-            f"choose one with a bids_filter, e.g. {example}",
-        )
+        raise DataValidationError(folder, ambiguity_problem(channel, alike))
     return path
-
-
-def _filter_example(channel: str, alike: Sequence[Path]) -> str:
-    """A filter that picks the first of ``alike`` (by an entity whose values differ)."""
-    names = [parse_bids_name(path.name) for path in alike]
-    first = names[0]
-    assert first is not None  # fitting files have BIDS names
-    key = MEGRE if echo_number(channel) is not None else channel
-    for entity, value in first.entities.items():
-        if any(n is not None and n.entities.get(entity) != value for n in names[1:]):
-            return "{" + f"{key}: {{{entity}: {value}}}" + "}"
-    return "{" + f"{key}: {{run: 1}}" + "}"
 
 
 def missing_channel_problem(
     root: Path, scan: str, channel: str, bids_filter: BidsFilter = NO_FILTER
 ) -> str:
-    """Why the scan has no file of ``channel``, where a near miss tells: a file with the
-    channel's suffix (and echo) whose entity differs from the one read."""
+    """Why the scan has no file of ``channel``, where a near miss tells
+    (``bids_filter.near_miss_problem``); '' otherwise."""
     participant_id, session = split_scan_id(scan)
-    query = bids_filter.query(channel)
-    for path, name in scan_files(subject_dir(root, scan), participant_id, session):
-        conflict = query.conflict(name)
-        if name.suffix != query.suffix or conflict is None:
-            continue
-        key, found, wanted = conflict
-        if key == "echo":
-            continue
-        has = f"{key}-{found}" if found is not None else f"no {key}"
-        reads = f"{key}-{wanted}" if wanted is not None else f"no {key}"
-        hint = f"{path.name} has {has} where {reads} is read"
-        if key != "part" and found is not None:
-            filter_key = MEGRE if echo_number(channel) is not None else channel
-            hint += f"; bids_filter={{{filter_key}: {{{key}: {found}}}}} reads it"
-        return hint
-    return ""
+    files = scan_files(subject_dir(root, scan), participant_id, session)
+    return near_miss_problem(files, bids_filter.query(channel), channel)
 
 
 def echo_path(root: Path, scan: str, echo: int) -> Path:
@@ -491,7 +460,11 @@ def _channel_files(
             f"missing channel {missing[0]}, {describe(missing[0])}, of the channels read "
             f"{list(channels)}" + (f"; {hint}" if hint else ""),
         )
-    return {name: path for name, path in files.items() if path is not None}
+    found = {name: path for name, path in files.items() if path is not None}
+    echoes = [path for name, path in found.items() if echo_number(name) is not None]
+    if problem := one_series_problem(echoes):
+        raise DataValidationError(subject_dir(root, scan), problem)
+    return found
 
 
 def magnitude_path(root: Path, scan: str, bids_filter: BidsFilter = NO_FILTER) -> Path | None:

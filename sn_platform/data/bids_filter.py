@@ -8,7 +8,9 @@ entities the query does not name (``acq-``, ``rec-``, ``run-`` ...) are allowed.
 several files fit, the one with the fewest such entities is read (the canonical name wins);
 two of them alike (``run-1``, ``run-2``) are ambiguous and a filter chooses:
 ``{MEGRE: {run: 2}}`` (every echo), ``{NM: {acq: neuromelanin}}`` (a lab's own ``acq``
-label for its NM slab), ``{Chimap: {rec: null}}`` (no ``rec`` entity).
+label for its NM slab), ``{Chimap: {rec: null}}`` (no ``rec`` entity). A phase image is
+never read (``part`` is ``mag`` or absent), and the echoes of a scan are one series (the
+same entities but ``echo``: ``one_series_problem``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sn_platform.data.channels import CHIMAP, NIFTI_EXTENSIONS, NM, check_channe
 MEGRE = "MEGRE"  # a filter key for every echo channel
 # BIDS entities a filter may set: ``sub``/``ses`` are the scan's and ``echo`` the channel's.
 FILTER_ENTITIES = ("acq", "ce", "rec", "dir", "run", "mod", "flip", "inv", "mt", "part", "chunk")
+SETTING = "data.bids_filter (sn-infer: bids_filter)"
 INDEX = re.compile(r"[0-9]+")
 
 
@@ -83,17 +86,20 @@ class ChannelQuery:
         return None
 
     def rank(self, name: BidsName) -> tuple[int, int]:
-        """How far a fitting file is from the canonical name: (entities the query does not
-        name, entities it lacks); the lowest is read."""
-        extra = len(set(name.entities) - set(self.entities) - {"sub", "ses"})
-        return extra, sum(key not in name.entities for key in self.may_lack)
+        """How far a fitting file is from the canonical name, the lowest read: (0, entities
+        it lacks) for a file with no entity the query does not name (the canonical name,
+        then a MEGRE echo without ``part``); (1, 0) for every other, so that two of them are
+        alike (two acquisitions are never told apart by how many entities they have)."""
+        if set(name.entities) - set(self.entities) - {"sub", "ses"}:
+            return 1, 0
+        return 0, sum(key not in name.entities for key in self.may_lack)
 
 
 def channel_query(channel: str) -> ChannelQuery:
     """The BIDS query of ``channel`` (``sn_platform.data.channels``), before any filter."""
     check_channels([channel])
     if channel == NM:
-        return ChannelQuery("T1w", {"acq": "NM"})
+        return ChannelQuery("T1w", {"acq": "NM", "part": "mag"}, frozenset({"part"}))
     if channel == CHIMAP:
         return ChannelQuery("Chimap", {})
     entities: dict[str, str | None] = {"echo": str(echo_number(channel)), "part": "mag"}
@@ -115,6 +121,11 @@ class BidsFilter:
     queries: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.queries is not None and not isinstance(self.queries, Mapping):
+            raise ValueError(
+                "bids_filter: a map channel -> entity -> value, e.g. {MEGRE: {run: 2}}, "
+                f"got {self.queries!r}"
+            )
         queries = {}
         for key, entities in dict(self.queries or {}).items():
             key = str(key)
@@ -158,6 +169,8 @@ def _filter_value(key: str, entity: str, value: object) -> str | None:
     if value is None:
         return None
     text = str(value)
+    if entity == "part" and text != "mag":
+        raise ValueError(f"bids_filter: {key}: part-{text} is no magnitude; part is mag or null")
     if not re.fullmatch(r"[A-Za-z0-9]+", text):
         raise ValueError(
             f"bids_filter: {key}: {entity}={text!r} is no BIDS label (letters, digits)"
@@ -211,3 +224,72 @@ def choose_file(
         return None, [path for path, _ in nearest]
     by_extension = sorted(nearest, key=lambda item: NIFTI_EXTENSIONS.index(item[1].extension))
     return by_extension[0][0], []
+
+
+def filter_key(channel: str) -> str:
+    """The filter key a suggestion for ``channel`` names: ``MEGRE`` for an echo."""
+    return MEGRE if echo_number(channel) is not None else channel
+
+
+def ambiguity_problem(channel: str, alike: Sequence[Path]) -> str:
+    """Why ``alike`` (files that fit ``channel`` alike) refuse the scan, with a filter that
+    reads the first where a choosable entity tells them apart."""
+    names = [name for path in alike if (name := parse_bids_name(path.name)) is not None]
+    problem = f"{len(alike)} files are channel {channel} ({', '.join(p.name for p in alike)})"
+    for entity in FILTER_ENTITIES:
+        values = [name.entities.get(entity) for name in names]
+        if entity != "part" and values[0] is not None and values.count(values[0]) == 1:
+            example = f"{{{filter_key(channel)}: {{{entity}: {values[0]}}}}}"
+            return f"{problem}: choose one with {SETTING}, e.g. {example}"
+    return f"{problem}: no entity a filter chooses tells them apart; keep one"
+
+
+def near_miss_problem(
+    files: Sequence[tuple[Path, BidsName]], query: ChannelQuery, channel: str
+) -> str:
+    """Why no file fits ``channel``, where files with its suffix (and echo) differ from the
+    query in one entity: the files, and the filter that reads one of them; '' otherwise."""
+    near: dict[str, list[tuple[Path, str | None]]] = {}
+    wanted: dict[str, str | None] = {}
+    for path, name in files:
+        conflict = query.conflict(name)
+        if name.suffix != query.suffix or conflict is None or conflict[0] == "echo":
+            continue
+        key, found, wanted[key] = conflict
+        relaxed = ChannelQuery(query.suffix, {**query.entities, key: found}, query.may_lack)
+        if relaxed.conflict(name) is None:
+            near.setdefault(key, []).append((path, found))
+    if not near:
+        return ""
+    key, misses = next(iter(near.items()))
+    value = wanted[key]
+    reads = f"{key}-{value}" if value is not None else f"no {key}"
+    has = ", ".join(
+        f"{path.name} ({key}-{found})" if found else path.name for path, found in misses
+    )
+    problem = f"{has} {'is' if len(misses) == 1 else 'are'} {query.suffix} where {reads} is read"
+    labels = [found for _, found in misses if found is not None]
+    if key == "part" or key not in FILTER_ENTITIES or not labels:
+        return problem
+    if len(labels) == 1:
+        return f"{problem}; {SETTING} {{{filter_key(channel)}: {{{key}: {labels[0]}}}}} reads it"
+    example = f"{{{filter_key(channel)}: {{{key}: LABEL}}}}"
+    return f"{problem}; {SETTING} {example} reads the one with {key}-LABEL"
+
+
+def one_series_problem(echoes: Sequence[Path]) -> str:
+    """Where the MEGRE echo files ``echoes`` are not one series (their entities, ``echo``
+    and ``part`` aside, differ): the two files; '' otherwise."""
+    series: dict[tuple[tuple[str, str], ...], str] = {}
+    for path in echoes:
+        name = parse_bids_name(path.name)
+        if name is not None:
+            entities = {k: v for k, v in name.entities.items() if k not in ("echo", "part")}
+            series.setdefault(tuple(sorted(entities.items())), path.name)
+    if len(series) < 2:
+        return ""
+    first, other = list(series.values())[:2]
+    return (
+        f"{first} and {other} are echoes of two series (their entities differ); choose one "
+        f"series with {SETTING}"
+    )

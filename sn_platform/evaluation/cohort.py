@@ -104,10 +104,10 @@ def group_effect_note(rows: Sequence[dict[str, Any]]) -> str:
     column holds; where the rows are scans of sessions, why each session's is (each
     participant counted once in it); empty when every group has 2 or more."""
     sessions = sessions_of(rows)
-    parts = [("", rows)] if not sessions else [
-        (f"{session}: ", [r for r in rows if r.get("session_id") == session])
-        for session in sessions
-    ]  # fmt: skip
+    if sessions:
+        parts = [(f"{s}: ", [r for r in rows if r.get("session_id") == s]) for s in sessions]
+    else:
+        parts = [("", list(rows))]
     short = []
     for where, part in parts:
         counts = {group: sum(r.get("group") == group for r in part) for group in GROUPS}

@@ -172,7 +172,13 @@ def prepare(cfg: DictConfig) -> SweepPlan:
         )
     # Validates the data (the tissue maps too where the augmentation reads them) and writes
     # the splits once.
-    split_subjects(spec.data, spec.trainer.fold, reads_tissues(spec.augmentation))
+    subjects = split_subjects(spec.data, spec.trainer.fold, reads_tissues(spec.augmentation))
+    if settings.final == "ensemble" and not subjects.test:
+        raise ConfigError(
+            f"tune.final=ensemble: the fold ensemble is evaluated on the test split, and "
+            f"{spec.data.splits.file} holds none; give data.splits.test_fraction > 0 with a "
+            "new data.splits.file, or tune.final=refit"
+        )
     return plan
 
 

@@ -32,18 +32,33 @@ def _copy(path: Path, name: str, value: float) -> Path:
 
 def test_files_with_other_entities_are_read_and_the_canonical_name_wins(tmp_path):
     root = _tiny_dataset(tmp_path)
-    _rename(echo_path(root, "01", 2), "sub-01_acq-fast_echo-2_part-mag_MEGRE.nii.gz")
+    for number in (1, 2, 3):
+        _rename(echo_path(root, "02", number), f"sub-02_acq-fast_echo-{number}_MEGRE.nii.gz")
     _rename(chimap_path(root, "01"), "sub-01_rec-star_run-2_Chimap.nii")
     _copy(echo_path(root, "01", 3), "sub-01_run-2_echo-3_part-mag_MEGRE.nii.gz", 7.0)
     _copy(echo_path(root, "01", 1), "sub-01_echo-1_part-phase_MEGRE.nii.gz", 3.0)
     _copy(echo_path(root, "01", 1), "sub-1_echo-1_part-mag_MEGRE.nii.gz", 5.0)  # not sub-01
-    record = discover_subjects(root, subjects=["01"])[0]
-    assert [path.name for path in record.channels.values()] == [
+    first, second = discover_subjects(root)
+    assert [path.name for path in first.channels.values()] == [
         "sub-01_echo-1_part-mag_MEGRE.nii.gz",  # not the phase, not another subject's
-        "sub-01_acq-fast_echo-2_part-mag_MEGRE.nii.gz",
+        "sub-01_echo-2_part-mag_MEGRE.nii.gz",
         "sub-01_echo-3_part-mag_MEGRE.nii.gz",  # the canonical name before run-2
     ]
-    assert record.chimap is not None and record.chimap.name == "sub-01_rec-star_run-2_Chimap.nii"
+    assert first.chimap is not None and first.chimap.name == "sub-01_rec-star_run-2_Chimap.nii"
+    names = [path.name for path in second.channels.values()]
+    assert names == [f"sub-02_acq-fast_echo-{n}_MEGRE.nii.gz" for n in (1, 2, 3)]
+
+
+def test_the_echoes_of_a_scan_are_one_series(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    _rename(echo_path(root, "01", 3), "sub-01_acq-fast_echo-3_part-mag_MEGRE.nii.gz")
+    with pytest.raises(DataValidationError) as info:
+        discover_subjects(root, subjects=["01"])
+    assert str(info.value) == (
+        f"{root / 'sub-01' / 'anat'}: sub-01_echo-1_part-mag_MEGRE.nii.gz and "
+        "sub-01_acq-fast_echo-3_part-mag_MEGRE.nii.gz are echoes of two series (their "
+        "entities differ); choose one series with data.bids_filter (sn-infer: bids_filter)"
+    )
 
 
 def test_files_alike_are_named_and_a_filter_chooses(tmp_path):
@@ -55,9 +70,10 @@ def test_files_alike_are_named_and_a_filter_chooses(tmp_path):
     with pytest.raises(DataValidationError) as info:
         discover_subjects(root, subjects=["01"])
     assert str(info.value) == (
-        f"{root / 'sub-01' / 'anat'}: 2 files are channel echo-1, the magnitude of MEGRE "
-        "echo 1 (sub-01_run-01_echo-1_part-mag_MEGRE.nii.gz, "
-        "sub-01_run-02_echo-1_part-mag_MEGRE.nii.gz): choose one with a bids_filter, "
+        f"{root / 'sub-01' / 'anat'}: 2 files are channel echo-1 "
+        "(sub-01_run-01_echo-1_part-mag_MEGRE.nii.gz, "
+        "sub-01_run-02_echo-1_part-mag_MEGRE.nii.gz): choose one with data.bids_filter "
+        "(sn-infer: bids_filter), "
         "e.g. {MEGRE: {run: 01}}"
     )
     assert missing_channels(root, "01", ["echo-1", "echo-2"]) == []  # ambiguous, not missing
@@ -75,12 +91,19 @@ def test_an_nm_image_under_a_labs_own_acq_label_is_read_through_the_filter(tmp_p
     root = _tiny_dataset(tmp_path)
     _copy(echo_path(root, "01", 1), "sub-01_acq-neuromelanin_T1w.nii.gz", 2.0)
     _copy(echo_path(root, "01", 1), "sub-01_T1w.nii.gz", 4.0)  # a T1w is not an NM image
+    _copy(echo_path(root, "01", 1), "sub-01_acq-NM_part-phase_T1w.nii.gz", 6.0)  # nor a phase
     assert find_channel(root, "01", "NM") is None
     assert missing_channel_problem(root, "01", "NM") == (
-        "sub-01_T1w.nii.gz has no acq where acq-NM is read"
+        "sub-01_T1w.nii.gz, sub-01_acq-neuromelanin_T1w.nii.gz (acq-neuromelanin) are T1w "
+        "where acq-NM is read; data.bids_filter (sn-infer: bids_filter) "
+        "{NM: {acq: neuromelanin}} reads it"
     )
     nm = find_channel(root, "01", "NM", BidsFilter({"NM": {"acq": "neuromelanin"}}))
     assert nm is not None and nm.name == "sub-01_acq-neuromelanin_T1w.nii.gz"
+    _copy(echo_path(root, "01", 1), "sub-01_acq-MPRAGE_T1w.nii.gz", 8.0)  # which is NM? unsaid
+    assert missing_channel_problem(root, "01", "NM").endswith(
+        "{NM: {acq: LABEL}} reads the one with acq-LABEL"
+    )
 
 
 def test_a_file_the_filter_leaves_out_is_named_with_the_filter_that_reads_it(tmp_path):
@@ -90,15 +113,15 @@ def test_a_file_the_filter_leaves_out_is_named_with_the_filter_that_reads_it(tmp
     no_rec = BidsFilter({"Chimap": {"rec": None}})
     assert find_channel(root, "02", "Chimap", no_rec) is None
     assert missing_channel_problem(root, "02", "Chimap", no_rec) == (
-        "sub-02_rec-star_Chimap.nii.gz has rec-star where no rec is read; "
-        "bids_filter={Chimap: {rec: star}} reads it"
+        "sub-02_rec-star_Chimap.nii.gz (rec-star) is Chimap where no rec is read; "
+        "data.bids_filter (sn-infer: bids_filter) {Chimap: {rec: star}} reads it"
     )
     with pytest.raises(DataValidationError) as info:
         discover_subjects(root, subjects=["02"])
     assert str(info.value) == (
         f"{echo_path(root, '02', 2)}: missing channel echo-2, the magnitude of MEGRE echo 2, "
         "of the channels read ['echo-1', 'echo-2', 'echo-3']; "
-        "sub-02_echo-2_part-phase_MEGRE.nii.gz has part-phase where part-mag is read"
+        "sub-02_echo-2_part-phase_MEGRE.nii.gz (part-phase) is MEGRE where part-mag is read"
     )
 
 
@@ -109,6 +132,9 @@ def test_a_file_the_filter_leaves_out_is_named_with_the_filter_that_reads_it(tmp
         ({"MEGRE": {"echo": 2}}, "entity 'echo' cannot be chosen"),
         ({"NM": {"acq": "neuro-melanin"}}, "acq='neuro-melanin' is no BIDS label"),
         ({"Chimap": "rec-star"}, "an entity -> value map"),
+        ({"MEGRE": {"part": "phase"}}, "part-phase is no magnitude"),
+        (3, "a map channel -> entity -> value, e.g. {MEGRE: {run: 2}}, got 3"),
+        (False, "got False"),
     ],
 )
 def test_a_malformed_filter_is_refused_naming_its_entry(queries, problem):

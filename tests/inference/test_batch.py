@@ -177,7 +177,9 @@ def test_a_corrupt_subject_is_reported_and_the_others_are_written(
     assert [e["participant_id"] for e in errors] == failed
     runs = errors.pop(2)["reason"]
     assert runs.startswith(f"{echo_path(root, '004', 1).parent}: 2 files are channel echo-1")
-    assert runs.endswith("choose one with a bids_filter, e.g. {MEGRE: {run: 1}}")
+    assert runs.endswith(
+        "choose one with data.bids_filter (sn-infer: bids_filter), e.g. {MEGRE: {run: 1}}"
+    )
     assert str(broken) in errors[0]["reason"] and "\n" not in errors[0]["reason"]
     assert "NaN" in errors[1]["reason"]
     assert errors[2]["reason"] == (

@@ -75,10 +75,9 @@ def _no_stray_ray():
     ray.shutdown()
 
 
-def test_cross_validated_sweep_registers_a_champion_that_predicts(two_site_cohort, tmp_path):
-    overrides = sweep_overrides(two_site_cohort, tmp_path, "ray.num_cpus=2")
-    outcome = run_sweep(compose_sweep(overrides), overrides)
-    parents, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
+def test_cross_validated_sweep_registers_a_champion_that_predicts(tiny_sweep):
+    outcome = tiny_sweep.outcome
+    parents, children = runs_of(f"sqlite:///{tiny_sweep.work}/mlflow.db")
     assert [p.info.run_id for p in parents] == [outcome.parent_run_id]
     trials = [c for c in children if c.data.tags.get("sn.config_id")]
     assert sorted((c.data.tags["sn.config_id"], c.data.tags["sn.fold"]) for c in trials) == [
@@ -147,10 +146,9 @@ def _finished_trials(experiment_dir: Path) -> list[Path]:
 
 
 def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(two_site_cohort, tmp_path):
-    overrides = sweep_overrides(
-        two_site_cohort, tmp_path, "ray.num_cpus=1", "tune.max_concurrent_trials=1",
-        "trainer.max_epochs=3",
-    )  # fmt: skip
+    # Two trials at a time: Ctrl-C once the first has finished leaves finished, running
+    # and unstarted trials alike.
+    overrides = sweep_overrides(two_site_cohort, tmp_path, "ray.num_cpus=2")
     command = [sys.executable, "-c", "from sn_platform.cli import sweep; sweep()", *overrides]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen(

@@ -18,10 +18,10 @@ import pytest
 
 from benchmarks.soak import private_server
 from sn_platform import tracking
-from tests.sweep.test_driver import compose_sweep, runs_of, sweep_overrides
+from tests.sweep.conftest import TINY_SWEEP_EXTRA
+from tests.sweep.test_driver import runs_of, sweep_overrides
 
 pytestmark = pytest.mark.slow
-EXTRA = ("ray.num_cpus=2", "tune.verbose=0")
 
 
 def _result_lines(experiment_dir: Path) -> list[list[dict]]:
@@ -74,29 +74,15 @@ def _board(leaderboard: list[dict]) -> list[tuple]:
     return [(e["config_id"], round(e["score"], 4), round(e["val/dsc"], 4)) for e in leaderboard]
 
 
-@pytest.fixture(scope="module")
-def undisturbed(two_site_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
-    """The leaderboard of the same sweep, never interrupted."""
-    from sn_platform.sweep.driver import run_sweep
-
-    work = tmp_path_factory.mktemp("undisturbed")
-    overrides = sweep_overrides(two_site_cohort, work, *EXTRA)
-    outcome = run_sweep(compose_sweep(overrides), overrides)
-    import ray
-
-    ray.shutdown()
-    return _board(outcome.leaderboard)
-
-
 MOMENTS = (_before_any_trial_ends, _some_trials_finished, _during_final_refit, _during_registration)
 
 
 def test_a_driver_lost_at_each_moment_in_turn_resumes_to_the_undisturbed_champion(
-    two_site_cohort, tmp_path, undisturbed
+    two_site_cohort, tmp_path, tiny_sweep
 ):
     """One sweep, its driver lost at each moment in turn (each resume lost again at the
     next), then resumed to the end: the same leaderboard and champion as never lost."""
-    overrides = sweep_overrides(two_site_cohort, tmp_path, *EXTRA)
+    overrides = sweep_overrides(two_site_cohort, tmp_path, *TINY_SWEEP_EXTRA)
     command = [sys.executable, "-c", "from sn_platform.cli import sweep; sweep()", *overrides]
     folds = tmp_path / "ray_results" / "demo" / "folds"
     for attempt, moment in enumerate(MOMENTS):
@@ -128,4 +114,4 @@ def test_a_driver_lost_at_each_moment_in_turn_resumes_to_the_undisturbed_champio
          round(float(row[header.index("val/dsc")]), 4))
         for row in lines[1:]
     ]  # fmt: skip
-    assert board == undisturbed
+    assert board == _board(tiny_sweep.outcome.leaderboard)
