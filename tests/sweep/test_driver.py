@@ -146,9 +146,10 @@ def _finished_trials(experiment_dir: Path) -> list[Path]:
 
 
 def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(two_site_cohort, tmp_path):
-    # Two trials at a time: Ctrl-C once the first has finished leaves finished, running
-    # and unstarted trials alike.
-    overrides = sweep_overrides(two_site_cohort, tmp_path, "ray.num_cpus=2")
+    overrides = sweep_overrides(
+        two_site_cohort, tmp_path, "ray.num_cpus=1", "tune.max_concurrent_trials=1",
+        "trainer.max_epochs=3",
+    )  # fmt: skip
     command = [sys.executable, "-c", "from sn_platform.cli import sweep; sweep()", *overrides]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen(
