@@ -144,12 +144,8 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy sn_platform benchmarks
 	$(BIN)/lint-imports
 
-# Two pytest-xdist workers: much of the suite waits on subprocesses, servers and Ray, so two
-# share the two cores of the slowest machine; a test that uses an expensive session
-# fixture runs beside the others that use it (tests/conftest.py). TEST_WORKERS=0: serial.
-TEST_WORKERS ?= 2
 test: lint browser atlases
-	$(BIN)/pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+	$(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) outputs multirun ray_results checkpoints

@@ -34,21 +34,6 @@ def small_head_config(*overrides: str) -> PhantomConfig:
         return phantom_config(compose(config_name="phantom", overrides=["head=small", *overrides]))
 
 
-# Session fixtures that take a minute or more to build: under pytest-xdist
-# (``make test``: ``-n 2 --dist loadgroup``) the tests that use one run on one worker, so
-# that it is built once.
-SHARED_ON_ONE_WORKER = ("registered_model", "tiny_sweep", "coarse_site_cohorts")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group each test that uses an expensive session fixture with the others that use it
-    (``xdist_group``; no effect without pytest-xdist)."""
-    for item in items:
-        used = [name for name in SHARED_ON_ONE_WORKER if name in getattr(item, "fixturenames", ())]
-        if used:
-            item.add_marker(pytest.mark.xdist_group(used[0]))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def session_disk_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The session's own disk cache (``data.disk_cache``: registrations and checked

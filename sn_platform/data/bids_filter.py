@@ -56,9 +56,18 @@ def parse_bids_name(filename: str) -> BidsName | None:
 
 def _same_value(found: str, wanted: str) -> bool:
     """Entity values equal, an index as a number (``run-01`` is run 1)."""
-    if INDEX.fullmatch(found) and INDEX.fullmatch(wanted):
-        return int(found) == int(wanted)
-    return found == wanted
+    return _normalised(found) == _normalised(wanted)
+
+
+def _normalised(value: str) -> str:
+    """An entity value as compared: an index without its leading zeros."""
+    return str(int(value)) if INDEX.fullmatch(value) else value
+
+
+def series_of(name: BidsName, ignored: Sequence[str] = ("part",)) -> frozenset[tuple[str, str]]:
+    """The entities that name ``name``'s series (indices as numbers), ``ignored`` aside:
+    files of one series differ in them alone (a MEGRE echo with and without ``part``)."""
+    return frozenset((k, _normalised(v)) for k, v in name.entities.items() if k not in ignored)
 
 
 @dataclass(frozen=True)
@@ -85,14 +94,10 @@ class ChannelQuery:
                 return key, found, wanted
         return None
 
-    def rank(self, name: BidsName) -> tuple[int, int]:
-        """How far a fitting file is from the canonical name, the lowest read: (0, entities
-        it lacks) for a file with no entity the query does not name (the canonical name,
-        then a MEGRE echo without ``part``); (1, 0) for every other, so that two of them are
-        alike (two acquisitions are never told apart by how many entities they have)."""
-        if set(name.entities) - set(self.entities) - {"sub", "ses"}:
-            return 1, 0
-        return 0, sum(key not in name.entities for key in self.may_lack)
+    def is_plain(self, name: BidsName) -> bool:
+        """Whether ``name`` has no entity the query does not name (the canonical name, or a
+        MEGRE echo without ``part``)."""
+        return not set(name.entities) - set(self.entities) - {"sub", "ses"}
 
 
 def channel_query(channel: str) -> ChannelQuery:
@@ -212,18 +217,26 @@ def scan_files(
 def choose_file(
     fits: Sequence[tuple[Path, BidsName]], query: ChannelQuery
 ) -> tuple[Path | None, list[Path]]:
-    """The file read among ``fits``: the one nearest the canonical name
-    (``ChannelQuery.rank``; ``.nii.gz`` before ``.nii`` of the same name), and the other
-    files as near as it when it is not the only one (ambiguous: then no file)."""
+    """The file read among ``fits``, and the files that fit alike when it cannot be chosen
+    (then no file). Files without other entities (``ChannelQuery.is_plain``) come before
+    the others; among those left, files of more than one series (``series_of``: ``run-1``,
+    ``run-2``) are alike; in one series ``part-mag`` comes before no ``part``, ``.nii.gz``
+    before ``.nii``."""
     if not fits:
         return None, []
-    best = min(query.rank(name) for _, name in fits)
-    nearest = [(path, name) for path, name in fits if query.rank(name) == best]
-    stems = sorted({name.stem for _, name in nearest})
-    if len(stems) > 1:
+    plain = [(path, name) for path, name in fits if query.is_plain(name)]
+    nearest = plain or list(fits)
+    if len({series_of(name) for _, name in nearest}) > 1:
         return None, [path for path, _ in nearest]
-    by_extension = sorted(nearest, key=lambda item: NIFTI_EXTENSIONS.index(item[1].extension))
-    return by_extension[0][0], []
+
+    def preference(name: BidsName) -> tuple[bool, int]:
+        return "part" not in name.entities, NIFTI_EXTENSIONS.index(name.extension)
+
+    best = min(preference(name) for _, name in nearest)
+    chosen = [(path, name) for path, name in nearest if preference(name) == best]
+    if len({name.stem for _, name in chosen}) > 1:  # run-1 beside run-01
+        return None, [path for path, _ in chosen]
+    return chosen[0][0], []
 
 
 def filter_key(channel: str) -> str:
@@ -238,8 +251,11 @@ def ambiguity_problem(channel: str, alike: Sequence[Path]) -> str:
     problem = f"{len(alike)} files are channel {channel} ({', '.join(p.name for p in alike)})"
     for entity in FILTER_ENTITIES:
         values = [name.entities.get(entity) for name in names]
-        if entity != "part" and values[0] is not None and values.count(values[0]) == 1:
-            example = f"{{{filter_key(channel)}: {{{entity}: {values[0]}}}}}"
+        first = values[0]
+        if first is None or (entity == "part" and first != "mag"):
+            continue
+        if sum(v is not None and _same_value(v, first) for v in values) == 1:
+            example = f"{{{filter_key(channel)}: {{{entity}: {first}}}}}"
             return f"{problem}: choose one with {SETTING}, e.g. {example}"
     return f"{problem}: no entity a filter chooses tells them apart; keep one"
 
@@ -279,13 +295,12 @@ def near_miss_problem(
 
 def one_series_problem(echoes: Sequence[Path]) -> str:
     """Where the MEGRE echo files ``echoes`` are not one series (their entities, ``echo``
-    and ``part`` aside, differ): the two files; '' otherwise."""
-    series: dict[tuple[tuple[str, str], ...], str] = {}
+    and ``part`` aside, differ; ``series_of``): the two files; '' otherwise."""
+    series: dict[frozenset[tuple[str, str]], str] = {}
     for path in echoes:
         name = parse_bids_name(path.name)
         if name is not None:
-            entities = {k: v for k, v in name.entities.items() if k not in ("echo", "part")}
-            series.setdefault(tuple(sorted(entities.items())), path.name)
+            series.setdefault(series_of(name, ("echo", "part")), path.name)
     if len(series) < 2:
         return ""
     first, other = list(series.values())[:2]

@@ -154,3 +154,23 @@ def test_bids_names_are_split_and_other_names_are_not():
     )
     others = ("sub-01.nii.gz", "sub-01_echo1_MEGRE.nii", "sub-01_sub-02_T1w.nii", "sub-_T1w.nii")
     assert [parse_bids_name(other) for other in others] == [None] * 4
+
+
+def test_one_series_spelt_two_ways_is_one_series_and_two_files_of_one_run_are_named(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    for number in (1, 2, 3):  # part-mag beside part-less of one acquisition: part-mag read
+        echo = _rename(echo_path(root, "01", number), f"sub-01_acq-X_echo-{number}_MEGRE.nii.gz")
+        _copy(echo, f"sub-01_acq-X_echo-{number}_part-mag_MEGRE.nii.gz", float(number))
+    names = [path.name for path in discover_subjects(root, subjects=["01"])[0].channels.values()]
+    assert names == [f"sub-01_acq-X_echo-{n}_part-mag_MEGRE.nii.gz" for n in (1, 2, 3)]
+    _rename(echo_path(root, "02", 1), "sub-02_run-01_echo-1_part-mag_MEGRE.nii.gz")
+    for number in (2, 3):  # run-1 and run-01 are one run: one series
+        _rename(echo_path(root, "02", number), f"sub-02_run-1_echo-{number}_part-mag_MEGRE.nii.gz")
+    assert len(discover_subjects(root, subjects=["02"])[0].channels) == 3
+    _copy(  # two files of run 1 of echo 2: which is it?
+        echo_path(root, "02", 1).with_name("sub-02_run-01_echo-1_part-mag_MEGRE.nii.gz"),
+        "sub-02_run-01_echo-2_part-mag_MEGRE.nii.gz",
+        9.0,
+    )
+    with pytest.raises(DataValidationError, match="no entity a filter chooses tells them apart"):
+        discover_subjects(root, subjects=["02"])
