@@ -190,7 +190,7 @@ sweep = _entry("sn-sweep", "sweep", _sweep_task)
 def _bids_filter(queries: DictConfig | None) -> BidsFilter:
     """``bids_filter`` of sn-infer's config, a malformed one a ConfigError."""
     try:
-        return BidsFilter(queries or {})
+        return BidsFilter({} if queries is None else queries)
     except ValueError as error:
         raise ConfigError(str(error)) from None
 

@@ -99,6 +99,7 @@ MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     ("infer", ("input={cohort}", "output={empty}", "infer.overlap_mode=max"), "overlap_mode"),
     ("infer", ("input={cohort}", "output={empty}", "measures.nm_reference=x"), "nm_reference"),
     ("infer", ("input={cohort}", "output={empty}", "label_source=../x"), "label_source"),
+    ("infer", ("input={cohort}", "output={empty}", "bids_filter=false"), "bids_filter: a map"),
     ("infer", ("input={cohort}", "output={empty}", "model_uri=https://x/m"), "model_uri"),
     ("infer", ("input={missing}", "output={empty}"), "input"),
     ("infer", ("input={file}", "output={empty}"), "input"),

@@ -108,7 +108,8 @@ class DataSettings:
         object.__setattr__(self, "labels", tuple(str(name) for name in self.labels))
         object.__setattr__(self, "channels", check_channels(self.channels))
         if not isinstance(self.bids_filter, BidsFilter):
-            object.__setattr__(self, "bids_filter", BidsFilter(self.bids_filter or {}))
+            queries = {} if self.bids_filter is None else self.bids_filter
+            object.__setattr__(self, "bids_filter", BidsFilter(queries))
         if self.channels != self.preprocessing.channels:
             raise ValueError(
                 f"data.channels {list(self.channels)} and data.preprocessing.channels "

@@ -103,11 +103,8 @@ def group_effect_note(rows: Sequence[dict[str, Any]]) -> str:
     column of ``participants.tsv`` names them ``PD`` and ``HC``), with the other values the
     column holds; where the rows are scans of sessions, why each session's is (each
     participant counted once in it); empty when every group has 2 or more."""
-    sessions = sessions_of(rows)
-    if sessions:
-        parts = [(f"{s}: ", [r for r in rows if r.get("session_id") == s]) for s in sessions]
-    else:
-        parts = [("", list(rows))]
+    sessions = rows_by_session(rows)
+    parts = [(f"{s}: ", part) for s, part in sessions.items()] if sessions else [("", rows)]
     short = []
     for where, part in parts:
         counts = {group: sum(r.get("group") == group for r in part) for group in GROUPS}
@@ -144,6 +141,11 @@ def sessions_of(rows: Sequence[dict[str, Any]]) -> list[str]:
     return sorted({str(r["session_id"]) for r in rows if r.get("session_id") not in (None, "n/a")})
 
 
+def rows_by_session(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each session the rows name (``sessions_of``) -> its rows; empty without sessions."""
+    return {s: [r for r in rows if r.get("session_id") == s] for s in sessions_of(rows)}
+
+
 def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per measure, for JSON: the agreement statistics of the automatic vs the manual ROI
     (over the rows with a manual value), the Bland-Altman bias of each ROI against truth
@@ -158,10 +160,9 @@ def agreement_report(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]
             entry |= _measure_agreement(with_manual, measure).to_dict()
         entry |= truth_bias(rows, measure)
         entry["cohens_d"] = group_effects(rows, measure)
-        if sessions := sessions_of(rows):
+        if sessions := rows_by_session(rows):
             entry["cohens_d_by_session"] = {
-                session: group_effects([r for r in rows if r.get("session_id") == session], measure)
-                for session in sessions
+                session: group_effects(part, measure) for session, part in sessions.items()
             }
         report[measure] = entry
     return report

@@ -18,6 +18,7 @@ from typing import Any
 
 from sn_platform.data.bids import scan_of_row
 from sn_platform.data.io import write_text
+from sn_platform.evaluation.cohort import sessions_of
 
 SUMMARY = ("participant_id", "session_id", "group", "qc_flag", "roi_source", "sn_volume_mm3",
            "nm_volume_ratio", "chi_mean_ppm", "dsc")  # fmt: skip
@@ -68,7 +69,7 @@ def _summary(rows: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]]) -
         if row.get("qc_flag") != "ok"
         for reason in str(row.get("qc_flag", "")).split("; ")
     )
-    sessions = any(r.get("session_id") not in (None, "n/a") for r in rows)
+    sessions = bool(sessions_of(rows))
     participants = {str(r.get("participant_id")): r for r in rows}  # each counted once
     groups = Counter(str(r.get("group", "n/a")) for r in participants.values())
     flagged = sum(r.get("qc_flag") != "ok" for r in rows)
