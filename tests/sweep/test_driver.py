@@ -1,13 +1,8 @@
-"""Real sweeps on CPU: local Ray + SQLite, a 2-node cluster + mlflow server, kill and resume."""
+"""Real sweeps on CPU: local Ray + SQLite, a 2-node cluster + mlflow server, Optuna; the
+interrupted sweeps are in ``test_resume``."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -135,55 +130,6 @@ def test_sweep_on_a_two_node_cluster_logs_through_an_mlflow_server(two_site_coho
     assert len({c.data.tags["sn.node_id"] for c in trials}) == 2
     assert all("val/dsc" in c.data.metrics for c in trials)
     assert outcome.model_version == "1"
-
-
-def _finished_trials(experiment_dir: Path) -> list[Path]:
-    done = []
-    for result in experiment_dir.glob("*/result.json"):
-        if any(json.loads(line).get("done") for line in result.read_text().splitlines()):
-            done.append(result)
-    return done
-
-
-def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(two_site_cohort, tmp_path):
-    overrides = sweep_overrides(
-        two_site_cohort, tmp_path, "ray.num_cpus=1", "tune.max_concurrent_trials=1",
-        "trainer.max_epochs=3",
-    )  # fmt: skip
-    command = [sys.executable, "-c", "from sn_platform.cli import sweep; sweep()", *overrides]
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    driver = subprocess.Popen(
-        [*command, f"hydra.run.dir={tmp_path}/hydra"], cwd=tmp_path, env=environment,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    experiment_dir = tmp_path / "ray_results" / "demo"
-    deadline = time.monotonic() + 400
-    while not _finished_trials(experiment_dir):
-        assert driver.poll() is None, driver.stderr.read() if driver.stderr else ""
-        assert time.monotonic() < deadline, "no trial finished in time"
-        time.sleep(1)
-    driver.send_signal(signal.SIGINT)  # Ctrl-C
-    _, error = driver.communicate(timeout=180)
-    assert driver.returncode != 0 and "tune.resume=true" in error
-    first_done = {p: p.read_text() for p in _finished_trials(experiment_dir)}
-    _, children_before = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
-
-    resumed = subprocess.run(
-        [*command, "tune.resume=true", f"hydra.run.dir={tmp_path}/hydra2"],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    for path, text in first_done.items():
-        assert path.read_text() == text, f"{path.parent.name} ran again"
-    parents, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db")
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    keys = [c.data.tags[tracking.RUN_KEY_TAG] for c in children]
-    assert sorted(keys) == sorted(set(keys)) and len(keys) == 4 + 1  # 4 folds + refit
-    for child in children_before:
-        if child.info.status == "FINISHED":
-            assert mlflow.MlflowClient().get_run(child.info.run_id).info.end_time == (
-                child.info.end_time
-            )
 
 
 def test_optuna_search_runs_every_fold_inside_each_trial_and_registers_a_fold_ensemble(
