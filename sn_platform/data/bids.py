@@ -5,7 +5,7 @@ Layout (METHOD.md; the channels a model may read are in ``sn_platform.data.chann
     sub-<id>/anat/sub-<id>_echo-<n>_part-mag_MEGRE.nii.gz
     sub-<id>/anat/sub-<id>_acq-NM_T1w.nii.gz                  (a single-echo NM-MRI slab)
     sub-<id>/anat/sub-<id>_Chimap.nii.gz
-    derivatives/<source>/sub-<id>/anat/sub-<id>_label-<name>_mask.nii.gz
+    derivatives/<source>/sub-<id>/anat/sub-<id>_label-<name>_mask.nii.gz   (label_files)
     derivatives/truth/sub-<id>/anat/sub-<id>_dseg.nii.gz   (phantom: tissue classes, dseg.tsv)
 
 A dataset with sessions has one more folder and entity, in the inputs, the labels and the
@@ -43,7 +43,6 @@ from sn_platform.data.bids_filter import (
 from sn_platform.data.channels import (
     CHIMAP,
     MEGRE_ECHOES,
-    NIFTI_EXTENSIONS,
     NM,
     channel_filename,
     describe,
@@ -53,6 +52,13 @@ from sn_platform.data.channels import (
     nm_channel,
 )
 from sn_platform.data.disk_cache import content_key, read_record, write_record
+from sn_platform.data.label_files import (
+    choose_label,
+    label_ambiguity_problem,
+    label_candidates,
+    label_near_miss_problem,
+    series_entities,
+)
 from sn_platform.errors import UsageError, one_line
 
 BIDS_LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -169,15 +175,45 @@ def label_path(root: Path, source: str, scan: str, label: str, suffix: str = "ma
     )
 
 
-def find_label(root: Path, source: str, scan: str, label: str) -> Path | None:
-    """The scan's mask of ``label`` under ``derivatives/<source>`` (``label_path``), or
-    its uncompressed ``.nii`` twin (``NIFTI_EXTENSIONS``); None when neither exists."""
+def find_label(
+    root: Path, source: str, scan: str, label: str, image: Path | None = None
+) -> Path | None:
+    """The scan's mask of ``label`` under ``derivatives/<source>`` drawn on ``image``'s
+    series (``sn_platform.data.label_files``: ``sub-01_label-SN_mask.nii.gz``, or
+    ``sub-01_run-2_label-SN_mask.nii`` for a ``run-2`` image); None when none fits.
+
+    Raises
+    ------
+    DataValidationError
+        naming the masks, when several fit alike (``desc-rater1`` and ``desc-rater2``).
+    """
+    participant_id, session = split_scan_id(scan)
+    folder = subject_dir(Path(root) / "derivatives" / source, scan)
+    candidates = label_candidates(folder, participant_id, session, label)
+    path, alike = choose_label(candidates, series_entities(image))
+    if alike:
+        raise DataValidationError(folder, label_ambiguity_problem(label, alike))
+    return path
+
+
+def find_labels(
+    root: Path, source: str, scan: str, names: Iterable[str], image: Path | None = None
+) -> dict[str, Path]:
+    """Label name -> mask (``find_label``) of each of ``names`` the scan has."""
+    found = {name: find_label(root, source, scan, name, image) for name in names}
+    return {name: path for name, path in found.items() if path is not None}
+
+
+def missing_label_error(
+    root: Path, source: str, scan: str, label: str, image: Path | None = None
+) -> DataValidationError:
+    """The error of a scan without a mask of ``label`` (``find_label``), naming the masks
+    of ``label`` it has and why none is read."""
+    participant_id, session = split_scan_id(scan)
     path = label_path(root, source, scan, label)
-    stem = path.name.removesuffix(".nii.gz")
-    for extension in NIFTI_EXTENSIONS:
-        if (candidate := path.with_name(stem + extension)).exists():
-            return candidate
-    return None
+    candidates = label_candidates(path.parent, participant_id, session, label)
+    hint = label_near_miss_problem(candidates, series_entities(image))
+    return DataValidationError(path, f"missing {label} label" + (f"; {hint}" if hint else ""))
 
 
 def dseg_path(root: Path, scan: str, source: str = "truth") -> Path:
@@ -383,15 +419,15 @@ def discover_subjects(
     records = []
     for scan in wanted:
         images = _channel_files(root, scan, channels, bids_filter)
+        grid_image = next(iter(images.values()))
         label_files = {}
         if label_source is not None:
-            for name in (*labels, *optional_labels):
-                label_file = find_label(root, label_source, scan, name)
-                if label_file is not None:
-                    label_files[name] = label_file
-                elif name in labels:
-                    path = label_path(root, label_source, scan, name)
-                    raise DataValidationError(path, f"missing {name} label")
+            label_files = find_labels(
+                root, label_source, scan, (*labels, *optional_labels), grid_image
+            )
+            for name in labels:
+                if name not in label_files:
+                    raise missing_label_error(root, label_source, scan, name, grid_image)
         tissue_map = dseg_path(root, scan) if tissues else None
         if tissue_map is not None and not tissue_map.exists():
             raise DataValidationError(
@@ -423,12 +459,8 @@ def with_labels_from(
     """``record`` with each label of ``names`` it lacks taken from ``derivatives/<source>``
     where that folder has it (a teacher model's masks filling partial labels); the labels
     it has are kept."""
-    found = {
-        name: path
-        for name in names
-        if name not in record.labels
-        and (path := find_label(root, source, record.scan, name)) is not None
-    }
+    lacking = [name for name in names if name not in record.labels]
+    found = find_labels(root, source, record.scan, lacking, record.grid_image)
     return replace(record, labels={**record.labels, **found}) if found else record
 
 

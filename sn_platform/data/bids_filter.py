@@ -54,7 +54,7 @@ def parse_bids_name(filename: str) -> BidsName | None:
     return BidsName(entities, suffix, stem, dot + rest)
 
 
-def _same_value(found: str, wanted: str) -> bool:
+def same_value(found: str, wanted: str) -> bool:
     """Entity values equal, an index as a number (``run-01`` is run 1)."""
     return _normalised(found) == _normalised(wanted)
 
@@ -90,7 +90,7 @@ class ChannelQuery:
             elif found is None:
                 if key not in self.may_lack:
                     return key, None, wanted
-            elif not _same_value(found, wanted):
+            elif not same_value(found, wanted):
                 return key, found, wanted
         return None
 
@@ -254,7 +254,7 @@ def ambiguity_problem(channel: str, alike: Sequence[Path]) -> str:
         first = values[0]
         if first is None or (entity == "part" and first != "mag"):
             continue
-        if sum(v is not None and _same_value(v, first) for v in values) == 1:
+        if sum(v is not None and same_value(v, first) for v in values) == 1:
             example = f"{{{filter_key(channel)}: {{{entity}: {first}}}}}"
             return f"{problem}: choose one with {SETTING}, e.g. {example}"
     return f"{problem}: no entity a filter chooses tells them apart; keep one"

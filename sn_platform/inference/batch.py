@@ -26,7 +26,7 @@ from sn_platform.data.bids import (
     SubjectRecord,
     channel_path,
     discover_subjects,
-    find_label,
+    find_labels,
     find_scans,
     label_path,
     missing_channel_problem,
@@ -150,11 +150,7 @@ def _manual_labels(job: BatchJob, record: SubjectRecord, names: Sequence[str]) -
     labels are kept apart from the input."""
     if job.labels_root is None or job.label_source is None:
         return record
-    found = {
-        name: path
-        for name in names
-        if (path := find_label(job.labels_root, job.label_source, record.scan, name)) is not None
-    }
+    found = find_labels(job.labels_root, job.label_source, record.scan, names, record.grid_image)
     return replace(record, labels=found)
 
 
