@@ -170,16 +170,23 @@ def prepare(cfg: DictConfig) -> SweepPlan:
             f"tune.name: {plan.experiment_dir} exists; resume it with tune.resume=true "
             "or start another with tune.name=NEW"
         )
+    splits = spec.data.splits
+    new_splits = not Path(str(splits.file)).exists()
+    if settings.final == "ensemble" and new_splits and splits.test_fraction <= 0:
+        raise _no_test_split(f"data.splits.test_fraction is {splits.test_fraction}", "")
     # Validates the data (the tissue maps too where the augmentation reads them) and writes
     # the splits once.
     subjects = split_subjects(spec.data, spec.trainer.fold, reads_tissues(spec.augmentation))
     if settings.final == "ensemble" and not subjects.test:
-        raise ConfigError(
-            f"tune.final=ensemble: the fold ensemble is evaluated on the test split, and "
-            f"{spec.data.splits.file} holds none; give data.splits.test_fraction > 0 with a "
-            "new data.splits.file, or tune.final=refit"
-        )
+        raise _no_test_split(f"{splits.file} holds none", " with a new data.splits.file")
     return plan
+
+
+def _no_test_split(why: str, where: str) -> ConfigError:
+    return ConfigError(
+        f"tune.final=ensemble: the fold ensemble is evaluated on the test split, and {why}; "
+        f"give data.splits.test_fraction > 0{where}, or tune.final=refit"
+    )
 
 
 def trial_overrides(plan: SweepPlan, overrides: Sequence[str], endpoint: str) -> list[str]:

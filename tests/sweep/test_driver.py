@@ -167,3 +167,23 @@ def test_optuna_search_runs_every_fold_inside_each_trial_and_registers_a_fold_en
         np.zeros((1, 3, 32, 32, 3), dtype=np.float32)
     )
     assert probabilities.shape == (1, 3, 32, 32, 3)  # SN, RN and CC
+
+
+def test_an_ensemble_without_a_test_split_is_refused_before_the_splits_are_written(
+    two_site_cohort, tmp_path
+):
+    from sn_platform.errors import ConfigError
+    from sn_platform.sweep.driver import prepare
+
+    splits = tmp_path / "splits.json"
+    overrides = sweep_overrides(
+        two_site_cohort, tmp_path, "tune.final=ensemble", f"data.splits.file={splits}"
+    )
+    with pytest.raises(ConfigError) as info:
+        prepare(compose_sweep(overrides))
+    assert str(info.value) == (
+        "tune.final=ensemble: the fold ensemble is evaluated on the test split, and "
+        "data.splits.test_fraction is 0.0; give data.splits.test_fraction > 0, or "
+        "tune.final=refit"
+    )
+    assert not splits.exists()
