@@ -419,7 +419,7 @@ def discover_subjects(
     records = []
     for scan in wanted:
         images = _channel_files(root, scan, channels, bids_filter)
-        grid_image = next(iter(images.values()))
+        grid_image = next(iter(images.values()), None)
         label_files = {}
         if label_source is not None:
             label_files = find_labels(

@@ -2,11 +2,13 @@
 ``sub-<id>[_ses-<label>][_acq-...][_run-...][_space-...]_label-<name>[_desc-...]_mask``.
 
 A label is drawn on an image series: where its name has an entity that names a series
-(``acq``, ``ce``, ``rec``, ``dir``, ``run``: ``SERIES_ENTITIES``), the value is the one of
-the image read (``sub-01_run-2_label-SN_mask`` for the ``run-2`` echoes, not for ``run-1``);
-a label without them fits any series of the scan. A label in a space other than the scan's
-own (``space-MNI152NLin2009cAsym``) is never read. Of the labels that fit, the one naming
-most of the series' entities is read, then the one with fewest other entities (the plain
+(``acq``, ``ce``, ``rec``, ``dir``, ``run``, ``chunk``: ``SERIES_ENTITIES``), the value is
+the one of the image read (``sub-01_run-2_label-SN_mask`` for the ``run-2`` echoes, not for
+``run-1``); a label without them fits any series of the scan. A label on another grid
+(``space``, ``res``, ``den`` other than the image's; without them in the image, ``space``
+may only be ``scanner`` or ``orig``) and a label of one hemisphere (``hemi-L``: the labels
+are of both sides) are never read. Of the labels that fit, the one naming most of the
+series' entities is read, then the one with fewest other entities (the plain
 ``sub-01_label-SN_mask`` before ``..._desc-eroded_mask``); two left alike (``desc-rater1``,
 ``desc-rater2``) are ambiguous.
 """
@@ -20,18 +22,23 @@ from sn_platform.data.bids_filter import BidsName, parse_bids_name, same_value, 
 from sn_platform.data.channels import NIFTI_EXTENSIONS
 
 LABEL_SUFFIX = "mask"
-SERIES_ENTITIES = ("acq", "ce", "rec", "dir", "run")
-# ``space`` values of the scan's own grid (BIDS: ``orig``; some tools write ``individual``).
-NATIVE_SPACES = ("orig", "individual")
+SERIES_ENTITIES = ("acq", "ce", "rec", "dir", "run", "chunk")
+# Entities of a derivative resampled to another grid than its source's.
+GRID_ENTITIES = ("space", "res", "den")
+# ``space`` values of an image's own grid where the image names none (BIDS: ``scanner``;
+# several tools write ``orig``).
+NATIVE_SPACES = ("scanner", "orig")
 _OWN_ENTITIES = ("sub", "ses", "label")
 
 
 def series_entities(image: Path | None) -> dict[str, str]:
-    """The ``SERIES_ENTITIES`` of the image a label is drawn on (``{}`` without one)."""
+    """The ``SERIES_ENTITIES`` and ``GRID_ENTITIES`` of the image a label is drawn on
+    (``{}`` without one)."""
     name = None if image is None else parse_bids_name(image.name)
     if name is None:
         return {}
-    return {k: v for k, v in name.entities.items() if k in SERIES_ENTITIES}
+    kept = (*SERIES_ENTITIES, *GRID_ENTITIES)
+    return {k: v for k, v in name.entities.items() if k in kept}
 
 
 def label_candidates(
@@ -47,16 +54,18 @@ def label_candidates(
 
 
 def label_conflict(name: BidsName, series: dict[str, str]) -> str:
-    """Why the mask ``name`` is not a label of the image series ``series``: '' where it is."""
-    space = name.entities.get("space")
-    if space is not None and space not in NATIVE_SPACES:
-        return f"is in space {space}, not on the scan's grid"
+    """Why the mask ``name`` is not a label of the image series ``series``
+    (``series_entities``): '' where it is."""
+    if (hemi := name.entities.get("hemi")) is not None:
+        return f"is of one hemisphere (hemi-{hemi}), where a label of both sides is read"
+    for key in GRID_ENTITIES:
+        found, wanted = name.entities.get(key), series.get(key)
+        native = key == "space" and wanted is None and found in NATIVE_SPACES
+        if found is not None and found != wanted and not native:
+            return f"is on another grid ({key}-{found}) than the image read"
     for key in SERIES_ENTITIES:
-        found = name.entities.get(key)
-        if found is None:
-            continue
-        wanted = series.get(key)
-        if wanted is None or not same_value(found, wanted):
+        found, wanted = name.entities.get(key), series.get(key)
+        if found is not None and (wanted is None or not same_value(found, wanted)):
             read = f"{key}-{wanted}" if wanted is not None else f"no {key}"
             return f"is drawn on {key}-{found} where {read} is read"
     return ""
@@ -89,7 +98,7 @@ def label_ambiguity_problem(label: str, alike: Sequence[Path]) -> str:
     return (
         f"{len(alike)} files are the {label} label ({', '.join(p.name for p in alike)}): "
         "keep one, or move the others to a derivatives folder of their own "
-        "(data.label_source)"
+        "(data.label_source; sn-infer: label_source)"
     )
 
 

@@ -3,6 +3,8 @@ series read, other spaces never, ambiguity and near misses named."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,8 @@ from sn_platform.data.bids import (
     load_volume,
     with_labels_from,
 )
-from sn_platform.data.bids_filter import BidsFilter
+from sn_platform.data.bids_filter import BidsFilter, parse_bids_name
+from sn_platform.data.label_files import label_conflict, series_entities
 from tests.data.test_bids import _save, _tiny_dataset
 from tests.data.test_bids_filter import _rename
 
@@ -73,7 +76,7 @@ def test_a_label_in_another_space_or_of_another_run_is_a_missing_label_naming_wh
     assert str(info.value) == (
         f"{plain}: missing SN label; sub-01_acq-gre_run-2_label-SN_mask.nii.gz is drawn on "
         "run-2 where run-1 is read; sub-01_space-MNI152NLin2009cAsym_label-SN_mask.nii.gz "
-        "is in space MNI152NLin2009cAsym, not on the scan's grid"
+        "is on another grid (space-MNI152NLin2009cAsym) than the image read"
     )
     # The scan's own space is its grid.
     _save(plain.with_name("sub-01_space-orig_label-SN_mask.nii.gz"), _drawn(mni, 0))
@@ -95,7 +98,7 @@ def test_masks_alike_are_named_and_the_plain_one_wins_over_a_described_one(tmp_p
     assert str(info.value) == (
         f"{plain.parent}: 2 files are the SN label (sub-01_label-SN_desc-eroded_mask.nii.gz, "
         "sub-01_label-SN_desc-rater1_mask.nii.gz): keep one, or move the others to a "
-        "derivatives folder of their own (data.label_source)"
+        "derivatives folder of their own (data.label_source; sn-infer: label_source)"
     )
 
 
@@ -118,3 +121,43 @@ def test_a_teachers_masks_fill_labels_of_the_series_read(tmp_path):
         "SN": record.labels["SN"],  # its own label kept
         "RN": teacher.with_name("sub-01_acq-gre_run-2_label-RN_mask.nii.gz"),
     }
+
+
+@pytest.mark.parametrize(
+    ("image", "mask", "conflict"),
+    [
+        ("sub-01_echo-1_MEGRE.nii.gz", "sub-01_label-SN_mask.nii.gz", ""),
+        ("sub-01_echo-1_MEGRE.nii.gz", "sub-01_space-scanner_label-SN_mask.nii", ""),
+        ("sub-01_run-01_echo-1_MEGRE.nii", "sub-01_run-1_label-SN_desc-x_mask.nii.gz", ""),
+        ("sub-01_space-MNI_echo-1_MEGRE.nii.gz", "sub-01_space-MNI_label-SN_mask.nii.gz", ""),
+        (
+            "sub-01_echo-1_MEGRE.nii.gz",
+            "sub-01_label-SN_hemi-L_mask.nii.gz",
+            "is of one hemisphere (hemi-L), where a label of both sides is read",
+        ),
+        (
+            "sub-01_space-MNI_echo-1_MEGRE.nii.gz",
+            "sub-01_space-orig_label-SN_mask.nii.gz",
+            "is on another grid (space-orig) than the image read",
+        ),
+        (
+            "sub-01_echo-1_MEGRE.nii.gz",
+            "sub-01_res-2_label-SN_mask.nii.gz",
+            "is on another grid (res-2) than the image read",
+        ),
+        (
+            "sub-01_chunk-1_echo-1_MEGRE.nii.gz",
+            "sub-01_chunk-2_label-SN_mask.nii.gz",
+            "is drawn on chunk-2 where chunk-1 is read",
+        ),
+        (
+            "sub-01_echo-1_MEGRE.nii.gz",
+            "sub-01_acq-nm_label-SN_mask.nii.gz",
+            "is drawn on acq-nm where no acq is read",
+        ),
+    ],
+)
+def test_a_mask_fits_the_image_series_and_grid_or_says_why_not(image, mask, conflict):
+    name = parse_bids_name(mask)
+    assert name is not None
+    assert label_conflict(name, series_entities(Path(image))) == conflict
