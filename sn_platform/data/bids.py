@@ -204,16 +204,25 @@ def find_labels(
     return {name: path for name, path in found.items() if path is not None}
 
 
+def label_near_miss(
+    root: Path, source: str, scan: str, label: str, image: Path | None = None
+) -> str:
+    """The masks of ``label`` the scan has that are not read for ``image``, each with why
+    (``label_files.label_conflict``); '' where it has none."""
+    participant_id, session = split_scan_id(scan)
+    folder = subject_dir(Path(root) / "derivatives" / source, scan)
+    candidates = label_candidates(folder, participant_id, session, label)
+    return label_near_miss_problem(candidates, series_entities(image))
+
+
 def missing_label_error(
     root: Path, source: str, scan: str, label: str, image: Path | None = None
 ) -> DataValidationError:
     """The error of a scan without a mask of ``label`` (``find_label``), naming the masks
-    of ``label`` it has and why none is read."""
-    participant_id, session = split_scan_id(scan)
-    path = label_path(root, source, scan, label)
-    candidates = label_candidates(path.parent, participant_id, session, label)
-    hint = label_near_miss_problem(candidates, series_entities(image))
-    return DataValidationError(path, f"missing {label} label" + (f"; {hint}" if hint else ""))
+    of ``label`` it has and why none is read (``label_near_miss``)."""
+    hint = label_near_miss(root, source, scan, label, image)
+    problem = f"missing {label} label" + (f"; {hint}" if hint else "")
+    return DataValidationError(label_path(root, source, scan, label), problem)
 
 
 def dseg_path(root: Path, scan: str, source: str = "truth") -> Path:

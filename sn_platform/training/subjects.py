@@ -11,6 +11,7 @@ from sn_platform.data.bids import (
     DataValidationError,
     SubjectRecord,
     discover_subjects,
+    label_near_miss,
     label_path,
     validate_subject,
     with_labels_from,
@@ -57,8 +58,15 @@ def split_subjects(data: DataSettings, fold: int | None, tissues: bool = False) 
     for record in records:
         validate_subject(record)
         if not record.labels:
+            near = [
+                label_near_miss(root, data.label_source, record.scan, name, record.grid_image)
+                for name in data.labels
+            ]
             path = label_path(root, data.label_source, record.scan, data.labels[0])
-            raise DataValidationError(path.parent, f"none of the labels {list(data.labels)}")
+            raise DataValidationError(
+                path.parent,
+                f"none of the labels {list(data.labels)}" + "".join(f"; {n}" for n in near if n),
+            )
     splits = load_or_create_splits(
         data.splits.file,
         {r.participant_id: r.group or "n/a" for r in records},

@@ -69,6 +69,16 @@ def test_a_subject_with_no_label_at_all_is_refused(phantom_cohort, tmp_path):
     root = _partial_copy(phantom_cohort[0], tmp_path / "none", {"003": ()})
     with pytest.raises(DataValidationError, match=re.escape("sub-003/anat: none of the labels")):
         split_subjects(_settings(root, partial=True), fold=None)
+    # A mask drawn on another run is named, with why it is not read.
+    drawn = label_path(phantom_cohort[0], "manual", "003", "RN")
+    shutil.copy(drawn, label_path(root, "manual", "003", "RN").with_name(
+        "sub-003_run-2_label-RN_mask.nii.gz"))  # fmt: skip
+    with pytest.raises(DataValidationError) as info:
+        split_subjects(_settings(root, partial=True), fold=None)
+    assert str(info.value).endswith(
+        "sub-003/anat: none of the labels ['SN', 'RN', 'CC']; sub-003_run-2_label-RN_mask.nii.gz "
+        "is drawn on run-2 where no run is read"
+    )
 
 
 def test_a_teachers_masks_fill_the_labels_training_subjects_lack_and_no_others(
