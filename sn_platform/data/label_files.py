@@ -45,17 +45,27 @@ def label_candidates(
     folder: Path, participant_id: str, session: str | None, label: str
 ) -> list[tuple[Path, BidsName]]:
     """The masks of ``label`` in ``folder`` named for the scan, whatever their other
-    entities, sorted by name."""
+    entities and the case of the label (``label-sn`` is the SN's), and the masks without a
+    ``label`` entity that name it by ``desc`` (never read: ``label_conflict``), sorted by
+    name."""
+
+    def names_label(name: BidsName) -> bool:
+        given = name.entities.get("label", name.entities.get("desc", ""))
+        return given.lower() == label.lower()
+
     return [
         (path, name)
         for path, name in scan_files(folder, participant_id, session)
-        if name.suffix == LABEL_SUFFIX and name.entities.get("label") == label
+        if name.suffix == LABEL_SUFFIX and names_label(name)
     ]
 
 
 def label_conflict(name: BidsName, series: dict[str, str]) -> str:
     """Why the mask ``name`` is not a label of the image series ``series``
     (``series_entities``): '' where it is."""
+    if "label" not in name.entities:
+        desc = name.entities.get("desc")
+        return f"names its structure by desc-{desc}, where label-{desc} is read"
     if (hemi := name.entities.get("hemi")) is not None:
         return f"is of one hemisphere (hemi-{hemi}), where a label of both sides is read"
     for key in GRID_ENTITIES:

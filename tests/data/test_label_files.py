@@ -155,9 +155,29 @@ def test_a_teachers_masks_fill_labels_of_the_series_read(tmp_path):
             "sub-01_acq-nm_label-SN_mask.nii.gz",
             "is drawn on acq-nm where no acq is read",
         ),
+        (
+            "sub-01_echo-1_MEGRE.nii.gz",
+            "sub-01_desc-SN_mask.nii.gz",
+            "names its structure by desc-SN, where label-SN is read",
+        ),
     ],
 )
 def test_a_mask_fits_the_image_series_and_grid_or_says_why_not(image, mask, conflict):
     name = parse_bids_name(mask)
     assert name is not None
     assert label_conflict(name, series_entities(Path(image))) == conflict
+
+
+def test_a_label_is_found_whatever_its_case_and_a_desc_named_mask_is_named(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    plain = label_path(root, "manual", "01", "SN")
+    lower = _rename(plain, "sub-01_label-sn_mask.nii.gz")
+    (record, _) = discover_subjects(root)
+    assert record.labels["SN"] == lower
+    _rename(lower, "sub-01_desc-SN_mask.nii.gz")
+    with pytest.raises(DataValidationError) as info:
+        discover_subjects(root)
+    assert str(info.value) == (
+        f"{plain}: missing SN label; sub-01_desc-SN_mask.nii.gz names its structure by "
+        "desc-SN, where label-SN is read"
+    )
