@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from sn_platform.data.bids_filter import (
     NO_FILTER,
     BidsFilter,
+    BidsName,
     ambiguity_problem,
     choose_file,
     fitting_files,
@@ -187,13 +188,21 @@ def find_label(
     DataValidationError
         naming the masks, when several fit alike (``desc-rater1`` and ``desc-rater2``).
     """
-    participant_id, session = split_scan_id(scan)
-    folder = subject_dir(Path(root) / "derivatives" / source, scan)
-    candidates = label_candidates(folder, participant_id, session, label)
+    folder, candidates = _label_candidates(root, source, scan, label)
     path, alike = choose_label(candidates, series_entities(image))
     if alike:
         raise DataValidationError(folder, label_ambiguity_problem(label, alike))
     return path
+
+
+def _label_candidates(
+    root: Path, source: str, scan: str, label: str
+) -> tuple[Path, list[tuple[Path, BidsName]]]:
+    """The scan's folder under ``derivatives/<source>`` and its masks of ``label``
+    (``label_files.label_candidates``)."""
+    participant_id, session = split_scan_id(scan)
+    folder = subject_dir(Path(root) / "derivatives" / source, scan)
+    return folder, label_candidates(folder, participant_id, session, label)
 
 
 def find_labels(
@@ -209,9 +218,7 @@ def label_near_miss(
 ) -> str:
     """The masks of ``label`` the scan has that are not read for ``image``, each with why
     (``label_files.label_conflict``); '' where it has none."""
-    participant_id, session = split_scan_id(scan)
-    folder = subject_dir(Path(root) / "derivatives" / source, scan)
-    candidates = label_candidates(folder, participant_id, session, label)
+    _, candidates = _label_candidates(root, source, scan, label)
     return label_near_miss_problem(candidates, series_entities(image))
 
 
